@@ -1,0 +1,87 @@
+package commands
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// MaxCriterionLength bounds the source of a selection criterion.
+const MaxCriterionLength = 4096
+
+// criterionMaxNodes bounds the size of a compiled criterion, and with it the
+// cost of evaluating one.
+const criterionMaxNodes = 512
+
+// CriterionEnv is what a selection criterion sees: the client's attributes
+// under the original record's names, and its extra attributes under attrs.
+type CriterionEnv struct {
+	Sensors                  []string       `expr:"sensors"`
+	DataQnt                  int64          `expr:"data_qnt"`
+	AvgAccContrib            *float64       `expr:"avg_acc_contrib"`
+	AvgDisconnectionPerRound *float64       `expr:"avg_disconnection_per_round"`
+	UserID                   string         `expr:"user_id"`
+	Attrs                    map[string]any `expr:"attrs"`
+}
+
+// Criterion is a compiled selection criterion. The zero value (an empty
+// source) matches every client, as in the original.
+type Criterion struct {
+	Source  string
+	program *vm.Program
+}
+
+// CompileCriterion compiles src as a boolean expr program over
+// CriterionEnv. Any error is an *Error naming selection_criteria.
+func CompileCriterion(src string) (*Criterion, error) {
+	if strings.TrimSpace(src) == "" {
+		return &Criterion{Source: src}, nil
+	}
+	if len(src) > MaxCriterionLength {
+		return nil, Invalid("selection_criteria", "selection criterion is longer than %d bytes", MaxCriterionLength)
+	}
+	p, err := expr.Compile(src, expr.Env(CriterionEnv{}), expr.AsBool(), expr.MaxNodes(criterionMaxNodes))
+	if err != nil {
+		return nil, &Error{
+			Kind:    KindInvalid,
+			Field:   "selection_criteria",
+			Message: "invalid selection criterion: " + oneLine(err.Error()),
+		}
+	}
+	return &Criterion{Source: src, program: p}, nil
+}
+
+// Match evaluates the criterion for one client.
+func (c *Criterion) Match(clientID string, a events.ClientAttributes) (bool, error) {
+	if c.program == nil {
+		return true, nil
+	}
+	env := CriterionEnv{
+		Sensors:                  a.Sensors,
+		DataQnt:                  a.DataQnt,
+		AvgAccContrib:            a.AvgAccContrib,
+		AvgDisconnectionPerRound: a.AvgDisconnectionPerRound,
+		UserID:                   clientID,
+		Attrs:                    a.Extra,
+	}
+	if env.Attrs == nil {
+		env.Attrs = map[string]any{}
+	}
+	out, err := expr.Run(c.program, env)
+	if err != nil {
+		return false, fmt.Errorf("evaluate %q: %s", c.Source, oneLine(err.Error()))
+	}
+	ok, _ := out.(bool)
+	return ok, nil
+}
+
+// oneLine keeps the first line of expr's multi-line error messages (the
+// rest is a caret drawing of the source).
+func oneLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

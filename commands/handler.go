@@ -1,0 +1,261 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// Command is anything the Handler can decide: it names the aggregate it
+// acts on and decides against that aggregate's state.
+type Command interface {
+	Aggregate() events.Aggregate
+}
+
+type taskCommand interface {
+	Command
+	decide(TaskState) ([]events.Payload, error)
+}
+
+type clientCommand interface {
+	Command
+	decide(ClientState) ([]events.Payload, error)
+}
+
+// secret is a clear-text field of a command and where its hash goes.
+type secret struct {
+	clear *string
+	hash  *string
+}
+
+type withSecrets interface {
+	secrets() []secret
+}
+
+// Store is the event log as the Handler needs it.
+type Store interface {
+	// Load returns the aggregate's events stored after sequence after.
+	Load(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error)
+	// Append stores events if the aggregate's last sequence is expected
+	// and returns the sequence of the last one; a mismatch is an error
+	// wrapping events.ErrConcurrency.
+	Append(ctx context.Context, expected uint64, envs ...events.Envelope) (uint64, error)
+}
+
+// Config configures a Handler. Zero values pick the defaults.
+type Config struct {
+	// Source names the component recorded in every event (default
+	// "commands").
+	Source string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// HashPassword turns a clear password into a salted slow hash
+	// (default bcrypt).
+	HashPassword func(string) (string, error)
+	// MaxAttempts bounds retries after a concurrent append (default 8).
+	MaxAttempts int
+	// MaxCached bounds how many aggregate states are kept in memory
+	// (default 100,000).
+	MaxCached int
+}
+
+// Result is the outcome of a command.
+type Result struct {
+	// Seq is the stream sequence of the last event appended, or the
+	// aggregate's current sequence when nothing was appended.
+	Seq uint64 `json:"seq"`
+	// Events are the events appended, in order (empty: nothing changed).
+	Events []events.Envelope `json:"-"`
+}
+
+// Handler executes commands: load, decide, append, retry on conflict. It is
+// safe for concurrent use; commands on one aggregate are serialised within
+// a process and across processes by the expected sequence.
+type Handler struct {
+	store Store
+	cfg   Config
+	seed  maphash.Seed
+	locks [256]sync.Mutex
+
+	mu    sync.Mutex
+	cache map[events.Aggregate]*cached
+}
+
+type cached struct {
+	seq    uint64
+	task   TaskState
+	client ClientState
+}
+
+func (c *cached) apply(e events.Envelope) {
+	switch e.Aggregate.Kind {
+	case events.KindTask:
+		c.task.Apply(e)
+	case events.KindClient:
+		c.client.Apply(e)
+	}
+	c.seq = e.Seq
+}
+
+// NewHandler returns a Handler appending to store.
+func NewHandler(store Store, cfg Config) *Handler {
+	if cfg.Source == "" {
+		cfg.Source = "commands"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HashPassword == nil {
+		cfg.HashPassword = HashPassword
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.MaxCached <= 0 {
+		cfg.MaxCached = 100_000
+	}
+	return &Handler{store: store, cfg: cfg, seed: maphash.MakeSeed(), cache: map[events.Aggregate]*cached{}}
+}
+
+// Execute decides cmd against the current state of its aggregate and
+// appends the resulting events. Errors are *Error.
+func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
+	agg := cmd.Aggregate()
+	field := "task_id"
+	if agg.Kind == events.KindClient {
+		field = "user_id"
+	}
+	if err := validateID(field, agg.ID); err != nil {
+		return Result{}, err
+	}
+	if s, ok := cmd.(withSecrets); ok {
+		for _, sec := range s.secrets() {
+			if *sec.clear == "" {
+				continue
+			}
+			if len(*sec.clear) > maxPassword {
+				return Result{}, Invalid("password", "password is longer than %d bytes", maxPassword)
+			}
+			hash, err := h.cfg.HashPassword(*sec.clear)
+			if err != nil {
+				return Result{}, Internal(err, "hash password")
+			}
+			*sec.hash = hash
+		}
+	}
+	lock := &h.locks[maphash.String(h.seed, agg.String())%uint64(len(h.locks))]
+	lock.Lock()
+	defer lock.Unlock()
+
+	stale := false
+	for range h.cfg.MaxAttempts {
+		st, err := h.state(ctx, agg, stale)
+		if err != nil {
+			return Result{}, Unavailable(err, "event log unavailable")
+		}
+		payloads, err := decide(st, cmd)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(payloads) == 0 {
+			return Result{Seq: st.seq}, nil
+		}
+		now := h.cfg.Now()
+		envs := make([]events.Envelope, len(payloads))
+		for i, p := range payloads {
+			envs[i], err = events.New(nuid.Next(), h.cfg.Source, agg, now, p)
+			if err != nil {
+				return Result{}, Internal(err, "build event")
+			}
+		}
+		last, err := h.store.Append(ctx, st.seq, envs...)
+		if errors.Is(err, events.ErrConcurrency) {
+			stale = true
+			continue
+		}
+		if err != nil {
+			h.forget(agg)
+			return Result{}, Unavailable(err, "event log unavailable")
+		}
+		first := last - uint64(len(envs)) + 1
+		for i := range envs {
+			envs[i].Seq = first + uint64(i)
+		}
+		h.remember(agg, st, envs)
+		return Result{Seq: last, Events: envs}, nil
+	}
+	return Result{}, Conflict("%s is changing too fast; try again", agg)
+}
+
+func decide(st *cached, cmd Command) ([]events.Payload, error) {
+	switch c := cmd.(type) {
+	case taskCommand:
+		return c.decide(st.task)
+	case clientCommand:
+		return c.decide(st.client)
+	}
+	return nil, Internal(fmt.Errorf("%T", cmd), "unknown command")
+}
+
+// state returns a copy of the aggregate's state: the cached one, or one
+// loaded from the log when it is not cached or is known to be stale.
+func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (*cached, error) {
+	h.mu.Lock()
+	c, ok := h.cache[agg]
+	h.mu.Unlock()
+	if ok && !stale {
+		cp := *c
+		return &cp, nil
+	}
+	if ok {
+		cp := *c
+		c = &cp
+	} else {
+		c = &cached{}
+	}
+	evs, err := h.store.Load(ctx, agg, c.seq)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		c.apply(e)
+	}
+	h.mu.Lock()
+	h.put(agg, c)
+	h.mu.Unlock()
+	cp := *c
+	return &cp, nil
+}
+
+func (h *Handler) remember(agg events.Aggregate, st *cached, envs []events.Envelope) {
+	next := *st
+	for _, e := range envs {
+		next.apply(e)
+	}
+	h.mu.Lock()
+	h.put(agg, &next)
+	h.mu.Unlock()
+}
+
+// put stores a state; when the cache is full it is emptied first, which
+// costs reloads but keeps memory bounded. Callers hold h.mu.
+func (h *Handler) put(agg events.Aggregate, c *cached) {
+	if len(h.cache) >= h.cfg.MaxCached {
+		clear(h.cache)
+	}
+	h.cache[agg] = c
+}
+
+// forget drops a cached state so the next command reloads it.
+func (h *Handler) forget(agg events.Aggregate) {
+	h.mu.Lock()
+	delete(h.cache, agg)
+	h.mu.Unlock()
+}

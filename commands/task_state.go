@@ -1,0 +1,110 @@
+package commands
+
+import (
+	"slices"
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// TaskStatus is where a task is in its life cycle.
+type TaskStatus string
+
+// Task statuses. A task is active (the original's running=true) while start
+// is requested or its server runs.
+const (
+	StatusIdle           TaskStatus = "idle"
+	StatusStartRequested TaskStatus = "start_requested"
+	StatusRunning        TaskStatus = "running"
+	StatusStopRequested  TaskStatus = "stop_requested"
+	StatusStopped        TaskStatus = "stopped"
+	StatusFinished       TaskStatus = "finished"
+	StatusErrored        TaskStatus = "errored"
+	StatusInterrupted    TaskStatus = "interrupted"
+)
+
+// Active reports whether the task is started: clients are offered it.
+func (s TaskStatus) Active() bool { return s == StatusStartRequested || s == StatusRunning }
+
+// Busy reports whether the task has a run that has not ended yet.
+func (s TaskStatus) Busy() bool { return s.Active() || s == StatusStopRequested }
+
+// TaskState is what the task commands decide on, folded from the task's
+// events.
+type TaskState struct {
+	Exists    bool             `json:"-"`
+	Spec      events.TaskSpec  `json:"spec"`
+	SpecSeq   uint64           `json:"spec_seq"`
+	Status    TaskStatus       `json:"status"`
+	Run       string           `json:"run,omitempty"`
+	Runs      int              `json:"runs"`
+	Files     []events.FileRef `json:"files"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+// Apply folds one event of the task into the state.
+func (s *TaskState) Apply(e events.Envelope) {
+	switch p := e.Event.(type) {
+	case *events.TaskCreated:
+		runs := s.Runs
+		*s = TaskState{Exists: true, Spec: p.TaskSpec, SpecSeq: e.Seq, Status: StatusIdle, Runs: runs, CreatedAt: e.Time, UpdatedAt: e.Time}
+	case *events.TaskUpdated:
+		s.Spec, s.SpecSeq, s.UpdatedAt = p.TaskSpec, e.Seq, e.Time
+	case *events.TaskDeleted:
+		runs := s.Runs
+		*s = TaskState{Runs: runs}
+	case *events.TaskFilesUploaded:
+		s.Files = mergeFiles(s.Files, p.Files)
+		s.UpdatedAt = e.Time
+	case *events.TaskStartRequested:
+		s.Status, s.Run = StatusStartRequested, p.Run
+		s.Runs++
+	case *events.TaskServerStarted:
+		if p.Run == s.Run && s.Status == StatusStartRequested {
+			s.Status = StatusRunning
+		}
+	case *events.TaskStopRequested:
+		if p.Run == s.Run {
+			s.Status = StatusStopRequested
+		}
+	case *events.TaskStopped:
+		s.endRun(p.Run, StatusStopped)
+	case *events.TaskFinished:
+		s.endRun(p.Run, StatusFinished)
+	case *events.TaskErrored:
+		s.endRun(p.Run, StatusErrored)
+	case *events.TaskInterrupted:
+		s.endRun(p.Run, StatusInterrupted)
+	}
+}
+
+func (s *TaskState) endRun(run string, to TaskStatus) {
+	if run == s.Run && s.Status.Busy() {
+		s.Status = to
+	}
+}
+
+// mergeFiles replaces files of the same name and keeps the list sorted by
+// name.
+func mergeFiles(have, add []events.FileRef) []events.FileRef {
+	out := slices.Clone(have)
+	for _, f := range add {
+		i := slices.IndexFunc(out, func(g events.FileRef) bool { return g.Name == f.Name })
+		if i >= 0 {
+			out[i] = f
+		} else {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b events.FileRef) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,169 @@
+package events
+
+import "time"
+
+// Wire names of the client aggregate's events.
+const (
+	ClientRegisteredV1      = "client.registered.v1"
+	ClientInfoReportedV1    = "client.info_reported.v1"
+	ClientOffersChangedV1   = "client.offers_changed.v1"
+	ClientTaskDownloadedV1  = "client.task_downloaded.v1"
+	ClientTaskStartedV1     = "client.task_started.v1"
+	ClientTaskFinishedV1    = "client.task_finished.v1"
+	ClientTaskErroredV1     = "client.task_errored.v1"
+	ClientTaskStoppedV1     = "client.task_stopped.v1"
+	ClientTaskInterruptedV1 = "client.task_interrupted.v1"
+	ClientTaskQuarantinedV1 = "client.task_quarantined.v1"
+	ClientDisconnectedV1    = "client.disconnected.v1"
+	ClientReconnectedV1     = "client.reconnected.v1"
+)
+
+func init() {
+	register(
+		func() Payload { return &ClientRegistered{} },
+		func() Payload { return &ClientInfoReported{} },
+		func() Payload { return &ClientOffersChanged{} },
+		func() Payload { return &ClientTaskDownloaded{} },
+		func() Payload { return &ClientTaskStarted{} },
+		func() Payload { return &ClientTaskFinished{} },
+		func() Payload { return &ClientTaskErrored{} },
+		func() Payload { return &ClientTaskStopped{} },
+		func() Payload { return &ClientTaskInterrupted{} },
+		func() Payload { return &ClientTaskQuarantined{} },
+		func() Payload { return &ClientDisconnected{} },
+		func() Payload { return &ClientReconnected{} },
+	)
+}
+
+// ClientAttributes are what a client reports about itself: the fields of the
+// original user record plus free-form extra attributes. Selection criteria
+// are evaluated against them.
+type ClientAttributes struct {
+	Sensors                  []string       `json:"sensors"`
+	DataQnt                  int64          `json:"data_qnt"`
+	AvgAccContrib            *float64       `json:"avg_acc_contrib"`
+	AvgDisconnectionPerRound *float64       `json:"avg_disconnection_per_round"`
+	Extra                    map[string]any `json:"extra,omitempty"`
+}
+
+// ClientRegistered records a new client and its first attributes.
+type ClientRegistered struct {
+	Attributes ClientAttributes `json:"attributes"`
+}
+
+// ClientInfoReported carries a client's new attributes, whole.
+type ClientInfoReported struct {
+	Attributes ClientAttributes `json:"attributes"`
+	Changed    []string         `json:"changed"`
+}
+
+// Offer is a running task offered to a client, with what the client needs
+// to fetch and run it. It never carries a password.
+type Offer struct {
+	TaskID          string    `json:"task_id"`
+	Run             string    `json:"run"`
+	SpecSeq         uint64    `json:"spec_seq"`
+	Host            string    `json:"host"`
+	Port            int       `json:"port"`
+	Tags            []string  `json:"tags"`
+	ClientArguments *string   `json:"client_arguments"`
+	ClientCommand   []string  `json:"client_command,omitempty"`
+	Files           []FileRef `json:"files"`
+}
+
+// Decision explains why a task was or was not offered to a client.
+type Decision struct {
+	TaskID        string `json:"task_id"`
+	Criterion     string `json:"criterion"`
+	AttributesSeq uint64 `json:"attributes_seq"`
+	Matched       bool   `json:"matched"`
+	Error         string `json:"error,omitempty"`
+}
+
+// ClientOffersChanged carries the ordered list of running tasks a client
+// matches (priority = task creation order) and the decisions behind it.
+type ClientOffersChanged struct {
+	Offers    []Offer    `json:"offers"`
+	Decisions []Decision `json:"decisions"`
+	Cause     string     `json:"cause"`
+}
+
+// ClientTaskDownloaded records that a client fetched and verified a task's
+// files.
+type ClientTaskDownloaded struct {
+	TaskID   string        `json:"task_id"`
+	Run      string        `json:"run"`
+	Files    []FileRef     `json:"files"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// ClientTaskStarted records the client process of a task run.
+type ClientTaskStarted struct {
+	TaskID  string   `json:"task_id"`
+	Run     string   `json:"run"`
+	PID     int      `json:"pid"`
+	Command []string `json:"command"`
+}
+
+// ClientTaskFinished records that a client process reported "Finished".
+type ClientTaskFinished struct {
+	TaskID string `json:"task_id"`
+	Run    string `json:"run"`
+}
+
+// ClientTaskErrored records that a client could not run a task or that its
+// process failed.
+type ClientTaskErrored struct {
+	TaskID    string      `json:"task_id"`
+	Run       string      `json:"run"`
+	Exception string      `json:"exception"`
+	Exit      *ExitStatus `json:"exit,omitempty"`
+}
+
+// ClientTaskStopped records that a client stopped a task's process because
+// the cloud stopped the task or stopped offering it.
+type ClientTaskStopped struct {
+	TaskID string `json:"task_id"`
+	Run    string `json:"run"`
+	Reason string `json:"reason"`
+}
+
+// ClientTaskInterrupted records that a task's client process ended because
+// the agent went away.
+type ClientTaskInterrupted struct {
+	TaskID string `json:"task_id"`
+	Run    string `json:"run"`
+	Reason string `json:"reason"`
+}
+
+// ClientTaskQuarantined records that a client will not run a task run again:
+// it failed there. The quarantine is lifted by a new run or a new spec.
+type ClientTaskQuarantined struct {
+	TaskID  string `json:"task_id"`
+	Run     string `json:"run"`
+	SpecSeq uint64 `json:"spec_seq"`
+	Reason  string `json:"reason"`
+}
+
+// ClientDisconnected records that the cloud stopped hearing from a client.
+type ClientDisconnected struct {
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// ClientReconnected records that a silent client was heard from again.
+type ClientReconnected struct {
+	Gap time.Duration `json:"gap_ns"`
+}
+
+func (*ClientRegistered) EventType() string      { return ClientRegisteredV1 }
+func (*ClientInfoReported) EventType() string    { return ClientInfoReportedV1 }
+func (*ClientOffersChanged) EventType() string   { return ClientOffersChangedV1 }
+func (*ClientTaskDownloaded) EventType() string  { return ClientTaskDownloadedV1 }
+func (*ClientTaskStarted) EventType() string     { return ClientTaskStartedV1 }
+func (*ClientTaskFinished) EventType() string    { return ClientTaskFinishedV1 }
+func (*ClientTaskErrored) EventType() string     { return ClientTaskErroredV1 }
+func (*ClientTaskStopped) EventType() string     { return ClientTaskStoppedV1 }
+func (*ClientTaskInterrupted) EventType() string { return ClientTaskInterruptedV1 }
+func (*ClientTaskQuarantined) EventType() string { return ClientTaskQuarantinedV1 }
+func (*ClientDisconnected) EventType() string    { return ClientDisconnectedV1 }
+func (*ClientReconnected) EventType() string     { return ClientReconnectedV1 }

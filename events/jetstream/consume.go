@@ -1,0 +1,213 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// FollowOptions selects what Follow delivers.
+type FollowOptions struct {
+	// From is the first stream sequence to deliver (0 or 1: the start).
+	From uint64
+	// Filters restricts delivery to matching subjects (empty: every event).
+	Filters []string
+	// Batch is how many messages the client buffers ahead (default 1024).
+	Batch int
+}
+
+// Follow delivers events in stream order, one at a time, from opts.From
+// until ctx is done or fn returns an error, which Follow then returns.
+// It uses an ordered consumer: nothing is stored on the server and a lost
+// connection resumes where it left off.
+func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(events.Envelope) error) error {
+	return l.follow(ctx, opts, 0, fn)
+}
+
+// errCaughtUp stops a follow that has reached its target.
+var errCaughtUp = errors.New("caught up")
+
+// Replay delivers every matching event from opts.From up to the stream's
+// last matching sequence at the time of the call, then returns that
+// sequence. It returns at once when there is nothing to deliver.
+func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Envelope) error) (uint64, error) {
+	var target uint64
+	var err error
+	if len(opts.Filters) == 1 {
+		target, err = l.LastSeqOf(ctx, opts.Filters[0])
+	} else {
+		target, err = l.LastSeq(ctx)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if target == 0 || target < opts.From {
+		return target, nil
+	}
+	err = l.follow(ctx, opts, target, fn)
+	if errors.Is(err, errCaughtUp) {
+		return target, nil
+	}
+	return 0, err
+}
+
+// follow runs an ordered consumer; when until > 0 it stops with errCaughtUp
+// once an event at or beyond that sequence was handled.
+func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn func(events.Envelope) error) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: opts.Filters, InactiveThreshold: time.Minute}
+	if opts.From > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = opts.From
+	}
+	cctx, cancel := l.bound(ctx)
+	cons, err := l.js.OrderedConsumer(cctx, l.cfg.Stream, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("follow %v: %w", opts.Filters, err)
+	}
+	batch := opts.Batch
+	if batch <= 0 {
+		batch = 1024
+	}
+	var once sync.Once
+	done := make(chan error, 1)
+	finish := func(err error) { once.Do(func() { done <- err }) }
+	var failed bool // only touched by the consume goroutine
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if failed {
+			return
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			failed = true
+			finish(fmt.Errorf("follow: message metadata: %w", err))
+			return
+		}
+		env, err := events.Decode(m.Data(), meta.Sequence.Stream)
+		if err != nil {
+			failed = true
+			finish(fmt.Errorf("follow: event at %d: %w", meta.Sequence.Stream, err))
+			return
+		}
+		if err := fn(env); err != nil {
+			failed = true
+			finish(err)
+			return
+		}
+		if until > 0 && env.Seq >= until {
+			failed = true
+			finish(errCaughtUp)
+		}
+	}, jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return fmt.Errorf("follow %v: %w", opts.Filters, err)
+	}
+	defer func() {
+		cc.Stop()
+		<-cc.Closed()
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		return err
+	}
+}
+
+// Load returns the events of one aggregate stored after sequence after, in
+// order.
+func (l *Log) Load(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error) {
+	var out []events.Envelope
+	_, err := l.Replay(ctx, FollowOptions{From: after + 1, Filters: []string{l.AggregateFilter(agg)}, Batch: 256}, func(e events.Envelope) error {
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", agg, err)
+	}
+	return out, nil
+}
+
+// DurableOptions configures a durable consumer shared by every replica of a
+// component: each event is handled by one of them and acknowledged after
+// the handler returns nil.
+type DurableOptions struct {
+	Name    string
+	Filters []string
+	// AckWait is how long a handler may take before the event is handed to
+	// another replica (default 30s).
+	AckWait time.Duration
+	// MaxDeliver bounds redeliveries of an event whose handler keeps
+	// failing (default 10).
+	MaxDeliver int
+	// OnError, when set, is told about handler failures and consumer
+	// errors (the event is redelivered after a back-off).
+	OnError func(error)
+}
+
+// Durable runs a durable consumer until ctx is done. New consumers start at
+// the beginning of the stream; existing ones resume after their last
+// acknowledged event.
+func (l *Log) Durable(ctx context.Context, opts DurableOptions, fn func(context.Context, events.Envelope) error) error {
+	if opts.Name == "" {
+		return errors.New("durable consumer: a name is required")
+	}
+	if opts.AckWait == 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.MaxDeliver == 0 {
+		opts.MaxDeliver = 10
+	}
+	onErr := opts.OnError
+	if onErr == nil {
+		onErr = func(error) {}
+	}
+	cctx, cancel := l.bound(ctx)
+	cons, err := l.js.CreateOrUpdateConsumer(cctx, l.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:        opts.Name,
+		FilterSubjects: opts.Filters,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        opts.AckWait,
+		MaxDeliver:     opts.MaxDeliver,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("durable consumer %s: %w", opts.Name, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			onErr(fmt.Errorf("durable %s: metadata: %w", opts.Name, err))
+			_ = m.Term()
+			return
+		}
+		env, err := events.Decode(m.Data(), meta.Sequence.Stream)
+		if err != nil {
+			onErr(fmt.Errorf("durable %s: event at %d: %w", opts.Name, meta.Sequence.Stream, err))
+			_ = m.Term()
+			return
+		}
+		if err := fn(ctx, env); err != nil {
+			onErr(fmt.Errorf("durable %s: event %d (%s): %w", opts.Name, env.Seq, env.Type, err))
+			_ = m.NakWithDelay(time.Duration(meta.NumDelivered) * 200 * time.Millisecond)
+			return
+		}
+		_ = m.Ack()
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		onErr(fmt.Errorf("durable %s: %w", opts.Name, err))
+	}))
+	if err != nil {
+		return fmt.Errorf("durable consumer %s: %w", opts.Name, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return nil
+}

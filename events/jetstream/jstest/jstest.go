@@ -1,0 +1,56 @@
+// Package jstest starts real embedded JetStream servers for tests: each on
+// a random loopback port with its store in the test's temp dir, shut down
+// when the test ends.
+package jstest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+)
+
+// Server starts an embedded server storing under dir (a fresh temp dir
+// when empty) and stops it at the end of the test.
+func Server(t testing.TB, dir string) *server.Server {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ns, err := fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// Connect connects to ns and closes the connection at the end of the test.
+func Connect(t testing.TB, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Log starts a server and opens the event log on it.
+func Log(t testing.TB) *fjs.Log {
+	t.Helper()
+	return Open(t, Connect(t, Server(t, "")))
+}
+
+// Open opens the event log over nc.
+func Open(t testing.TB, nc *nats.Conn) *fjs.Log {
+	t.Helper()
+	l, err := fjs.Open(context.Background(), nc, fjs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -1,0 +1,296 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// Config describes the event stream.
+type Config struct {
+	// Stream is the JetStream stream name (default FLMNGR_EVENTS).
+	Stream string
+	// Prefix is the first subject tokens of every event (default flmngr.ev).
+	Prefix string
+	// Replicas is the stream's replication factor (default 1; 3 on a
+	// cluster).
+	Replicas int
+	// Duplicates is the window in which a repeated event id is dropped
+	// (default 2m).
+	Duplicates time.Duration
+	// Timeout bounds each request to JetStream that has no deadline of its
+	// own (default 5s).
+	Timeout time.Duration
+}
+
+// Defaults fills in unset fields.
+func (c Config) Defaults() Config {
+	if c.Stream == "" {
+		c.Stream = "FLMNGR_EVENTS"
+	}
+	if c.Prefix == "" {
+		c.Prefix = "flmngr.ev"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	return c
+}
+
+// Validate reports whether the configuration is usable.
+func (c Config) Validate() error {
+	c = c.Defaults()
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("stream replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	if strings.ContainsAny(c.Stream, ". *>") {
+		return fmt.Errorf("stream name %q may not contain '.', '*', '>' or spaces", c.Stream)
+	}
+	return nil
+}
+
+// Log is the event stream.
+type Log struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+}
+
+// Open creates or updates the event stream and returns a Log on it. It is
+// safe to call from many processes at once.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.Defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:               cfg.Stream,
+		Description:        "flmngr event log: every state change of every task and client",
+		Subjects:           []string{cfg.Prefix + ".>"},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardOld,
+		Replicas:           cfg.Replicas,
+		Duplicates:         cfg.Duplicates,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		DenyDelete:         true,
+		DenyPurge:          true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create event stream %s: %w", cfg.Stream, err)
+	}
+	return &Log{nc: nc, js: js, stream: stream, cfg: cfg}, nil
+}
+
+// JetStream returns the JetStream context the log uses.
+func (l *Log) JetStream() jetstream.JetStream { return l.js }
+
+// Conn returns the NATS connection the log uses.
+func (l *Log) Conn() *nats.Conn { return l.nc }
+
+// Config returns the log's configuration with defaults applied.
+func (l *Log) Config() Config { return l.cfg }
+
+// Subject returns the subject an event is stored on.
+func (l *Log) Subject(e events.Envelope) (string, error) {
+	kind, name, ok := strings.Cut(e.Type, ".")
+	if !ok || kind != e.Aggregate.Kind {
+		return "", fmt.Errorf("event type %q does not belong to a %s aggregate", e.Type, e.Aggregate.Kind)
+	}
+	return l.cfg.Prefix + "." + kind + "." + e.Aggregate.ID + "." + name, nil
+}
+
+// AggregateFilter is the subject filter of every event of one aggregate.
+func (l *Log) AggregateFilter(a events.Aggregate) string {
+	return l.cfg.Prefix + "." + a.Kind + "." + a.ID + ".>"
+}
+
+// KindFilter is the subject filter of every event of one aggregate kind.
+func (l *Log) KindFilter(kind string) string {
+	return l.cfg.Prefix + "." + kind + ".>"
+}
+
+// TypeFilter is the subject filter of one event type over all aggregates of
+// its kind.
+func (l *Log) TypeFilter(eventType string) string {
+	kind, name, _ := strings.Cut(eventType, ".")
+	return l.cfg.Prefix + "." + kind + ".*." + name
+}
+
+// Append stores events of one aggregate, failing with an error that wraps
+// events.ErrConcurrency when the aggregate's last stored sequence is not
+// expected (zero: the aggregate has no events yet). Several events are
+// stored atomically. It returns the sequence of the last event. An event
+// whose id was already stored within the duplicate window is not stored
+// again; its original sequence is returned.
+func (l *Log) Append(ctx context.Context, expected uint64, envs ...events.Envelope) (uint64, error) {
+	if len(envs) == 0 {
+		return 0, errors.New("append: no events")
+	}
+	agg := envs[0].Aggregate
+	msgs := make([]*nats.Msg, len(envs))
+	for i, e := range envs {
+		if e.Aggregate != agg {
+			return 0, fmt.Errorf("append: events of %s and %s in one call", agg, e.Aggregate)
+		}
+		subj, err := l.Subject(e)
+		if err != nil {
+			return 0, err
+		}
+		data, err := events.Encode(e)
+		if err != nil {
+			return 0, err
+		}
+		msgs[i] = &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
+		msgs[i].Header.Set(jetstream.MsgIDHeader, e.ID)
+	}
+	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expected, 10))
+	msgs[0].Header.Set(expectedLastSubjSeqSubjectHeader, l.AggregateFilter(agg))
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	if len(msgs) == 1 {
+		ack, err := l.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return 0, mapPublishError(err)
+		}
+		return ack.Sequence, nil
+	}
+	return l.appendBatch(ctx, msgs)
+}
+
+const (
+	expectedLastSubjSeqSubjectHeader = "Nats-Expected-Last-Subject-Sequence-Subject"
+	batchIDHeader                    = "Nats-Batch-Id"
+	batchSeqHeader                   = "Nats-Batch-Sequence"
+	batchCommitHeader                = "Nats-Batch-Commit"
+)
+
+// appendBatch uses JetStream's atomic batch publish: all messages are
+// stored, contiguously, or none is.
+func (l *Log) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	id := nuid.Next()
+	for i, m := range msgs {
+		m.Header.Set(batchIDHeader, id)
+		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			if err := l.nc.PublishMsg(m); err != nil {
+				return 0, fmt.Errorf("append batch: %w", err)
+			}
+		}
+	}
+	last := msgs[len(msgs)-1]
+	last.Header.Set(batchCommitHeader, "1")
+	reply, err := l.nc.RequestMsgWithContext(ctx, last)
+	if err != nil {
+		return 0, fmt.Errorf("append batch: %w", err)
+	}
+	var ack struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     uint16 `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Seq   uint64 `json:"seq"`
+		Count int    `json:"count"`
+	}
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return 0, fmt.Errorf("append batch: bad reply %q: %w", reply.Data, err)
+	}
+	if ack.Error != nil {
+		return 0, mapPublishError(&jetstream.APIError{Code: ack.Error.Code, ErrorCode: jetstream.ErrorCode(ack.Error.ErrCode), Description: ack.Error.Description})
+	}
+	if ack.Count != len(msgs) {
+		return 0, fmt.Errorf("append batch: stored %d of %d events", ack.Count, len(msgs))
+	}
+	return ack.Seq, nil
+}
+
+func mapPublishError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return fmt.Errorf("%w: %s", events.ErrConcurrency, apiErr.Description)
+		}
+	}
+	return fmt.Errorf("append: %w", err)
+}
+
+// bound gives ctx the log's default timeout unless it already has a
+// deadline.
+func (l *Log) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.cfg.Timeout)
+}
+
+// LastSeq returns the sequence of the last event in the stream (zero when
+// it is empty).
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// LastSeqOf returns the sequence of the last event matching a subject filter
+// (zero when there is none).
+func (l *Log) LastSeqOf(ctx context.Context, filter string) (uint64, error) {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	req, _ := json.Marshal(map[string]string{"last_by_subj": filter})
+	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+l.cfg.Stream, req)
+	if err != nil {
+		return 0, fmt.Errorf("last event of %s: %w", filter, err)
+	}
+	if status := msg.Header.Get("Status"); status != "" {
+		if status == "404" {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("last event of %s: status %s %s", filter, status, msg.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("last event of %s: bad sequence header: %w", filter, err)
+	}
+	return seq, nil
+}
+
+// Get returns the event stored at seq.
+func (l *Log) Get(ctx context.Context, seq uint64) (events.Envelope, error) {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	m, err := l.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("get event %d: %w", seq, err)
+	}
+	return events.Decode(m.Data, m.Sequence)
+}

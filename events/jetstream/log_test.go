@@ -1,0 +1,228 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/jetstream/jstest"
+)
+
+func startLog(t testing.TB) *fjs.Log { return jstest.Log(t) }
+
+var n atomic.Int64
+
+func env(t testing.TB, agg events.Aggregate, p events.Payload) events.Envelope {
+	t.Helper()
+	e, err := events.New(fmt.Sprintf("evt-%d", n.Add(1)), "test", agg, time.Now(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func created(host string) *events.TaskCreated {
+	return &events.TaskCreated{TaskSpec: events.TaskSpec{Host: host, Port: 8080}}
+}
+
+func TestAppendExpectsLastSequencePerAggregate(t *testing.T) {
+	ctx := context.Background()
+	l := startLog(t)
+	a, b := events.Task("a"), events.Task("b")
+
+	s1, err := l.Append(ctx, 0, env(t, a, created("h")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second "create" expecting an empty aggregate conflicts.
+	if _, err := l.Append(ctx, 0, env(t, a, created("h"))); !errors.Is(err, events.ErrConcurrency) {
+		t.Fatalf("second create: got %v, want ErrConcurrency", err)
+	}
+	// Another aggregate is independent.
+	s2, err := l.Append(ctx, 0, env(t, b, created("h")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Appending with the right expectation works even though the stream
+	// moved on; a stale one fails.
+	s3, err := l.Append(ctx, s1, env(t, a, &events.TaskStartRequested{Run: "r1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, s1, env(t, a, &events.TaskStopRequested{Run: "r1"})); !errors.Is(err, events.ErrConcurrency) {
+		t.Fatalf("stale append: got %v, want ErrConcurrency", err)
+	}
+	if s2 <= s1 || s3 <= s2 {
+		t.Fatalf("sequences not increasing: %d %d %d", s1, s2, s3)
+	}
+	last, err := l.LastSeqOf(ctx, l.AggregateFilter(a))
+	if err != nil || last != s3 {
+		t.Fatalf("LastSeqOf(a) = %d, %v; want %d", last, err, s3)
+	}
+	none, err := l.LastSeqOf(ctx, l.AggregateFilter(events.Task("zzz")))
+	if err != nil || none != 0 {
+		t.Fatalf("LastSeqOf(unknown) = %d, %v; want 0", none, err)
+	}
+	got, err := l.Load(ctx, a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Seq != s1 || got[1].Seq != s3 || got[1].Type != events.TaskStartRequestedV1 {
+		t.Fatalf("Load(a) = %+v", got)
+	}
+	tail, err := l.Load(ctx, a, s1)
+	if err != nil || len(tail) != 1 || tail[0].Seq != s3 {
+		t.Fatalf("Load(a, after %d) = %+v, %v", s1, tail, err)
+	}
+	empty, err := l.Load(ctx, a, s3)
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("Load(a, after last) = %+v, %v", empty, err)
+	}
+}
+
+func TestAppendDropsDuplicateEventIDs(t *testing.T) {
+	ctx := context.Background()
+	l := startLog(t)
+	e := env(t, events.Task("a"), created("h"))
+	s1, err := l.Append(ctx, 0, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same event id again is a no-op that reports the original
+	// sequence. The expectation is checked first: a retry must expect the
+	// sequence its first attempt produced.
+	if _, err := l.Append(ctx, 0, e); !errors.Is(err, events.ErrConcurrency) {
+		t.Fatalf("retry with a stale expectation: got %v, want ErrConcurrency", err)
+	}
+	s2, err := l.Append(ctx, s1, e)
+	if err != nil {
+		t.Fatalf("duplicate append: %v", err)
+	}
+	if s1 != s2 {
+		t.Fatalf("duplicate stored at %d, original at %d", s2, s1)
+	}
+	last, _ := l.LastSeq(ctx)
+	if last != s1 {
+		t.Fatalf("stream has %d events, want %d", last, s1)
+	}
+}
+
+func TestAppendManyIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	l := startLog(t)
+	a := events.Task("a")
+	last, err := l.Append(ctx, 0, env(t, a, created("h")), env(t, a, &events.TaskStartRequested{Run: "r"}), env(t, a, &events.TaskStopRequested{Run: "r"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != 3 {
+		t.Fatalf("last = %d, want 3", last)
+	}
+	// A batch with a stale expectation stores nothing.
+	if _, err := l.Append(ctx, 1, env(t, a, &events.TaskStartRequested{Run: "r2"}), env(t, a, &events.TaskStopRequested{Run: "r2"})); !errors.Is(err, events.ErrConcurrency) {
+		t.Fatalf("stale batch: got %v, want ErrConcurrency", err)
+	}
+	if got, _ := l.LastSeq(ctx); got != 3 {
+		t.Fatalf("stream has %d events after a rejected batch, want 3", got)
+	}
+	if _, err := l.Append(ctx, 0, env(t, a, created("h")), env(t, events.Task("b"), created("h"))); err == nil {
+		t.Fatal("a batch spanning two aggregates was accepted")
+	}
+}
+
+func TestFollowAndReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l := startLog(t)
+	for i := range 10 {
+		if _, err := l.Append(ctx, 0, env(t, events.Task(fmt.Sprintf("t%d", i)), created("h"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seqs []uint64
+	last, err := l.Replay(ctx, fjs.FollowOptions{From: 4}, func(e events.Envelope) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	})
+	if err != nil || last != 10 || len(seqs) != 7 || seqs[0] != 4 || seqs[6] != 10 {
+		t.Fatalf("Replay from 4: last=%d seqs=%v err=%v", last, seqs, err)
+	}
+	// Follow sees new events as they are appended and stops on a handler
+	// error, returning it.
+	stop := errors.New("seen enough")
+	got := make(chan uint64, 20)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- l.Follow(ctx, fjs.FollowOptions{From: 10, Filters: []string{l.TypeFilter(events.TaskStartRequestedV1), l.TypeFilter(events.TaskCreatedV1)}}, func(e events.Envelope) error {
+			got <- e.Seq
+			if e.Type == events.TaskStartRequestedV1 {
+				return stop
+			}
+			return nil
+		})
+	}()
+	if s := <-got; s != 10 {
+		t.Fatalf("first followed seq = %d, want 10", s)
+	}
+	if _, err := l.Append(ctx, 1, env(t, events.Task("t0"), &events.TaskStartRequested{Run: "r"})); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != 11 {
+		t.Fatalf("followed seq = %d, want 11", s)
+	}
+	if err := <-errc; !errors.Is(err, stop) {
+		t.Fatalf("Follow returned %v, want the handler's error", err)
+	}
+}
+
+func TestDurableHandsEachEventToOneReplica(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := startLog(t)
+	const total = 200
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	all := make(chan struct{})
+	handler := func(_ context.Context, e events.Envelope) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[e.Seq]++
+		if len(seen) == total {
+			close(all)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Durable(ctx, fjs.DurableOptions{Name: "supervisor", Filters: []string{l.TypeFilter(events.TaskCreatedV1)}}, handler); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for i := range total {
+		if _, err := l.Append(ctx, 0, env(t, events.Task(fmt.Sprintf("t%d", i)), created("h"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every event was delivered")
+	}
+	cancel()
+	wg.Wait()
+	for seq, count := range seen {
+		if count != 1 {
+			t.Errorf("event %d handled %d times", seq, count)
+		}
+	}
+}

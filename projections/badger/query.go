@@ -1,0 +1,185 @@
+package badger
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
+)
+
+// Task returns the view of one task, or nil when there is none.
+func (s *Store) Task(id string) (*projections.TaskView, error) {
+	var v *projections.TaskView
+	err := s.db.View(func(txn *badgerdb.Txn) error {
+		var err error
+		v, err = getJSON[projections.TaskView](txn, taskKey(id))
+		return err
+	})
+	return v, err
+}
+
+// Client returns the view of one client, or nil when there is none.
+func (s *Store) Client(id string) (*projections.ClientView, error) {
+	var v *projections.ClientView
+	err := s.db.View(func(txn *badgerdb.Txn) error {
+		var err error
+		v, err = getJSON[projections.ClientView](txn, clientKey(id))
+		return err
+	})
+	return v, err
+}
+
+// TaskFilter selects tasks; empty fields select everything.
+type TaskFilter struct {
+	Status string `json:"status,omitempty"`
+	Tag    string `json:"tag,omitempty"`
+}
+
+func (f TaskFilter) match(v *projections.TaskView) bool {
+	if f.Status != "" && string(v.Status) != f.Status && !(f.Status == "running" && v.Running) {
+		return false
+	}
+	return f.Tag == "" || slices.Contains(v.Spec.Tags, f.Tag)
+}
+
+// Tasks returns the views of the tasks matching f, ordered by creation.
+func (s *Store) Tasks(f TaskFilter) ([]projections.TaskView, error) {
+	var out []projections.TaskView
+	err := scan(s.db, taskPrefix, func(b []byte) error {
+		var v projections.TaskView
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		if f.match(&v) {
+			out = append(out, v)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b projections.TaskView) int {
+		return a.CreatedAt.Compare(b.CreatedAt)
+	})
+	return out, err
+}
+
+// Clients returns the views of every client, ordered by id.
+func (s *Store) Clients() ([]projections.ClientView, error) {
+	var out []projections.ClientView
+	err := scan(s.db, clientPrefix, func(b []byte) error {
+		var v projections.ClientView
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+func scan(db *badgerdb.DB, prefix []byte, fn func([]byte) error) error {
+	return db.View(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := it.Item().Value(fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// TimelineQuery selects a page of the timeline: every event, or those of
+// one task (including what clients did with it) or one client.
+type TimelineQuery struct {
+	Task   string `json:"task,omitempty"`
+	Client string `json:"client,omitempty"`
+	// After is the sequence the page starts after.
+	After uint64 `json:"after,omitempty"`
+	// Limit bounds the page (default 100, at most 10,000).
+	Limit int `json:"limit,omitempty"`
+}
+
+// Timeline returns a page of timeline entries in stream order and the
+// sequence to pass as After for the next page (zero: no more).
+func (s *Store) Timeline(q TimelineQuery) ([]projections.TimelineEntry, uint64, error) {
+	if q.Task != "" && q.Client != "" {
+		return nil, 0, fmt.Errorf("timeline: task and client are exclusive")
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 10_000)
+	var out []projections.TimelineEntry
+	var next uint64
+	err := s.db.View(func(txn *badgerdb.Txn) error {
+		prefix := timelinePre
+		switch {
+		case q.Task != "":
+			prefix = indexPrefixOf(events.KindTask, q.Task)
+		case q.Client != "":
+			prefix = indexPrefixOf(events.KindClient, q.Client)
+		}
+		indexed := !bytes.Equal(prefix, timelinePre)
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, PrefetchValues: !indexed, PrefetchSize: min(limit, 1000)})
+		defer it.Close()
+		for it.Seek(append(bytes.Clone(prefix), seqBytes(q.After+1)...)); it.Valid(); it.Next() {
+			if len(out) == limit {
+				next = out[len(out)-1].Seq
+				return nil
+			}
+			item := it.Item()
+			var raw []byte
+			var err error
+			if indexed {
+				key := item.Key()
+				seq := key[len(key)-8:]
+				raw, err = getRaw(txn, append(bytes.Clone(timelinePre), seq...))
+			} else {
+				raw, err = item.ValueCopy(nil)
+			}
+			if err != nil {
+				return err
+			}
+			var e projections.TimelineEntry
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func getRaw(txn *badgerdb.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// Dump calls fn with every key and value in key order: the views, the
+// timeline and the checkpoint. Tests use it to compare two stores.
+func (s *Store) Dump(fn func(key, value []byte) error) error {
+	return s.db.View(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(it.Item().KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

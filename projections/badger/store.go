@@ -1,0 +1,355 @@
+package badger
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/flmngr/flmngr/events"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/projections"
+)
+
+// Source is the event log as the projections need it.
+type Source interface {
+	Follow(ctx context.Context, opts fjs.FollowOptions, fn func(events.Envelope) error) error
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// Store holds the views. Open it, run Run in a goroutine, query it from
+// anywhere, Close it after Run returned.
+type Store struct {
+	db      *badgerdb.DB
+	log     *slog.Logger
+	applied atomic.Uint64
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever applied moves
+
+	rebuild chan chan error
+}
+
+// maxBatch bounds how many events go into one transaction.
+const maxBatch = 512
+
+// Open opens (creating if needed) the view database in dir.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := badgerdb.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20)
+	db, err := badgerdb.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open views in %s: %w", dir, err)
+	}
+	s := &Store{db: db, log: logger, changed: make(chan struct{}), rebuild: make(chan chan error)}
+	cp, err := s.readCheckpoint()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.applied.Store(cp)
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Applied returns the stream sequence of the last event in the views.
+func (s *Store) Applied() uint64 { return s.applied.Load() }
+
+func (s *Store) setApplied(seq uint64) {
+	s.applied.Store(seq)
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// WaitFor blocks until the views include the event at seq or ctx ends.
+func (s *Store) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if s.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("views at %d, waiting for %d: %w", s.applied.Load(), seq, ctx.Err())
+		}
+	}
+}
+
+func (s *Store) readCheckpoint() (uint64, error) {
+	var cp uint64
+	err := s.db.View(func(txn *badgerdb.Txn) error {
+		item, err := txn.Get(checkpointKey)
+		if errors.Is(err, badgerdb.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("checkpoint has %d bytes", len(v))
+			}
+			cp = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+func (s *Store) needsRebuild() (bool, error) {
+	found := false
+	err := s.db.View(func(txn *badgerdb.Txn) error {
+		_, err := txn.Get(rebuildingKey)
+		if errors.Is(err, badgerdb.ErrKeyNotFound) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	return found, err
+}
+
+// Run keeps the views up to date with the log until ctx ends. It first
+// finishes an interrupted rebuild, then follows the log from the event
+// after the checkpoint. Rebuild requests are carried out between batches.
+func (s *Store) Run(ctx context.Context, src Source) error {
+	if again, err := s.needsRebuild(); err != nil {
+		return err
+	} else if again {
+		s.log.Warn("finishing an interrupted rebuild")
+		if err := s.doRebuild(ctx, src); err != nil {
+			return err
+		}
+	}
+	for {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.follow(fctx, src) }()
+		select {
+		case err := <-done:
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case reply := <-s.rebuild:
+			cancel()
+			<-done
+			err := s.doRebuild(ctx, src)
+			reply <- err
+			if err != nil && ctx.Err() != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// Rebuild asks a running Run to drop the views and replay the log, and
+// waits for it to finish. It returns the checkpoint after the rebuild.
+func (s *Store) Rebuild(ctx context.Context) (uint64, error) {
+	reply := make(chan error, 1)
+	select {
+	case s.rebuild <- reply:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return s.Applied(), err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// RebuildOffline drops the views and replays the log without Run.
+func (s *Store) RebuildOffline(ctx context.Context, src Source) (uint64, error) {
+	err := s.doRebuild(ctx, src)
+	return s.Applied(), err
+}
+
+// follow applies events in batches: it blocks for one event, then takes
+// whatever else has already arrived, up to maxBatch, into the same
+// transaction.
+func (s *Store) follow(ctx context.Context, src Source) error {
+	ch := make(chan events.Envelope, 4*maxBatch)
+	ferr := make(chan error, 1)
+	go func() {
+		ferr <- src.Follow(ctx, fjs.FollowOptions{From: s.Applied() + 1, Batch: 2 * maxBatch}, func(e events.Envelope) error {
+			select {
+			case ch <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	batch := make([]events.Envelope, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case e := <-ch:
+			batch = append(batch, e)
+		case err := <-ferr:
+			return err
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case e := <-ch:
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		if err := s.applyBatch(batch); err != nil {
+			return err
+		}
+	}
+}
+
+// applyBatch folds events into the views in one transaction with the
+// checkpoint; events at or below the checkpoint are skipped.
+func (s *Store) applyBatch(batch []events.Envelope) error {
+	from := s.Applied()
+	var fresh []events.Envelope
+	for _, e := range batch {
+		if e.Seq > from {
+			fresh = append(fresh, e)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(txn *badgerdb.Txn) error { return applyTxn(txn, fresh) })
+	if errors.Is(err, badgerdb.ErrTxnTooBig) && len(fresh) > 1 {
+		half := len(fresh) / 2
+		if err := s.applyBatch(fresh[:half]); err != nil {
+			return err
+		}
+		return s.applyBatch(fresh[half:])
+	}
+	if err != nil {
+		return fmt.Errorf("apply events %d-%d: %w", fresh[0].Seq, fresh[len(fresh)-1].Seq, err)
+	}
+	s.setApplied(fresh[len(fresh)-1].Seq)
+	return nil
+}
+
+func applyTxn(txn *badgerdb.Txn, batch []events.Envelope) error {
+	tasks := map[string]*projections.TaskView{}
+	clients := map[string]*projections.ClientView{}
+	for _, e := range batch {
+		switch e.Aggregate.Kind {
+		case events.KindTask:
+			v, ok := tasks[e.Aggregate.ID]
+			if !ok {
+				var err error
+				if v, err = getJSON[projections.TaskView](txn, taskKey(e.Aggregate.ID)); err != nil {
+					return err
+				}
+			}
+			tasks[e.Aggregate.ID] = projections.ApplyTask(v, e)
+		case events.KindClient:
+			v, ok := clients[e.Aggregate.ID]
+			if !ok {
+				var err error
+				if v, err = getJSON[projections.ClientView](txn, clientKey(e.Aggregate.ID)); err != nil {
+					return err
+				}
+			}
+			clients[e.Aggregate.ID] = projections.ApplyClient(v, e)
+		}
+		if err := writeTimeline(txn.Set, e); err != nil {
+			return err
+		}
+	}
+	if err := writeViews(txn.Set, txn.Delete, tasks, clients); err != nil {
+		return err
+	}
+	return txn.Set(checkpointKey, seqBytes(batch[len(batch)-1].Seq))
+}
+
+func getJSON[T any](txn *badgerdb.Txn, key []byte) (*T, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := new(T)
+	err = item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	return v, err
+}
+
+// writeTimeline stores an event's timeline entry and its index entries.
+func writeTimeline(set func(k, v []byte) error, e events.Envelope) error {
+	entry := projections.Entry(e)
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return err
+	}
+	if err := set(timelineKey(e.Seq), b); err != nil {
+		return err
+	}
+	if err := set(indexKey(e.Aggregate.Kind, e.Aggregate.ID, e.Seq), nil); err != nil {
+		return err
+	}
+	if entry.Task != "" && e.Aggregate.Kind != events.KindTask {
+		return set(indexKey(events.KindTask, entry.Task, e.Seq), nil)
+	}
+	return nil
+}
+
+// writeViews stores views; a nil task view deletes the task.
+func writeViews(set func(k, v []byte) error, del func(k []byte) error, tasks map[string]*projections.TaskView, clients map[string]*projections.ClientView) error {
+	for id, v := range tasks {
+		if v == nil {
+			if err := del(taskKey(id)); err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := set(taskKey(id), b); err != nil {
+			return err
+		}
+	}
+	for id, v := range clients {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := set(clientKey(id), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package projections
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// TimelineEntry is one event as the timeline shows it.
+type TimelineEntry struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Source    string    `json:"source"`
+	Kind      string    `json:"kind"`
+	Aggregate string    `json:"aggregate"`
+	Type      string    `json:"type"`
+	EventID   string    `json:"event_id"`
+	Run       string    `json:"run,omitempty"`
+	Task      string    `json:"task,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// Entry turns an event into its timeline entry.
+func Entry(e events.Envelope) TimelineEntry {
+	t := TimelineEntry{
+		Seq: e.Seq, Time: e.Time, Source: e.Source, Kind: e.Aggregate.Kind,
+		Aggregate: e.Aggregate.ID, Type: e.Type, EventID: e.ID,
+	}
+	if e.Aggregate.Kind == events.KindTask {
+		t.Task = e.Aggregate.ID
+	}
+	t.Run, t.Detail = describe(e.Event)
+	if task := taskOf(e.Event); task != "" {
+		t.Task = task
+	}
+	return t
+}
+
+// describe gives an event's run, if it has one, and a one-line summary.
+func describe(p events.Payload) (run, detail string) {
+	switch p := p.(type) {
+	case *events.TaskCreated:
+		return "", fmt.Sprintf("%s:%d criterion %q", p.Host, p.Port, p.SelectionCriteria)
+	case *events.TaskUpdated:
+		return "", "changed " + strings.Join(p.Changed, ", ")
+	case *events.TaskFilesUploaded:
+		names := make([]string, len(p.Files))
+		for i, f := range p.Files {
+			names[i] = f.Name
+		}
+		return "", strings.Join(names, ", ")
+	case *events.TaskStartRequested:
+		return p.Run, ""
+	case *events.TaskServerStarted:
+		return p.Run, fmt.Sprintf("pid %d", p.PID)
+	case *events.TaskServerExited:
+		return p.Run, exitDetail(p.ExitStatus)
+	case *events.TaskRoundCompleted:
+		return p.Run, fmt.Sprintf("round %d%s", p.Round, metricsDetail(p.Metrics))
+	case *events.TaskTriggerFired:
+		return p.Run, fmt.Sprintf("%s(%q)", p.Name, p.Arguments)
+	case *events.TaskTriggerRan:
+		return p.Run, fmt.Sprintf("%s exit %d %s", p.Name, p.Code, p.Error)
+	case *events.TaskFinished:
+		return p.Run, ""
+	case *events.TaskErrored:
+		return p.Run, p.Exception
+	case *events.TaskStopRequested:
+		return p.Run, ""
+	case *events.TaskStopped:
+		return p.Run, ""
+	case *events.TaskInterrupted:
+		return p.Run, p.Reason
+	case *events.ClientRegistered:
+		return "", fmt.Sprintf("sensors %v data_qnt %d", p.Attributes.Sensors, p.Attributes.DataQnt)
+	case *events.ClientInfoReported:
+		return "", "changed " + strings.Join(p.Changed, ", ")
+	case *events.ClientOffersChanged:
+		ids := make([]string, len(p.Offers))
+		for i, o := range p.Offers {
+			ids[i] = o.TaskID
+		}
+		return "", fmt.Sprintf("offers [%s] after %s", strings.Join(ids, ", "), p.Cause)
+	case *events.ClientTaskDownloaded:
+		return p.Run, fmt.Sprintf("%d files in %s", len(p.Files), p.Duration)
+	case *events.ClientTaskStarted:
+		return p.Run, fmt.Sprintf("pid %d", p.PID)
+	case *events.ClientTaskFinished:
+		return p.Run, ""
+	case *events.ClientTaskErrored:
+		return p.Run, p.Exception
+	case *events.ClientTaskStopped:
+		return p.Run, p.Reason
+	case *events.ClientTaskInterrupted:
+		return p.Run, p.Reason
+	case *events.ClientTaskQuarantined:
+		return p.Run, p.Reason
+	case *events.ClientDisconnected:
+		return "", "last seen " + p.LastSeen.Format(time.RFC3339)
+	case *events.ClientReconnected:
+		return "", "after " + p.Gap.String()
+	}
+	return "", ""
+}
+
+// taskOf names the task a client event is about.
+func taskOf(p events.Payload) string {
+	switch p := p.(type) {
+	case *events.ClientTaskDownloaded:
+		return p.TaskID
+	case *events.ClientTaskStarted:
+		return p.TaskID
+	case *events.ClientTaskFinished:
+		return p.TaskID
+	case *events.ClientTaskErrored:
+		return p.TaskID
+	case *events.ClientTaskStopped:
+		return p.TaskID
+	case *events.ClientTaskInterrupted:
+		return p.TaskID
+	case *events.ClientTaskQuarantined:
+		return p.TaskID
+	}
+	return ""
+}
+
+func exitDetail(s events.ExitStatus) string {
+	if s.Signal != "" {
+		return fmt.Sprintf("signal %s after %s", s.Signal, s.Duration)
+	}
+	return fmt.Sprintf("exit %d after %s", s.Code, s.Duration)
+}
+
+func metricsDetail(m map[string]float64) string {
+	if v, ok := m["accuracy"]; ok {
+		return fmt.Sprintf(" accuracy %.4f", v)
+	}
+	return ""
+}

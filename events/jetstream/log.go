@@ -294,3 +294,23 @@ func (l *Log) Get(ctx context.Context, seq uint64) (events.Envelope, error) {
 	}
 	return events.Decode(m.Data, m.Sequence)
 }
+
+// Attach returns a Log on an existing event stream without creating or
+// changing it: for tools that read or append but do not own the stream.
+func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.Defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("event stream %s: %w", cfg.Stream, err)
+	}
+	return &Log{nc: nc, js: js, stream: stream, cfg: cfg}, nil
+}

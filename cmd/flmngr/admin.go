@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+)
+
+func runRebuild(args []string, out io.Writer) error {
+	fs := newFlags("rebuild", "rebuild [--offline --data DIR]", "Drops every view (tasks, users, timeline) and replays it from the event\nlog. By default the running deployment does it; with --offline it is done\non a stopped deployment's data directory.")
+	var cf connFlags
+	cf.register(fs)
+	offline := fs.Bool("offline", false, "rebuild the views of a stopped deployment in --data")
+	data := fs.String("data", defaultDataDir(), "data directory of the stopped deployment (with --offline)")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	if *offline {
+		return rebuildOffline(out, *data)
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Fprintln(out, "rebuilding views…")
+	r, err := c.Rebuild(context.Background())
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(out, r)
+	}
+	fmt.Fprintf(out, "views rebuilt from %d events in %s\n", r.Seq, r.Duration)
+	return nil
+}
+
+func rebuildOffline(out io.Writer, data string) error {
+	start := time.Now()
+	ns, err := fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: data, Listen: "-"})
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	if err != nil {
+		return fmt.Errorf("%v (is %s the data directory of a deployment?)", err, data)
+	}
+	views, err := pbadger.Open(filepath.Join(data, "views"), nil)
+	if err != nil {
+		return fmt.Errorf("%v (is flmngr still running on %s?)", err, data)
+	}
+	defer views.Close()
+	fmt.Fprintf(out, "rebuilding views in %s…\n", data)
+	seq, err := views.RebuildOffline(ctx, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "views rebuilt from %d events in %s\n", seq, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func runStatus(args []string, out io.Writer) error {
+	fs := newFlags("status", "status", "Shows how far the event log and the views go.")
+	var cf connFlags
+	cf.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	s, err := c.Status(context.Background())
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(out, s)
+	}
+	fmt.Fprintf(out, "events in log:  %d\nviews applied:  %d\ntasks:          %d\nusers:          %d\n", s.StreamSeq, s.ViewsSeq, s.Tasks, s.Clients)
+	return nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/services/api"
+)
+
+const defaultNATS = "nats://127.0.0.1:4222"
+
+// newFlags returns a flag set whose help goes to stdout and whose errors
+// come back as usage errors.
+func newFlags(name, usageLine, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet("flmngr "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stdout, "Usage: flmngr %s\n\n%s\n\nFlags:\n", usageLine, about)
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parse parses flags that may come before or after positional arguments
+// and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				fs.Usage()
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v (see --help)", errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// connFlags are the flags of every command that talks to a running flmngr.
+type connFlags struct {
+	url     string
+	timeout time.Duration
+	json    bool
+}
+
+func (c *connFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("FLMNGR_NATS")
+	if def == "" {
+		def = defaultNATS
+	}
+	fs.StringVar(&c.url, "nats", def, "NATS URL(s) of the flmngr deployment, comma-separated ($FLMNGR_NATS)")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for an answer")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+}
+
+func (c *connFlags) connect() (*nats.Conn, error) {
+	nc, err := nats.Connect(c.url, nats.Name("flmngr-cli"), nats.Timeout(min(c.timeout, 5*time.Second)))
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach flmngr at %s: %v (is 'flmngr up' running? set --nats or $FLMNGR_NATS)", c.url, err)
+	}
+	return nc, nil
+}
+
+func (c *connFlags) client() (*api.Client, func(), error) {
+	nc, err := c.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	return api.NewClient(nc, c.timeout), nc.Close, nil
+}
+
+// listFlag is a comma-separated list; repeating the flag appends.
+type listFlag struct {
+	values []string
+	set    bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.values, ",") }
+
+func (l *listFlag) Set(s string) error {
+	if !l.set {
+		l.values = nil
+	}
+	l.set = true
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			l.values = append(l.values, v)
+		}
+	}
+	return nil
+}
+
+// attrFlag collects key=value pairs; values that parse as JSON scalars
+// (numbers, true, false, null) keep their type, others are strings.
+type attrFlag map[string]any
+
+func (a attrFlag) String() string { return "" }
+
+func (a attrFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("attribute %q is not key=value", s)
+	}
+	var parsed any
+	if err := json.Unmarshal([]byte(v), &parsed); err == nil {
+		switch parsed.(type) {
+		case float64, bool, nil:
+			a[k] = parsed
+			return nil
+		}
+	}
+	a[k] = v
+	return nil
+}
+
+// defaultDataDir is $FLMNGR_DATA, else $XDG_DATA_HOME/flmngr, else
+// ~/.local/share/flmngr.
+func defaultDataDir() string {
+	if d := os.Getenv("FLMNGR_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "flmngr")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "flmngr")
+	}
+	return "flmngr-data"
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,105 @@
+// Command flmngr is the single binary of flmngr: the embedded deployment
+// (up), the cloud side on an external NATS (cloud), and the operator's CLI.
+// It parses flags and wires concrete types; everything else lives in the
+// packages.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/flmngr/flmngr/commands"
+)
+
+var version = "0.1.0-dev"
+
+type command struct {
+	name, summary string
+	run           func(args []string, out io.Writer) error
+}
+
+func commandsList() []command {
+	return []command{
+		{"up", "run the embedded deployment: NATS + JetStream + every cloud service", runUp},
+		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
+		{"task", "create, get, list, update, delete, start and stop tasks", runTask},
+		{"user", "register, report, get and list clients (users)", runUser},
+		{"events", "print the event log, optionally following it", runEvents},
+		{"timeline", "print the timeline of a task, a client or everything, with step latencies", runTimeline},
+		{"rebuild", "drop the views and replay them from the event log", runRebuild},
+		{"status", "show how far the log and the views go", runStatus},
+		{"version", "print the version", func([]string, io.Writer) error { fmt.Println("flmngr", version); return nil }},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "flmngr %s manages federated-learning tasks across a cloud and its clients.\n\nUsage:\n  flmngr <command> [flags] [arguments]\n\nCommands:\n", version)
+	for _, c := range commandsList() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'flmngr <command> --help' for a command's flags.\nThe CLI finds flmngr through --nats or $FLMNGR_NATS (default %s).\n", defaultNATS)
+}
+
+// errUsage marks errors that are the caller's way of using the CLI; they
+// exit with status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, out, errOut io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(out)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commandsList() {
+		if c.name != args[0] {
+			continue
+		}
+		name := c.name
+		if len(args) > 1 && (c.name == "task" || c.name == "user") && !strings.HasPrefix(args[1], "-") {
+			name += " " + args[1]
+		}
+		err := c.run(args[1:], out)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(errOut, "flmngr %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
+			return 2
+		default:
+			fmt.Fprintf(errOut, "flmngr %s: %s\n", name, oneLineError(err))
+			return 1
+		}
+	}
+	fmt.Fprintf(errOut, "flmngr: unknown command %q\n\n", args[0])
+	usage(errOut)
+	return 2
+}
+
+// oneLineError shows users the safe message of an *commands.Error and the
+// field it is about.
+func oneLineError(err error) string {
+	var e *commands.Error
+	if errors.As(err, &e) {
+		msg := e.Message
+		if e.Field != "" && !strings.HasPrefix(msg, e.Field) {
+			msg = e.Field + ": " + msg
+		}
+		if e.Kind == commands.KindUnavailable && e.Err != nil {
+			msg += " (" + e.Err.Error() + ")"
+		}
+		return msg
+	}
+	return err.Error()
+}

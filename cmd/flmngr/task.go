@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/flmngr/flmngr/commands"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+const taskUsage = `Usage: flmngr task <create|get|list|update|delete|start|stop> [flags] [ID]
+
+  create ID --host H --port P [--files a.py,b.py] [--criterion EXPR] ...
+  get ID                 show one task
+  list [--status S] [--tag T]
+  update ID [--port P] [--criterion EXPR] ...   change only the given fields
+  delete ID              remove a task that is not running
+  start ID [--arguments "..."]
+  stop ID
+
+Run 'flmngr task <sub> --help' for the flags of each.`
+
+func runTask(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(out, taskUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: a subcommand is required", errUsage)
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create":
+		return taskCreate(args, out)
+	case "update":
+		return taskUpdate(args, out)
+	case "get":
+		return taskGet(args, out)
+	case "list":
+		return taskList(args, out)
+	case "delete", "start", "stop":
+		return taskLifecycle(sub, args, out)
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, start, stop)", errUsage, sub)
+}
+
+// specFlags are the create-task form of the original, as flags.
+type specFlags struct {
+	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd *string
+	port                                                                                  *int
+	files, tags                                                                           *listFlag
+}
+
+func registerSpec(fs *flag.FlagSet) specFlags {
+	s := specFlags{
+		id:         fs.String("id", "", "task ID (or the first argument)"),
+		host:       fs.String("host", "", "host the task's server listens on"),
+		port:       fs.Int("port", 0, "port the task's server listens on (1-65535)"),
+		username:   fs.String("username", "", "username for downloading the task's files"),
+		password:   fs.String("password", "", "password for downloading the task's files (stored only as a bcrypt hash; or $FLMNGR_TASK_PASSWORD)"),
+		criterion:  fs.String("criterion", "", `selection criterion over client attributes, e.g. '"camera" in sensors && data_qnt > 100'`),
+		serverArgs: fs.String("server-args", "", "arguments appended to the server command"),
+		clientArgs: fs.String("client-args", "", "arguments appended to the client command"),
+		serverCmd:  fs.String("server-cmd", "", "server command replacing 'python3 server.py <workdir>' (split on spaces)"),
+		clientCmd:  fs.String("client-cmd", "", "client command replacing 'python3 client.py <workdir>' (split on spaces)"),
+		files:      &listFlag{},
+		tags:       &listFlag{},
+	}
+	fs.Var(s.files, "files", "files clients download, comma-separated (client.py,task.py)")
+	fs.Var(s.tags, "tags", "tags, comma-separated")
+	return s
+}
+
+// taskID takes the ID from --id or the first positional argument.
+func taskID(flagID string, pos []string) (string, error) {
+	switch {
+	case flagID != "" && len(pos) > 0 && pos[0] != flagID:
+		return "", fmt.Errorf("%w: task ID given twice (%q and %q)", errUsage, flagID, pos[0])
+	case flagID != "":
+		return flagID, nil
+	case len(pos) == 0:
+		return "", fmt.Errorf("%w: a task ID is required", errUsage)
+	case len(pos) > 1:
+		return "", fmt.Errorf("%w: unexpected arguments %q", errUsage, pos[1:])
+	}
+	return pos[0], nil
+}
+
+func taskCreate(args []string, out io.Writer) error {
+	fs := newFlags("task create", "task create ID --host H --port P [flags]", "Registers a task. Nothing starts until 'flmngr task start'.")
+	var cf connFlags
+	cf.register(fs)
+	s := registerSpec(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID(*s.id, pos)
+	if err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	cmd := commands.CreateTask{
+		TaskID: id, Host: *s.host, Port: *s.port, Username: *s.username, Password: *s.password,
+		FilesPaths: s.files.values, SelectionCriteria: *s.criterion, ServerArguments: *s.serverArgs,
+		Tags: s.tags.values, ServerCommand: strings.Fields(*s.serverCmd), ClientCommand: strings.Fields(*s.clientCmd),
+	}
+	if cmd.Password == "" {
+		cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
+	}
+	if set["client-args"] {
+		cmd.ClientArguments = s.clientArgs
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := c.CreateTask(context.Background(), cmd)
+	if err != nil {
+		return err
+	}
+	return report(out, cf.json, r, "task %s created", id)
+}
+
+func taskUpdate(args []string, out io.Writer) error {
+	fs := newFlags("task update", "task update ID [flags]", "Changes the given fields of a task; others stay as they are.")
+	var cf connFlags
+	cf.register(fs)
+	s := registerSpec(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID(*s.id, pos)
+	if err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	cmd := commands.UpdateTask{TaskID: id}
+	str := func(name string, v *string) *string {
+		if set[name] {
+			return v
+		}
+		return nil
+	}
+	cmd.Host, cmd.Username, cmd.Password = str("host", s.host), str("username", s.username), str("password", s.password)
+	cmd.SelectionCriteria, cmd.ServerArguments, cmd.ClientArguments = str("criterion", s.criterion), str("server-args", s.serverArgs), str("client-args", s.clientArgs)
+	if set["port"] {
+		cmd.Port = s.port
+	}
+	if set["files"] {
+		cmd.FilesPaths = &s.files.values
+	}
+	if set["tags"] {
+		cmd.Tags = &s.tags.values
+	}
+	if set["server-cmd"] {
+		cmd.ServerCommand = new(strings.Fields(*s.serverCmd))
+	}
+	if set["client-cmd"] {
+		cmd.ClientCommand = new(strings.Fields(*s.clientCmd))
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := c.UpdateTask(context.Background(), cmd)
+	if err != nil {
+		return err
+	}
+	if len(r.Events) == 0 && !cf.json {
+		fmt.Fprintf(out, "task %s unchanged\n", id)
+		return nil
+	}
+	return report(out, cf.json, r, "task %s updated", id)
+}
+
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+func taskLifecycle(sub string, args []string, out io.Writer) error {
+	about := map[string]string{
+		"delete": "Removes a task that is not running. Its ID can be registered again.",
+		"start":  "Asks the cloud to start a task's server; matching clients are then offered it.",
+		"stop":   "Asks the cloud to stop a started task, on the cloud and on every client running it.",
+	}
+	fs := newFlags("task "+sub, "task "+sub+" ID", about[sub])
+	var cf connFlags
+	cf.register(fs)
+	var arguments *string
+	if sub == "start" {
+		arguments = fs.String("arguments", "", "server arguments for this run, replacing the task's own")
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return err
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx := context.Background()
+	var r api.CommandReply
+	switch sub {
+	case "delete":
+		r, err = c.DeleteTask(ctx, id)
+	case "stop":
+		r, err = c.StopTask(ctx, id)
+	case "start":
+		cmd := commands.StartTask{TaskID: id}
+		if setFlags(fs)["arguments"] {
+			cmd.Arguments = arguments
+		}
+		r, err = c.StartTask(ctx, cmd)
+	}
+	if err != nil {
+		return err
+	}
+	verb := map[string]string{"delete": "deleted", "start": "start requested", "stop": "stop requested"}[sub]
+	return report(out, cf.json, r, "task %s %s", id, verb)
+}
+
+func report(out io.Writer, asJSON bool, r api.CommandReply, format string, args ...any) error {
+	if asJSON {
+		return printJSON(out, r)
+	}
+	fmt.Fprintf(out, format+" (event %d)\n", append(args, r.Seq)...)
+	return nil
+}
+
+func taskGet(args []string, out io.Writer) error {
+	fs := newFlags("task get", "task get ID", "Shows one task.")
+	var cf connFlags
+	cf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return err
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	t, err := c.Task(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(out, t)
+	}
+	printTask(out, t)
+	return nil
+}
+
+func printTask(out io.Writer, t api.Task) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	row("ID", t.ID)
+	row("status", t.Status)
+	row("running", t.Running)
+	row("host", t.Spec.Host)
+	row("port", t.Spec.Port)
+	row("selection_criteria", quoteEmpty(t.Spec.SelectionCriteria))
+	row("server_arguments", quoteEmpty(t.Spec.ServerArguments))
+	if t.Spec.ClientArguments != nil {
+		row("client_arguments", quoteEmpty(*t.Spec.ClientArguments))
+	} else {
+		row("client_arguments", "null")
+	}
+	if len(t.Spec.ServerCommand) > 0 {
+		row("server_command", strings.Join(t.Spec.ServerCommand, " "))
+	}
+	if len(t.Spec.ClientCommand) > 0 {
+		row("client_command", strings.Join(t.Spec.ClientCommand, " "))
+	}
+	row("username", t.Spec.Username)
+	row("password", map[bool]string{true: "(set, stored hashed)", false: "(none)"}[t.HasPassword])
+	row("tags", strings.Join(t.Spec.Tags, ", "))
+	row("files_paths", strings.Join(t.Spec.FilesPaths, ", "))
+	for _, f := range t.Files {
+		row("  file", fmt.Sprintf("%s  %d bytes  sha256:%s", f.Name, f.Size, f.SHA256))
+	}
+	row("creation_date", t.CreatedAt.Local().Format(dateLayout))
+	row("last_mod_date", t.UpdatedAt.Local().Format(dateLayout))
+	if t.Run != "" {
+		row("run", t.Run)
+	}
+	if t.Round > 0 {
+		row("round", t.Round)
+		row("metrics", t.Metrics)
+	}
+	if t.LastError != "" {
+		row("last_error", t.LastError)
+	}
+	w.Flush()
+}
+
+// dateLayout is the original's creation_date / last_mod_date format.
+const dateLayout = "2006-01-02 15:04:05"
+
+func quoteEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+func taskList(args []string, out io.Writer) error {
+	fs := newFlags("task list", "task list [--status S] [--tag T]", "Lists tasks in creation order.")
+	var cf connFlags
+	cf.register(fs)
+	status := fs.String("status", "", "only tasks in this status (idle, running, start_requested, stop_requested, stopped, finished, errored, interrupted)")
+	tag := fs.String("tag", "", "only tasks with this tag")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	ts, err := c.Tasks(context.Background(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: *status, Tag: *tag}})
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		if ts == nil {
+			ts = []api.Task{}
+		}
+		return printJSON(out, ts)
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSTATUS\tRUNNING\tADDRESS\tCRITERION\tTAGS\tRUN\tLAST MODIFIED")
+	for _, t := range ts {
+		fmt.Fprintf(w, "%s\t%s\t%v\t%s:%d\t%s\t%s\t%s\t%s\n", t.ID, t.Status, t.Running, t.Spec.Host, t.Spec.Port,
+			quoteEmpty(t.Spec.SelectionCriteria), strings.Join(t.Spec.Tags, ","), dash(t.Run), t.UpdatedAt.Local().Format(dateLayout))
+	}
+	return w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

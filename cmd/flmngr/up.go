@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/flmngr/flmngr/services/cloud"
+)
+
+type serveFlags struct {
+	data     string
+	replicas int
+	name     string
+	logLevel string
+}
+
+func (s *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.data, "data", defaultDataDir(), "data directory: JetStream store and views ($FLMNGR_DATA)")
+	fs.IntVar(&s.replicas, "replicas", 1, "replicas of the event stream (3 on a NATS cluster)")
+	fs.StringVar(&s.name, "name", "", "name of this cloud instance in events (default: host name)")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (s *serveFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, s.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+func runUp(args []string, out io.Writer) error {
+	fs := newFlags("up", "up [flags]", "Runs the embedded deployment: a NATS server with JetStream storing under\n--data, the event log, the views and every cloud service. Stop it with\nCtrl-C (SIGINT) or SIGTERM; start it again and everything is as it was.")
+	var sf serveFlags
+	sf.register(fs)
+	listen := fs.String("listen", "127.0.0.1:4222", "address of the embedded NATS server for the CLI and client agents")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return serve(out, sf, cloud.Config{Listen: *listen})
+}
+
+func runCloud(args []string, out io.Writer) error {
+	fs := newFlags("cloud", "cloud --nats URL[,URL...] [flags]", "Runs the cloud services against an external NATS deployment with JetStream\n(a cluster: pass every URL and --replicas 3). Views are kept under --data.")
+	var sf serveFlags
+	sf.register(fs)
+	url := fs.String("nats", os.Getenv("FLMNGR_NATS"), "NATS URL(s), comma-separated ($FLMNGR_NATS)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return fmt.Errorf("%w: --nats is required (or use 'flmngr up' for the embedded server)", errUsage)
+	}
+	return serve(out, sf, cloud.Config{NATSURL: *url})
+}
+
+func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
+	logger, err := sf.logger()
+	if err != nil {
+		return err
+	}
+	data, err := filepath.Abs(sf.data)
+	if err != nil {
+		return err
+	}
+	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := cloud.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if url := c.ClientURL(); url != "" {
+		fmt.Fprintf(out, "flmngr %s is up\n  NATS:  %s\n  data:  %s\n  views: %d events applied\n\nTry: flmngr task list --nats %s\nStop with Ctrl-C.\n", version, url, data, c.Views.Applied(), url)
+	} else {
+		fmt.Fprintf(out, "flmngr %s cloud is up on %s\n  views: %s (%d events applied)\nStop with Ctrl-C.\n", version, strings.Split(cfg.NATSURL, ",")[0], data, c.Views.Applied())
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "signal", context.Cause(ctx))
+	case err := <-c.Errors():
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/projections"
+)
+
+const userUsage = `Usage: flmngr user <register|report|get|list> [flags] [ID]
+
+A user is a client, as in the original: its ID, sensors, amount of data,
+accuracy contribution, disconnections per round and extra attributes.
+
+  register ID [--sensors camera,ecu] [--data-qnt N] [--attr k=v ...]
+  report ID [--data-qnt N] [--attr k=v ...] [--register]   change the given attributes
+  get ID
+  list`
+
+func runUser(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(out, userUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: a subcommand is required", errUsage)
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "register", "report":
+		return userWrite(sub, args, out)
+	case "get":
+		return userGet(args, out)
+	case "list":
+		return userList(args, out)
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (register, report, get, list)", errUsage, sub)
+}
+
+type infoFlags struct {
+	sensors        *listFlag
+	dataQnt        *int64
+	acc, disconn   *float64
+	attrs          attrFlag
+	fs             *flag.FlagSet
+	registerOnMiss *bool
+}
+
+func registerInfo(fs *flag.FlagSet) infoFlags {
+	f := infoFlags{sensors: &listFlag{}, attrs: attrFlag{}, fs: fs}
+	fs.Var(f.sensors, "sensors", "sensors, comma-separated (camera,ecu)")
+	f.dataQnt = fs.Int64("data-qnt", 0, "amount of data the client holds")
+	f.acc = fs.Float64("avg-acc-contrib", 0, "average accuracy contribution")
+	f.disconn = fs.Float64("avg-disconnection-per-round", 0, "average disconnections per round")
+	fs.Var(f.attrs, "attr", "extra attribute key=value (repeatable; numbers and booleans keep their type; key= with null removes it)")
+	return f
+}
+
+func (f infoFlags) info() commands.ClientInfo {
+	set := setFlags(f.fs)
+	var in commands.ClientInfo
+	if set["sensors"] {
+		in.Sensors = &f.sensors.values
+	}
+	if set["data-qnt"] {
+		in.DataQnt = f.dataQnt
+	}
+	if set["avg-acc-contrib"] {
+		in.AvgAccContrib = f.acc
+	}
+	if set["avg-disconnection-per-round"] {
+		in.AvgDisconnectionPerRound = f.disconn
+	}
+	if len(f.attrs) > 0 {
+		in.Extra = f.attrs
+	}
+	return in
+}
+
+func userWrite(sub string, args []string, out io.Writer) error {
+	about := "Registers a client with its attributes."
+	if sub == "report" {
+		about = "Reports changed attributes of a client; attributes not given stay as they are."
+	}
+	fs := newFlags("user "+sub, "user "+sub+" ID [flags]", about)
+	var cf connFlags
+	cf.register(fs)
+	f := registerInfo(fs)
+	upsert := fs.Bool("register", false, "register the client if it is unknown (report only)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return fmt.Errorf("%w: a user ID is required", errUsage)
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx := context.Background()
+	if sub == "register" {
+		r, err := c.RegisterClient(ctx, commands.RegisterClient{ClientID: id, ClientInfo: f.info()})
+		if err != nil {
+			return err
+		}
+		return report(out, cf.json, r, "user %s registered", id)
+	}
+	r, err := c.ReportClient(ctx, commands.ReportClientInfo{ClientID: id, ClientInfo: f.info(), Register: *upsert})
+	if err != nil {
+		return err
+	}
+	if len(r.Events) == 0 && !cf.json {
+		fmt.Fprintf(out, "user %s unchanged\n", id)
+		return nil
+	}
+	return report(out, cf.json, r, "user %s updated", id)
+}
+
+func userGet(args []string, out io.Writer) error {
+	fs := newFlags("user get", "user get ID", "Shows one client (user).")
+	var cf connFlags
+	cf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return fmt.Errorf("%w: a user ID is required", errUsage)
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	u, err := c.User(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(out, u)
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	row("ID", u.ID)
+	row("sensors", strings.Join(u.Attributes.Sensors, ", "))
+	row("data_qnt", u.Attributes.DataQnt)
+	row("avg_acc_contrib", floatOrNull(u.Attributes.AvgAccContrib))
+	row("avg_disconnection_per_round", floatOrNull(u.Attributes.AvgDisconnectionPerRound))
+	for _, k := range sortedKeys(u.Attributes.Extra) {
+		row("attrs."+k, u.Attributes.Extra[k])
+	}
+	row("creation_date", u.CreatedAt.Local().Format(dateLayout))
+	row("last_mod_date", u.UpdatedAt.Local().Format(dateLayout))
+	return w.Flush()
+}
+
+func userList(args []string, out io.Writer) error {
+	fs := newFlags("user list", "user list", "Lists clients (users) by ID.")
+	var cf connFlags
+	cf.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	us, err := c.Users(context.Background())
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		if us == nil {
+			us = []projections.ClientView{}
+		}
+		return printJSON(out, us)
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSENSORS\tDATA_QNT\tAVG_ACC_CONTRIB\tAVG_DISCONN\tEXTRA\tLAST MODIFIED")
+	for _, u := range us {
+		var extra []string
+		for _, k := range sortedKeys(u.Attributes.Extra) {
+			extra = append(extra, fmt.Sprintf("%s=%v", k, u.Attributes.Extra[k]))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", u.ID, strings.Join(u.Attributes.Sensors, ","), u.Attributes.DataQnt,
+			floatOrNull(u.Attributes.AvgAccContrib), floatOrNull(u.Attributes.AvgDisconnectionPerRound), dash(strings.Join(extra, " ")), u.UpdatedAt.Local().Format(dateLayout))
+	}
+	return w.Flush()
+}
+
+func floatOrNull(f *float64) string {
+	if f == nil {
+		return "null"
+	}
+	return fmt.Sprint(*f)
+}

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/projections"
+)
+
+// Client calls the endpoints. Its errors are *commands.Error.
+type Client struct {
+	nc      *nats.Conn
+	timeout time.Duration
+}
+
+// NewClient returns a Client over nc; timeout bounds each call that has no
+// deadline of its own (default 15s).
+func NewClient(nc *nats.Conn, timeout time.Duration) *Client {
+	if timeout == 0 {
+		timeout = 15 * time.Second
+	}
+	return &Client{nc: nc, timeout: timeout}
+}
+
+func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return commands.Internal(err, "encode request")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return commands.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return commands.Unavailable(err, "flmngr did not answer %s in time", subject)
+	case err != nil:
+		return commands.Unavailable(err, "request %s", subject)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		e := &commands.Error{}
+		if json.Unmarshal(msg.Data, e) != nil || e.Kind == "" {
+			e = &commands.Error{Kind: commands.Kind(code), Message: msg.Header.Get(micro.ErrorHeader)}
+		}
+		return e
+	}
+	if reply == nil {
+		return nil
+	}
+	if err := json.Unmarshal(msg.Data, reply); err != nil {
+		return commands.Internal(err, "decode reply of %s", subject)
+	}
+	return nil
+}
+
+func (c *Client) command(ctx context.Context, subject string, cmd any) (CommandReply, error) {
+	var r CommandReply
+	err := c.call(ctx, subject, cmd, &r)
+	return r, err
+}
+
+// CreateTask registers a task.
+func (c *Client) CreateTask(ctx context.Context, cmd commands.CreateTask) (CommandReply, error) {
+	return c.command(ctx, SubjectCreateTask, cmd)
+}
+
+// UpdateTask changes a task.
+func (c *Client) UpdateTask(ctx context.Context, cmd commands.UpdateTask) (CommandReply, error) {
+	return c.command(ctx, SubjectUpdateTask, cmd)
+}
+
+// DeleteTask removes a task.
+func (c *Client) DeleteTask(ctx context.Context, id string) (CommandReply, error) {
+	return c.command(ctx, SubjectDeleteTask, commands.DeleteTask{TaskID: id})
+}
+
+// StartTask asks for a task to start.
+func (c *Client) StartTask(ctx context.Context, cmd commands.StartTask) (CommandReply, error) {
+	return c.command(ctx, SubjectStartTask, cmd)
+}
+
+// StopTask asks for a task to stop.
+func (c *Client) StopTask(ctx context.Context, id string) (CommandReply, error) {
+	return c.command(ctx, SubjectStopTask, commands.StopTask{TaskID: id})
+}
+
+// RegisterClient registers a client.
+func (c *Client) RegisterClient(ctx context.Context, cmd commands.RegisterClient) (CommandReply, error) {
+	return c.command(ctx, SubjectRegisterClient, cmd)
+}
+
+// ReportClient reports a client's attributes.
+func (c *Client) ReportClient(ctx context.Context, cmd commands.ReportClientInfo) (CommandReply, error) {
+	return c.command(ctx, SubjectReportClient, cmd)
+}
+
+// latest is the consistency the typed queries ask for: everything
+// appended before the query.
+var latest = Consistency{Latest: true}
+
+// Task returns one task.
+func (c *Client) Task(ctx context.Context, id string) (Task, error) {
+	var t Task
+	err := c.call(ctx, SubjectGetTask, GetRequest{ID: id, Consistency: latest}, &t)
+	return t, err
+}
+
+// Tasks lists tasks.
+func (c *Client) Tasks(ctx context.Context, r ListTasksRequest) ([]Task, error) {
+	var ts []Task
+	if r.Consistency == (Consistency{}) {
+		r.Consistency = latest
+	}
+	err := c.call(ctx, SubjectListTasks, r, &ts)
+	return ts, err
+}
+
+// User returns one client (a user, in the original's words).
+func (c *Client) User(ctx context.Context, id string) (projections.ClientView, error) {
+	var v projections.ClientView
+	err := c.call(ctx, SubjectGetClient, GetRequest{ID: id, Consistency: latest}, &v)
+	return v, err
+}
+
+// Users lists clients.
+func (c *Client) Users(ctx context.Context) ([]projections.ClientView, error) {
+	var vs []projections.ClientView
+	err := c.call(ctx, SubjectListClient, ListClientsRequest{Consistency: latest}, &vs)
+	return vs, err
+}
+
+// Timeline returns a page of the timeline.
+func (c *Client) Timeline(ctx context.Context, r TimelineRequest) (TimelineReply, error) {
+	var t TimelineReply
+	if r.Consistency == (Consistency{}) {
+		r.Consistency = latest
+	}
+	err := c.call(ctx, SubjectTimeline, r, &t)
+	return t, err
+}
+
+// Status describes the deployment.
+func (c *Client) Status(ctx context.Context) (StatusReply, error) {
+	var s StatusReply
+	err := c.call(ctx, SubjectStatus, struct{}{}, &s)
+	return s, err
+}
+
+// Rebuild drops and replays the views of the running deployment.
+func (c *Client) Rebuild(ctx context.Context) (RebuildReply, error) {
+	var r RebuildReply
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	err := c.call(ctx, SubjectRebuild, struct{}{}, &r)
+	return r, err
+}
+
+// String names what the client talks to.
+func (c *Client) String() string { return fmt.Sprintf("flmngr at %s", c.nc.ConnectedUrlRedacted()) }

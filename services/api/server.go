@@ -1,0 +1,343 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/flmngr/flmngr/commands"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+)
+
+// Executor runs commands.
+type Executor interface {
+	Execute(ctx context.Context, cmd commands.Command) (commands.Result, error)
+}
+
+// StreamInfo tells how far the log goes.
+type StreamInfo interface {
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// Config configures the endpoints.
+type Config struct {
+	// Version is reported by $SRV.INFO.
+	Version string
+	// Timeout bounds each request (default 10s).
+	Timeout time.Duration
+	// Concurrency bounds requests handled at once (default 512).
+	Concurrency int
+	// MaxRequest bounds a request body (default 1 MiB).
+	MaxRequest int
+	Logger     *slog.Logger
+}
+
+// Server serves the command and query endpoints.
+type Server struct {
+	exec  Executor
+	views *pbadger.Store
+	log   StreamInfo
+	cfg   Config
+	sem   chan struct{}
+}
+
+// NewServer returns a Server; Run serves it.
+func NewServer(exec Executor, views *pbadger.Store, log StreamInfo, cfg Config) *Server {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 512
+	}
+	if cfg.MaxRequest == 0 {
+		cfg.MaxRequest = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "0.1.0"
+	}
+	return &Server{exec: exec, views: views, log: log, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency)}
+}
+
+type endpoint struct {
+	name, subject string
+	fn            func(context.Context, []byte) (any, error)
+}
+
+// Start registers the services on nc; they serve until ctx ends or stop is
+// called. When Start returns, requests are being answered.
+func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
+	cmds := []endpoint{
+		{"task_create", SubjectCreateTask, command[commands.CreateTask](s, true)},
+		{"task_update", SubjectUpdateTask, command[commands.UpdateTask](s, true)},
+		{"task_delete", SubjectDeleteTask, command[commands.DeleteTask](s, false)},
+		{"task_start", SubjectStartTask, command[commands.StartTask](s, false)},
+		{"task_stop", SubjectStopTask, command[commands.StopTask](s, false)},
+		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false)},
+		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false)},
+	}
+	queries := []endpoint{
+		{"task_get", SubjectGetTask, s.getTask},
+		{"task_list", SubjectListTasks, s.listTasks},
+		{"client_get", SubjectGetClient, s.getClient},
+		{"client_list", SubjectListClient, s.listClients},
+		{"timeline", SubjectTimeline, s.timeline},
+		{"status", SubjectStatus, s.status},
+		{"rebuild", SubjectRebuild, s.rebuild},
+	}
+	var svcs []micro.Service
+	stop = func() {
+		for _, svc := range svcs {
+			_ = svc.Stop()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	for _, def := range []struct {
+		name, desc string
+		eps        []endpoint
+	}{
+		{"flmngr-commands", "flmngr commands: create, update, delete, start and stop tasks; register clients and report their attributes", cmds},
+		{"flmngr-queries", "flmngr queries: tasks, clients (users), the timeline and status; view rebuilds", queries},
+	} {
+		svc, err := micro.AddService(nc, micro.Config{Name: def.name, Version: s.cfg.Version, Description: def.desc})
+		if err != nil {
+			return nil, fmt.Errorf("add service %s: %w", def.name, err)
+		}
+		svcs = append(svcs, svc)
+		for _, ep := range def.eps {
+			if err := svc.AddEndpoint(ep.name, s.handler(ctx, ep), micro.WithEndpointSubject(ep.subject)); err != nil {
+				return nil, fmt.Errorf("add endpoint %s: %w", ep.subject, err)
+			}
+		}
+	}
+	return stop, nil
+}
+
+// handler runs each request on its own goroutine, bounded by the
+// semaphore, so one slow request never holds up the subscription.
+func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
+	return micro.HandlerFunc(func(req micro.Request) {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			respondError(req, commands.Unavailable(ctx.Err(), "shutting down"))
+			return
+		}
+		go func() {
+			defer func() { <-s.sem }()
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+			defer cancel()
+			if len(req.Data()) > s.cfg.MaxRequest {
+				respondError(req, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
+				return
+			}
+			out, err := ep.fn(rctx, req.Data())
+			if err != nil {
+				e := commands.AsError(err)
+				if e.Kind == commands.KindInternal || e.Kind == commands.KindUnavailable {
+					s.cfg.Logger.Error("request failed", "subject", ep.subject, "err", err)
+				}
+				respondError(req, e)
+				return
+			}
+			if err := req.RespondJSON(out); err != nil {
+				s.cfg.Logger.Warn("reply failed", "subject", ep.subject, "err", err)
+			}
+		}()
+	})
+}
+
+func respondError(req micro.Request, e *commands.Error) {
+	body, _ := json.Marshal(e)
+	_ = req.Error(string(e.Kind), e.Message, body)
+}
+
+// decode parses a request body strictly: unknown fields are an error
+// naming them.
+func decode(data []byte, v any) error {
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return commands.Invalid(fieldOf(err), "bad request: %v", err)
+	}
+	return nil
+}
+
+func command[C any](s *Server, pointer bool) func(context.Context, []byte) (any, error) {
+	return func(ctx context.Context, data []byte) (any, error) {
+		var c C
+		if err := decode(data, &c); err != nil {
+			return nil, err
+		}
+		var cmd commands.Command
+		if pointer {
+			cmd = any(&c).(commands.Command)
+		} else {
+			cmd = any(c).(commands.Command)
+		}
+		res, err := s.exec.Execute(ctx, cmd)
+		if err != nil {
+			return nil, err
+		}
+		reply := CommandReply{Seq: res.Seq, Events: make([]EventRef, len(res.Events))}
+		for i, e := range res.Events {
+			reply.Events[i] = EventRef{ID: e.ID, Type: e.Type, Seq: e.Seq}
+		}
+		return reply, nil
+	}
+}
+
+// settle waits until the views answer with the consistency asked for.
+func (s *Server) settle(ctx context.Context, c Consistency) error {
+	min := c.MinSeq
+	if c.Latest {
+		last, err := s.log.LastSeq(ctx)
+		if err != nil {
+			return commands.Unavailable(err, "event log unavailable")
+		}
+		min = max(min, last)
+	}
+	if min == 0 {
+		return nil
+	}
+	if err := s.views.WaitFor(ctx, min); err != nil {
+		return commands.Unavailable(err, "views are behind the log (at %d, need %d)", s.views.Applied(), min)
+	}
+	return nil
+}
+
+func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
+	var r GetRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, r.Consistency); err != nil {
+		return nil, err
+	}
+	v, err := s.views.Task(r.ID)
+	if err != nil {
+		return nil, commands.Internal(err, "read task view")
+	}
+	if v == nil {
+		return nil, commands.NotFound("task %s not found", r.ID)
+	}
+	return toTask(*v), nil
+}
+
+func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
+	var r ListTasksRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, r.Consistency); err != nil {
+		return nil, err
+	}
+	vs, err := s.views.Tasks(r.TaskFilter)
+	if err != nil {
+		return nil, commands.Internal(err, "read task views")
+	}
+	out := make([]Task, len(vs))
+	for i, v := range vs {
+		out[i] = toTask(v)
+	}
+	return out, nil
+}
+
+func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
+	var r GetRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, r.Consistency); err != nil {
+		return nil, err
+	}
+	v, err := s.views.Client(r.ID)
+	if err != nil {
+		return nil, commands.Internal(err, "read client view")
+	}
+	if v == nil {
+		return nil, commands.NotFound("client %s not found", r.ID)
+	}
+	return v, nil
+}
+
+func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
+	var r ListClientsRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, r.Consistency); err != nil {
+		return nil, err
+	}
+	vs, err := s.views.Clients()
+	if err != nil {
+		return nil, commands.Internal(err, "read client views")
+	}
+	if vs == nil {
+		return []any{}, nil
+	}
+	return vs, nil
+}
+
+func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
+	var r TimelineRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, r.Consistency); err != nil {
+		return nil, err
+	}
+	entries, next, err := s.views.Timeline(r.TimelineQuery)
+	if err != nil {
+		return nil, commands.Invalid("", "%v", err)
+	}
+	return TimelineReply{Entries: entries, Next: next}, nil
+}
+
+func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
+	last, err := s.log.LastSeq(ctx)
+	if err != nil {
+		return nil, commands.Unavailable(err, "event log unavailable")
+	}
+	tasks, err := s.views.Tasks(pbadger.TaskFilter{})
+	if err != nil {
+		return nil, commands.Internal(err, "read task views")
+	}
+	clients, err := s.views.Clients()
+	if err != nil {
+		return nil, commands.Internal(err, "read client views")
+	}
+	return StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: len(tasks), Clients: len(clients)}, nil
+}
+
+func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {
+	start := time.Now()
+	// A rebuild of a long log may take longer than a request; it runs
+	// under its own bound.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+	defer cancel()
+	seq, err := s.views.Rebuild(rctx)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, commands.Unavailable(err, "rebuild did not finish in time")
+		}
+		return nil, commands.Internal(err, "rebuild views")
+	}
+	return RebuildReply{Seq: seq, Duration: time.Since(start).Round(time.Millisecond).String()}, nil
+}

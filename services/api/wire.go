@@ -1,0 +1,108 @@
+package api
+
+import (
+	"github.com/flmngr/flmngr/projections"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+)
+
+// Subjects of the endpoints.
+const (
+	SubjectCreateTask     = "flmngr.cmd.task.create"
+	SubjectUpdateTask     = "flmngr.cmd.task.update"
+	SubjectDeleteTask     = "flmngr.cmd.task.delete"
+	SubjectStartTask      = "flmngr.cmd.task.start"
+	SubjectStopTask       = "flmngr.cmd.task.stop"
+	SubjectRegisterClient = "flmngr.cmd.client.register"
+	SubjectReportClient   = "flmngr.cmd.client.report"
+
+	SubjectGetTask    = "flmngr.q.task.get"
+	SubjectListTasks  = "flmngr.q.task.list"
+	SubjectGetClient  = "flmngr.q.client.get"
+	SubjectListClient = "flmngr.q.client.list"
+	SubjectTimeline   = "flmngr.q.timeline"
+	SubjectStatus     = "flmngr.q.status"
+
+	SubjectRebuild = "flmngr.admin.rebuild"
+)
+
+// EventRef names an appended event.
+type EventRef struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Seq  uint64 `json:"seq"`
+}
+
+// CommandReply is the reply to every command.
+type CommandReply struct {
+	// Seq is the stream sequence of the last event appended (or of the
+	// aggregate's last event when nothing changed).
+	Seq    uint64     `json:"seq"`
+	Events []EventRef `json:"events"`
+}
+
+// Consistency is part of every query: the views answer only once they
+// include the event at MinSeq; with Latest they wait for every event
+// appended before the query arrived (the default of the CLI).
+type Consistency struct {
+	MinSeq uint64 `json:"min_seq,omitempty"`
+	Latest bool   `json:"latest,omitempty"`
+}
+
+// GetRequest asks for one task or client.
+type GetRequest struct {
+	ID string `json:"id"`
+	Consistency
+}
+
+// ListTasksRequest asks for tasks, optionally filtered.
+type ListTasksRequest struct {
+	pbadger.TaskFilter
+	Consistency
+}
+
+// ListClientsRequest asks for every client.
+type ListClientsRequest struct {
+	Consistency
+}
+
+// TimelineRequest asks for a page of the timeline.
+type TimelineRequest struct {
+	pbadger.TimelineQuery
+	Consistency
+}
+
+// TimelineReply is a page of the timeline.
+type TimelineReply struct {
+	Entries []projections.TimelineEntry `json:"entries"`
+	// Next is the After of the next page; zero when this is the last.
+	Next uint64 `json:"next,omitempty"`
+}
+
+// Task is a task as queries return it: the view without the password
+// hash.
+type Task struct {
+	projections.TaskView
+	HasPassword bool `json:"has_password"`
+}
+
+// StatusReply describes the deployment.
+type StatusReply struct {
+	StreamSeq  uint64 `json:"stream_seq"`
+	ViewsSeq   uint64 `json:"views_seq"`
+	Tasks      int    `json:"tasks"`
+	Clients    int    `json:"clients"`
+	ServerName string `json:"server,omitempty"`
+}
+
+// RebuildReply reports a rebuild.
+type RebuildReply struct {
+	Seq      uint64 `json:"seq"`
+	Duration string `json:"duration"`
+}
+
+// toTask hides the password hash of a view.
+func toTask(v projections.TaskView) Task {
+	t := Task{TaskView: v, HasPassword: v.Spec.PasswordHash != ""}
+	t.Spec.PasswordHash = ""
+	return t
+}

@@ -1,0 +1,173 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/commands"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+// Config configures the cloud side.
+type Config struct {
+	// DataDir holds the embedded JetStream store and the views.
+	DataDir string
+	// NATSURL, when set, connects to an external NATS deployment instead
+	// of embedding a server (comma-separated URLs of a cluster).
+	NATSURL string
+	// Listen is the embedded server's client address (default
+	// 127.0.0.1:4222; port 0 picks a free one; "-" accepts in-process
+	// connections only).
+	Listen string
+	// Replicas of the event stream (default 1).
+	Replicas int
+	// Name names this cloud instance in events and connections (default
+	// the host name).
+	Name string
+	// Version is reported by the services.
+	Version string
+	// HashPassword overrides the password hash (tests use a fast one).
+	HashPassword func(string) (string, error)
+	Logger       *slog.Logger
+}
+
+// Validate reports whether the configuration is usable.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("a data directory is required")
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	return nil
+}
+
+// Cloud is a running cloud side. Open starts it; Close stops it.
+type Cloud struct {
+	cfg     Config
+	ns      *server.Server
+	nc      *nats.Conn
+	Log     *fjs.Log
+	Views   *pbadger.Store
+	Cmds    *commands.Handler
+	cancel  context.CancelFunc
+	stopAPI func()
+	wg      sync.WaitGroup
+	errs    chan error
+}
+
+// Open starts the cloud side and returns once it serves requests.
+func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	c = &Cloud{cfg: cfg, errs: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if cfg.NATSURL == "" {
+		c.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: cfg.DataDir, Listen: cfg.Listen, ServerName: "flmngr-" + cfg.Name})
+		if err != nil {
+			return nil, err
+		}
+		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.Name("flmngr-cloud "+cfg.Name))
+	} else {
+		c.nc, err = nats.Connect(cfg.NATSURL, nats.Name("flmngr-cloud "+cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	c.Log, err = fjs.Open(ctx, c.nc, fjs.Config{Replicas: cfg.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	c.Views, err = pbadger.Open(filepath.Join(cfg.DataDir, "views"), cfg.Logger.With("component", "views"))
+	if err != nil {
+		return nil, err
+	}
+	c.Cmds = commands.NewHandler(c.Log, commands.Config{Source: "cloud/" + cfg.Name, HashPassword: cfg.HashPassword})
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.goRun("views", func() error { return c.Views.Run(runCtx, c.Log) })
+	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Logger: cfg.Logger.With("component", "api")})
+	c.stopAPI, err = srv.Start(runCtx, c.nc)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cloud) goRun(name string, fn func() error) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := fn(); err != nil {
+			c.cfg.Logger.Error("component stopped", "component", name, "err", err)
+			select {
+			case c.errs <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// Errors reports components that stopped on their own.
+func (c *Cloud) Errors() <-chan error { return c.errs }
+
+// Conn is the cloud's own NATS connection.
+func (c *Cloud) Conn() *nats.Conn { return c.nc }
+
+// ClientURL is where other processes connect ("" when the server is
+// external or listens in-process only).
+func (c *Cloud) ClientURL() string {
+	if c.ns == nil || c.cfg.Listen == "-" {
+		return ""
+	}
+	return c.ns.ClientURL()
+}
+
+// Close stops the services, the projection runner and the embedded server,
+// in that order.
+func (c *Cloud) Close() {
+	if c.stopAPI != nil {
+		c.stopAPI()
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	if c.Views != nil {
+		if err := c.Views.Close(); err != nil {
+			c.cfg.Logger.Warn("close views", "err", err)
+		}
+	}
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	if c.ns != nil {
+		c.ns.Shutdown()
+		c.ns.WaitForShutdown()
+	}
+}

@@ -1,10 +1,9 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"reflect"
-	"regexp"
 	"time"
 )
 
@@ -30,12 +29,25 @@ func Client(id string) Aggregate { return Aggregate{Kind: KindClient, ID: id} }
 
 func (a Aggregate) String() string { return a.Kind + "/" + a.ID }
 
-// idPattern is the shape of every aggregate id: it is safe as a NATS subject
+// ValidID reports whether id may name a task or a client: 1-64 letters,
+// digits, '_' or '-', starting with a letter or digit
+// (^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$). Such an id is safe as a NATS subject
 // token, a file name and a URL path segment.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-
-// ValidID reports whether id may name a task or a client.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Validate reports whether the aggregate has a known kind and a valid id.
 func (a Aggregate) Validate() error {

@@ -365,10 +365,9 @@ func rebuiltEqual(ctx context.Context) error {
 	return nil
 }
 
-
 // splitArgs splits a command line like a POSIX shell would for the subset
 // scenarios use: blanks separate words, '...' is literal, "..." allows \"
-// and \\ escapes, and '' is an empty word.
+// and \\ escapes, and ” is an empty word.
 func splitArgs(line string) ([]string, error) {
 	var args []string
 	var cur strings.Builder

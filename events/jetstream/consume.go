@@ -27,7 +27,25 @@ type FollowOptions struct {
 // It uses an ordered consumer: nothing is stored on the server and a lost
 // connection resumes where it left off.
 func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(events.Envelope) error) error {
+	return l.follow(ctx, opts, 0, decoded(fn))
+}
+
+// FollowRaw is Follow without decoding: fn gets each event's stream
+// sequence and its bytes, which are only valid during the call. Readers
+// that decode on several cores use it.
+func (l *Log) FollowRaw(ctx context.Context, opts FollowOptions, fn func(seq uint64, data []byte) error) error {
 	return l.follow(ctx, opts, 0, fn)
+}
+
+// decoded adapts an envelope handler to raw messages.
+func decoded(fn func(events.Envelope) error) func(uint64, []byte) error {
+	return func(seq uint64, data []byte) error {
+		env, err := events.Decode(data, seq)
+		if err != nil {
+			return fmt.Errorf("follow: event at %d: %w", seq, err)
+		}
+		return fn(env)
+	}
 }
 
 // errCaughtUp stops a follow that has reached its target.
@@ -50,7 +68,7 @@ func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Env
 	if target == 0 || target < opts.From {
 		return target, nil
 	}
-	err = l.follow(ctx, opts, target, fn)
+	err = l.follow(ctx, opts, target, decoded(fn))
 	if errors.Is(err, errCaughtUp) {
 		return target, nil
 	}
@@ -59,7 +77,7 @@ func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Env
 
 // follow runs an ordered consumer; when until > 0 it stops with errCaughtUp
 // once an event at or beyond that sequence was handled.
-func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn func(events.Envelope) error) error {
+func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: opts.Filters, InactiveThreshold: time.Minute}
 	if opts.From > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -89,18 +107,13 @@ func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn f
 			finish(fmt.Errorf("follow: message metadata: %w", err))
 			return
 		}
-		env, err := events.Decode(m.Data(), meta.Sequence.Stream)
-		if err != nil {
-			failed = true
-			finish(fmt.Errorf("follow: event at %d: %w", meta.Sequence.Stream, err))
-			return
-		}
-		if err := fn(env); err != nil {
+		seq := meta.Sequence.Stream
+		if err := fn(seq, m.Data()); err != nil {
 			failed = true
 			finish(err)
 			return
 		}
-		if until > 0 && env.Seq >= until {
+		if until > 0 && seq >= until {
 			failed = true
 			finish(errCaughtUp)
 		}

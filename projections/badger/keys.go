@@ -10,7 +10,6 @@ import (
 // families can be scanned and dropped by prefix.
 var (
 	checkpointKey = []byte("m/checkpoint")
-	rebuildingKey = []byte("m/rebuilding")
 	taskPrefix    = []byte("t/")
 	clientPrefix  = []byte("c/")
 	timelinePre   = []byte("l/")

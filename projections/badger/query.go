@@ -2,8 +2,8 @@ package badger
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"slices"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -15,7 +15,7 @@ import (
 // Task returns the view of one task, or nil when there is none.
 func (s *Store) Task(id string) (*projections.TaskView, error) {
 	var v *projections.TaskView
-	err := s.db.View(func(txn *badgerdb.Txn) error {
+	err := s.view(func(txn *badgerdb.Txn) error {
 		var err error
 		v, err = getJSON[projections.TaskView](txn, taskKey(id))
 		return err
@@ -26,7 +26,7 @@ func (s *Store) Task(id string) (*projections.TaskView, error) {
 // Client returns the view of one client, or nil when there is none.
 func (s *Store) Client(id string) (*projections.ClientView, error) {
 	var v *projections.ClientView
-	err := s.db.View(func(txn *badgerdb.Txn) error {
+	err := s.view(func(txn *badgerdb.Txn) error {
 		var err error
 		v, err = getJSON[projections.ClientView](txn, clientKey(id))
 		return err
@@ -50,7 +50,7 @@ func (f TaskFilter) match(v *projections.TaskView) bool {
 // Tasks returns the views of the tasks matching f, ordered by creation.
 func (s *Store) Tasks(f TaskFilter) ([]projections.TaskView, error) {
 	var out []projections.TaskView
-	err := scan(s.db, taskPrefix, func(b []byte) error {
+	err := s.scan(taskPrefix, func(b []byte) error {
 		var v projections.TaskView
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
@@ -69,7 +69,7 @@ func (s *Store) Tasks(f TaskFilter) ([]projections.TaskView, error) {
 // Clients returns the views of every client, ordered by id.
 func (s *Store) Clients() ([]projections.ClientView, error) {
 	var out []projections.ClientView
-	err := scan(s.db, clientPrefix, func(b []byte) error {
+	err := s.scan(clientPrefix, func(b []byte) error {
 		var v projections.ClientView
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
@@ -80,8 +80,8 @@ func (s *Store) Clients() ([]projections.ClientView, error) {
 	return out, err
 }
 
-func scan(db *badgerdb.DB, prefix []byte, fn func([]byte) error) error {
-	return db.View(func(txn *badgerdb.Txn) error {
+func (s *Store) scan(prefix []byte, fn func([]byte) error) error {
+	return s.view(func(txn *badgerdb.Txn) error {
 		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -117,7 +117,7 @@ func (s *Store) Timeline(q TimelineQuery) ([]projections.TimelineEntry, uint64, 
 	limit = min(limit, 10_000)
 	var out []projections.TimelineEntry
 	var next uint64
-	err := s.db.View(func(txn *badgerdb.Txn) error {
+	err := s.view(func(txn *badgerdb.Txn) error {
 		prefix := timelinePre
 		switch {
 		case q.Task != "":
@@ -168,7 +168,7 @@ func getRaw(txn *badgerdb.Txn, key []byte) ([]byte, error) {
 // Dump calls fn with every key and value in key order: the views, the
 // timeline and the checkpoint. Tests use it to compare two stores.
 func (s *Store) Dump(fn func(key, value []byte) error) error {
-	return s.db.View(func(txn *badgerdb.Txn) error {
+	return s.view(func(txn *badgerdb.Txn) error {
 		it := txn.NewIterator(badgerdb.DefaultIteratorOptions)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

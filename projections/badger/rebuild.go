@@ -2,44 +2,70 @@ package badger
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"slices"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
-
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/ristretto/v2/z"
+	json "github.com/goccy/go-json"
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
 )
 
-// errDone ends a replay that reached its target.
-var errDone = errors.New("replay done")
+// Stream ids of the stream writer, one per key family; families do not
+// overlap, as the stream writer requires.
+const (
+	streamTimeline uint32 = iota + 1
+	streamClients
+	streamMeta
+	streamTasks
+	streamIndex
+)
 
-// doRebuild drops every view and replays the log up to its last event at
-// the time of the call. A marker key makes an interrupted rebuild resume at
-// the next Run. Views of tasks and clients are folded in memory; timeline
-// entries and, at the end, the views go to Badger in write batches.
+// doRebuild replays the log up to its last event at the time of the call
+// into a new generation and switches to it. The current views keep
+// answering queries meanwhile. Keys go to Badger's stream writer, which
+// builds sorted tables directly: timeline entries in sequence order as
+// they are replayed; task and client views, the per-aggregate timeline
+// index and the checkpoint, sorted, at the end.
 func (s *Store) doRebuild(ctx context.Context, src Source) error {
 	start := time.Now()
 	target, err := src.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	if err := s.db.DropAll(); err != nil {
-		return fmt.Errorf("rebuild: drop views: %w", err)
+	gen := s.gen + 1
+	dir := generationDir(s.dir, gen)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
-	s.setApplied(0)
-	if err := s.db.Update(func(txn *badgerdb.Txn) error { return txn.Set(rebuildingKey, seqBytes(target)) }); err != nil {
-		return fmt.Errorf("rebuild: mark: %w", err)
+	db, err := openDB(dir)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			db.Close()
+			os.RemoveAll(dir)
+		}
+	}()
+	w, err := newStreamWriter(db)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	defer w.release()
+
 	tasks := map[string]*projections.TaskView{}
 	clients := map[string]*projections.ClientView{}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
+	index := map[string][]uint64{} // index prefix → sequences, ascending
 	if target > 0 {
-		err = src.Follow(ctx, fjs.FollowOptions{From: 1, Batch: 8192}, func(e events.Envelope) error {
+		err = replay(ctx, src, target, func(e events.Envelope, entry encodedEntry) error {
 			switch e.Aggregate.Kind {
 			case events.KindTask:
 				v := projections.ApplyTask(tasks[e.Aggregate.ID], e)
@@ -51,35 +77,114 @@ func (s *Store) doRebuild(ctx context.Context, src Source) error {
 			case events.KindClient:
 				clients[e.Aggregate.ID] = projections.ApplyClient(clients[e.Aggregate.ID], e)
 			}
-			if err := writeTimeline(wb.Set, e); err != nil {
-				return err
+			p := string(indexPrefixOf(e.Aggregate.Kind, e.Aggregate.ID))
+			index[p] = append(index[p], e.Seq)
+			if entry.task != "" && e.Aggregate.Kind != events.KindTask {
+				p := string(indexPrefixOf(events.KindTask, entry.task))
+				index[p] = append(index[p], e.Seq)
 			}
-			if e.Seq >= target {
-				return errDone
-			}
-			return nil
+			return w.put(streamTimeline, timelineKey(e.Seq), entry.json)
 		})
-		if !errors.Is(err, errDone) {
+		if err != nil {
 			return fmt.Errorf("rebuild: replay: %w", err)
 		}
 	}
-	noDelete := func([]byte) error { return nil }
-	if err := writeViews(wb.Set, noDelete, tasks, clients); err != nil {
-		return fmt.Errorf("rebuild: write views: %w", err)
+	if err := writeSorted(w, streamClients, clients, clientKey); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("rebuild: flush: %w", err)
+	if err := w.put(streamMeta, checkpointKey, seqBytes(target)); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
-	err = s.db.Update(func(txn *badgerdb.Txn) error {
-		if err := txn.Set(checkpointKey, seqBytes(target)); err != nil {
-			return err
+	if err := writeSorted(w, streamTasks, tasks, taskKey); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	for _, p := range slices.Sorted(maps.Keys(index)) {
+		for _, seq := range index[p] {
+			if err := w.put(streamIndex, append([]byte(p), seqBytes(seq)...), nil); err != nil {
+				return fmt.Errorf("rebuild: %w", err)
+			}
 		}
-		return txn.Delete(rebuildingKey)
-	})
-	if err != nil {
-		return fmt.Errorf("rebuild: checkpoint: %w", err)
 	}
+	if err := w.flush(); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if err := s.switchTo(gen, db); err != nil {
+		return err
+	}
+	ok = true
 	s.setApplied(target)
 	s.log.Info("views rebuilt", "events", target, "tasks", len(tasks), "clients", len(clients), "took", time.Since(start))
 	return nil
 }
+
+func writeSorted[V any](w *streamWriter, stream uint32, views map[string]*V, key func(string) []byte) error {
+	for _, id := range slices.Sorted(maps.Keys(views)) {
+		b, err := json.Marshal(views[id])
+		if err != nil {
+			return err
+		}
+		if err := w.put(stream, key(id), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// switchTo makes a rebuilt generation current and drops the old one.
+func (s *Store) switchTo(gen int, db *badgerdb.DB) error {
+	if err := setCurrentGeneration(s.dir, gen); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	s.dbMu.Lock()
+	old, oldGen := s.db, s.gen
+	s.db, s.gen = db, gen
+	s.dbMu.Unlock()
+	if err := old.Close(); err != nil {
+		s.log.Warn("close old views", "err", err)
+	}
+	if err := os.RemoveAll(generationDir(s.dir, oldGen)); err != nil {
+		s.log.Warn("remove old views", "err", err)
+	}
+	return nil
+}
+
+// streamWriter buffers keys for Badger's stream writer.
+type streamWriter struct {
+	sw  *badgerdb.StreamWriter
+	buf *z.Buffer
+}
+
+const streamBuffer = 32 << 20
+
+func newStreamWriter(db *badgerdb.DB) (*streamWriter, error) {
+	sw := db.NewStreamWriter()
+	if err := sw.Prepare(); err != nil {
+		return nil, err
+	}
+	return &streamWriter{sw: sw, buf: z.NewBuffer(streamBuffer, "flmngr-rebuild")}, nil
+}
+
+func (w *streamWriter) put(stream uint32, key, value []byte) error {
+	badgerdb.KVToBuffer(&pb.KV{Key: key, Value: value, Version: 1, StreamId: stream}, w.buf)
+	if w.buf.LenNoPadding() >= streamBuffer {
+		return w.write()
+	}
+	return nil
+}
+
+func (w *streamWriter) write() error {
+	if err := w.sw.Write(w.buf); err != nil {
+		return err
+	}
+	w.buf.Reset()
+	return nil
+}
+
+func (w *streamWriter) flush() error {
+	if err := w.write(); err != nil {
+		return err
+	}
+	return w.sw.Flush()
+}
+
+func (w *streamWriter) release() { _ = w.buf.Release() }

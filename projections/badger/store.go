@@ -3,14 +3,16 @@ package badger
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
@@ -20,12 +22,22 @@ import (
 // Source is the event log as the projections need it.
 type Source interface {
 	Follow(ctx context.Context, opts fjs.FollowOptions, fn func(events.Envelope) error) error
+	FollowRaw(ctx context.Context, opts fjs.FollowOptions, fn func(seq uint64, data []byte) error) error
 	LastSeq(ctx context.Context) (uint64, error)
 }
 
 // Store holds the views. Open it, run Run in a goroutine, query it from
 // anywhere, Close it after Run returned.
+//
+// The views live in a generation directory under dir named by the file
+// CURRENT. A rebuild writes a new generation beside the old one, which
+// keeps answering queries, then switches CURRENT to it and removes the old
+// one; a rebuild interrupted by a crash leaves only a directory that the
+// next Open removes.
 type Store struct {
+	dir     string
+	gen     int
+	dbMu    sync.RWMutex // guards db against a generation switch
 	db      *badgerdb.DB
 	log     *slog.Logger
 	applied atomic.Uint64
@@ -39,23 +51,26 @@ type Store struct {
 // maxBatch bounds how many events go into one transaction.
 const maxBatch = 512
 
-// Open opens (creating if needed) the view database in dir.
+// Open opens (creating if needed) the views in dir.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	opts := badgerdb.DefaultOptions(dir).
-		WithLogger(nil).
-		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20)
-	db, err := badgerdb.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("open views in %s: %w", dir, err)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("views directory: %w", err)
 	}
-	s := &Store{db: db, log: logger, changed: make(chan struct{}), rebuild: make(chan chan error)}
+	gen, err := currentGeneration(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := removeOtherGenerations(dir, gen); err != nil {
+		return nil, err
+	}
+	db, err := openDB(generationDir(dir, gen))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, gen: gen, db: db, log: logger, changed: make(chan struct{}), rebuild: make(chan chan error)}
 	cp, err := s.readCheckpoint()
 	if err != nil {
 		db.Close()
@@ -65,8 +80,40 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+func openDB(dir string) (*badgerdb.DB, error) {
+	// One writer (the runner) and small values: no conflict detection,
+	// no compression (the views are small next to the log), two
+	// compactors for a two-core machine.
+	opts := badgerdb.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithCompression(options.None).
+		WithNumCompactors(2).
+		WithValueLogFileSize(256 << 20).
+		WithBlockCacheSize(64 << 20).
+		WithIndexCacheSize(32 << 20)
+	db, err := badgerdb.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open views in %s: %w", dir, err)
+	}
+	return db, nil
+}
+
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	return s.db.Close()
+}
+
+// view runs fn in a read transaction of the current generation.
+func (s *Store) view(fn func(*badgerdb.Txn) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.View(fn)
+}
 
 // Applied returns the stream sequence of the last event in the views.
 func (s *Store) Applied() uint64 { return s.applied.Load() }
@@ -98,7 +145,7 @@ func (s *Store) WaitFor(ctx context.Context, seq uint64) error {
 
 func (s *Store) readCheckpoint() (uint64, error) {
 	var cp uint64
-	err := s.db.View(func(txn *badgerdb.Txn) error {
+	err := s.view(func(txn *badgerdb.Txn) error {
 		item, err := txn.Get(checkpointKey)
 		if errors.Is(err, badgerdb.ErrKeyNotFound) {
 			return nil
@@ -120,31 +167,10 @@ func (s *Store) readCheckpoint() (uint64, error) {
 	return cp, nil
 }
 
-func (s *Store) needsRebuild() (bool, error) {
-	found := false
-	err := s.db.View(func(txn *badgerdb.Txn) error {
-		_, err := txn.Get(rebuildingKey)
-		if errors.Is(err, badgerdb.ErrKeyNotFound) {
-			return nil
-		}
-		found = err == nil
-		return err
-	})
-	return found, err
-}
-
-// Run keeps the views up to date with the log until ctx ends. It first
-// finishes an interrupted rebuild, then follows the log from the event
-// after the checkpoint. Rebuild requests are carried out between batches.
+// Run keeps the views up to date with the log until ctx ends, following
+// it from the event after the checkpoint. Rebuild requests are carried out
+// between batches.
 func (s *Store) Run(ctx context.Context, src Source) error {
-	if again, err := s.needsRebuild(); err != nil {
-		return err
-	} else if again {
-		s.log.Warn("finishing an interrupted rebuild")
-		if err := s.doRebuild(ctx, src); err != nil {
-			return err
-		}
-	}
 	for {
 		fctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -244,7 +270,9 @@ func (s *Store) applyBatch(batch []events.Envelope) error {
 	if len(fresh) == 0 {
 		return nil
 	}
+	s.dbMu.RLock()
 	err := s.db.Update(func(txn *badgerdb.Txn) error { return applyTxn(txn, fresh) })
+	s.dbMu.RUnlock()
 	if errors.Is(err, badgerdb.ErrTxnTooBig) && len(fresh) > 1 {
 		half := len(fresh) / 2
 		if err := s.applyBatch(fresh[:half]); err != nil {
@@ -283,7 +311,11 @@ func applyTxn(txn *badgerdb.Txn, batch []events.Envelope) error {
 			}
 			clients[e.Aggregate.ID] = projections.ApplyClient(v, e)
 		}
-		if err := writeTimeline(txn.Set, e); err != nil {
+		entry, err := timelineEntry(e)
+		if err != nil {
+			return err
+		}
+		if err := writeTimeline(txn.Set, e, entry); err != nil {
 			return err
 		}
 	}
@@ -306,21 +338,30 @@ func getJSON[T any](txn *badgerdb.Txn, key []byte) (*T, error) {
 	return v, err
 }
 
-// writeTimeline stores an event's timeline entry and its index entries.
-func writeTimeline(set func(k, v []byte) error, e events.Envelope) error {
+// encodedEntry is a timeline entry ready to store.
+type encodedEntry struct {
+	json []byte
+	task string
+}
+
+// timelineEntry computes and encodes an event's timeline entry. It is pure
+// and may run on any goroutine.
+func timelineEntry(e events.Envelope) (encodedEntry, error) {
 	entry := projections.Entry(e)
 	b, err := json.Marshal(entry)
-	if err != nil {
-		return err
-	}
-	if err := set(timelineKey(e.Seq), b); err != nil {
+	return encodedEntry{json: b, task: entry.Task}, err
+}
+
+// writeTimeline stores an event's timeline entry and its index entries.
+func writeTimeline(set func(k, v []byte) error, e events.Envelope, entry encodedEntry) error {
+	if err := set(timelineKey(e.Seq), entry.json); err != nil {
 		return err
 	}
 	if err := set(indexKey(e.Aggregate.Kind, e.Aggregate.ID, e.Seq), nil); err != nil {
 		return err
 	}
-	if entry.Task != "" && e.Aggregate.Kind != events.KindTask {
-		return set(indexKey(events.KindTask, entry.Task, e.Seq), nil)
+	if entry.task != "" && e.Aggregate.Kind != events.KindTask {
+		return set(indexKey(events.KindTask, entry.task, e.Seq), nil)
 	}
 	return nil
 }

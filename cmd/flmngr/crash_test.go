@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+// buildBinary builds flmngr into a temp dir once per test binary.
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "flmngr-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "flmngr")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startUp runs `flmngr up` and returns once it printed that it is up.
+func startUp(t *testing.T, data, listen string) *exec.Cmd {
+	t.Helper()
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "up", "--data", data, "--listen", listen, "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	up := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), " is up") {
+				up <- nil
+				for sc.Scan() {
+				}
+				return
+			}
+		}
+		up <- fmt.Errorf("flmngr up exited before it was up")
+	}()
+	select {
+	case err := <-up:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("flmngr up did not come up")
+	}
+	return cmd
+}
+
+// TestSIGKILLDuringCreateBurst kills `flmngr up` with SIGKILL in the middle
+// of a burst of 1,000 creates, starts it again, finishes the burst and
+// checks that every acknowledged create is in the views, none twice, and
+// that the stream holds no duplicate event id.
+func TestSIGKILLDuringCreateBurst(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	listen := freePort(t)
+	up := startUp(t, data, listen)
+
+	const total = 1000
+	acked := make([]bool, total)
+	var mu sync.Mutex
+	burst := func(from int, killAfter int, kill func()) {
+		nc, err := nats.Connect("nats://"+listen, nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		c := api.NewClient(nc, 5*time.Second)
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		var count int
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range jobs {
+					_, err := c.CreateTask(context.Background(), commands.CreateTask{TaskID: fmt.Sprintf("burst-%04d", i), Host: "localhost", Port: 1 + i})
+					if err != nil && commands.KindOf(err) != commands.KindConflict {
+						continue // lost with the server: not acknowledged
+					}
+					mu.Lock()
+					acked[i] = true
+					count++
+					if count == killAfter && kill != nil {
+						kill()
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		for i := from; i < total; i++ {
+			if !acked[i] {
+				jobs <- i
+			}
+		}
+		close(jobs)
+		wg.Wait()
+	}
+	burst(0, 400, func() {
+		if err := up.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Error(err)
+		}
+	})
+	_ = up.Wait()
+	var before int
+	for _, ok := range acked {
+		if ok {
+			before++
+		}
+	}
+	if before < 400 || before == total {
+		t.Fatalf("%d creates acknowledged before the kill; the kill did not land mid-burst", before)
+	}
+	t.Logf("%d of %d creates acknowledged before SIGKILL", before, total)
+
+	startUp(t, data, listen)
+	burst(0, 0, nil)
+
+	nc, err := nats.Connect("nats://" + listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := api.NewClient(nc, 10*time.Second)
+	tasks, err := c.Tasks(context.Background(), api.ListTasksRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		if seen[task.ID] {
+			t.Fatalf("task %s listed twice", task.ID)
+		}
+		seen[task.ID] = true
+	}
+	for i, ok := range acked {
+		id := fmt.Sprintf("burst-%04d", i)
+		if !ok {
+			t.Fatalf("create %s never acknowledged", id)
+		}
+		if !seen[id] {
+			t.Fatalf("acknowledged create %s is not in the views", id)
+		}
+	}
+	if len(tasks) != total {
+		t.Fatalf("%d tasks in the views, want %d", len(tasks), total)
+	}
+
+	log, err := fjs.Attach(context.Background(), nc, fjs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]uint64{}
+	created := map[string]int{}
+	_, err = log.Replay(context.Background(), fjs.FollowOptions{}, func(e events.Envelope) error {
+		if prev, dup := ids[e.ID]; dup {
+			return fmt.Errorf("event id %s stored at %d and %d", e.ID, prev, e.Seq)
+		}
+		ids[e.ID] = e.Seq
+		if e.Type == events.TaskCreatedV1 {
+			created[e.Aggregate.ID]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range created {
+		if n != 1 {
+			t.Fatalf("task %s created %d times in the stream", id, n)
+		}
+	}
+	if len(created) != total {
+		t.Fatalf("stream has %d created tasks, want %d", len(created), total)
+	}
+}

@@ -1,0 +1,73 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+func TestUnknownFieldIsInvalidAndNamed(t *testing.T) {
+	c, _ := openCloud(t)
+	nc, err := nats.Connect(c.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request(api.SubjectCreateTask, []byte(`{"task_id":"4fe5","host":"h","port":1,"colour":"red"}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "invalid" {
+		t.Fatalf("error code %q, want invalid", code)
+	}
+	var e commands.Error
+	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Field != "colour" {
+		t.Fatalf("error body %s (%v), want field colour", msg.Data, err)
+	}
+	msg, _ = nc.Request(api.SubjectCreateTask, []byte(`{"task_id":"4fe5","host":"h","port":"error"}`), 5*time.Second)
+	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Kind != commands.KindInvalid || e.Field != "port" {
+		t.Fatalf("wrong type: %s, want invalid on port", msg.Data)
+	}
+}
+
+func TestErrorsKeepTheirKind(t *testing.T) {
+	_, c := openCloud(t)
+	ctx := context.Background()
+	if _, err := c.StopTask(ctx, "zzzz"); commands.KindOf(err) != commands.KindNotFound {
+		t.Fatalf("stop unknown: %v", err)
+	}
+	if _, err := c.CreateTask(ctx, commands.CreateTask{TaskID: "a", Host: "h", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTask(ctx, commands.CreateTask{TaskID: "a", Host: "h", Port: 1}); commands.KindOf(err) != commands.KindConflict {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := c.Task(ctx, "zzzz"); commands.KindOf(err) != commands.KindNotFound {
+		t.Fatalf("get unknown: %v", err)
+	}
+	// The create is visible to the very next query.
+	if task, err := c.Task(ctx, "a"); err != nil || task.ID != "a" || task.HasPassword {
+		t.Fatalf("get after create: %+v, %v", task, err)
+	}
+}
+
+func TestNoServiceIsUnavailableNotAHang(t *testing.T) {
+	nc := jstest.Connect(t, jstest.Server(t, ""))
+	c := api.NewClient(nc, 2*time.Second)
+	start := time.Now()
+	_, err := c.Task(context.Background(), "a")
+	if commands.KindOf(err) != commands.KindUnavailable {
+		t.Fatalf("got %v, want unavailable", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("took %s", time.Since(start))
+	}
+}

@@ -3,7 +3,6 @@ package commands
 import (
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/flmngr/flmngr/events"
 )
@@ -36,26 +35,6 @@ type ReportClientInfo struct {
 
 func (c RegisterClient) Aggregate() events.Aggregate   { return events.Client(c.ClientID) }
 func (c ReportClientInfo) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
-
-// ClientState is what the client commands decide on.
-type ClientState struct {
-	Exists     bool                    `json:"-"`
-	Attributes events.ClientAttributes `json:"attributes"`
-	// AttributesSeq is the stream sequence of the last attribute change.
-	AttributesSeq uint64    `json:"attributes_seq"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
-
-// Apply folds one event of the client into the state.
-func (s *ClientState) Apply(e events.Envelope) {
-	switch p := e.Event.(type) {
-	case *events.ClientRegistered:
-		*s = ClientState{Exists: true, Attributes: p.Attributes, AttributesSeq: e.Seq, CreatedAt: e.Time, UpdatedAt: e.Time}
-	case *events.ClientInfoReported:
-		s.Attributes, s.AttributesSeq, s.UpdatedAt = p.Attributes, e.Seq, e.Time
-	}
-}
 
 func (i ClientInfo) validate() error {
 	if i.Sensors != nil {

@@ -140,28 +140,33 @@ func TestDeleteTask(t *testing.T) {
 	})
 }
 
+var serverPy = &events.TaskFilesUploaded{Files: []events.FileRef{{Name: "server.py", Size: 10, SHA256: strings.Repeat("ab", 32)}}}
+
 func TestStartAndStop(t *testing.T) {
 	created := &events.TaskCreated{TaskSpec: spec4fe5}
-	started := foldTask(created, &events.TaskStartRequested{Run: "1"})
+	started := foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"})
 	args := "--rounds 3"
 	runTaskCases(t, []decideCase{
 		{name: "start_unknown", cmd: StartTask{TaskID: "zzzz"}, wantKind: KindNotFound, wantText: "task zzzz not found"},
-		{name: "start_idle", state: foldTask(created), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "1"}}},
-		{name: "start_with_arguments", state: foldTask(created), cmd: StartTask{TaskID: "4fe5", Arguments: &args}, want: []events.Payload{&events.TaskStartRequested{Run: "1", Arguments: &args}}},
+		{name: "start_idle", state: foldTask(created, serverPy), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "1"}}},
+		{name: "start_with_arguments", state: foldTask(created, serverPy), cmd: StartTask{TaskID: "4fe5", Arguments: &args}, want: []events.Payload{&events.TaskStartRequested{Run: "1", Arguments: &args}}},
 		{name: "start_started", state: started, cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "already running"},
-		{name: "start_running", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskServerStarted{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict},
-		{name: "start_stopping", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskStopRequested{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "stopping"},
-		{name: "restart_finished", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskFinished{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "2"}}},
-		{name: "restart_errored", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskErrored{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "2"}}},
-		{name: "run_numbers_survive_delete", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskStopped{Run: "1"}, &events.TaskDeleted{}, created), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "2"}}},
+		{name: "start_running", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskServerStarted{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict},
+		{name: "start_stopping", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskStopRequested{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "stopping"},
+		{name: "restart_finished", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskFinished{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "2"}}},
+		{name: "restart_errored", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskErrored{Run: "1"}), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "2"}}},
+		{name: "run_numbers_survive_delete", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskStopped{Run: "1"}, &events.TaskDeleted{}, created, serverPy), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "2"}}},
+		{name: "start_without_server_py", state: foldTask(created), cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "has no server.py"},
+		{name: "start_with_program_in_path", state: foldTask(&events.TaskCreated{TaskSpec: events.TaskSpec{Host: "h", Port: 1, ServerCommand: []string{"python3", "-m", "srv"}}}), cmd: StartTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStartRequested{Run: "1"}}},
+		{name: "start_with_missing_task_program", state: foldTask(&events.TaskCreated{TaskSpec: events.TaskSpec{Host: "h", Port: 1, ServerCommand: []string{"./server", "--x"}}}), cmd: StartTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "has no server"},
 		{name: "stop_unknown", cmd: StopTask{TaskID: "zzzz"}, wantKind: KindNotFound},
-		{name: "stop_idle", state: foldTask(created), cmd: StopTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "not running"},
+		{name: "stop_idle", state: foldTask(created, serverPy), cmd: StopTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "not running"},
 		{name: "stop_started", state: started, cmd: StopTask{TaskID: "4fe5"}, want: []events.Payload{&events.TaskStopRequested{Run: "1"}}},
-		{name: "stop_stopping", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskStopRequested{Run: "1"}), cmd: StopTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "already stopping"},
-		{name: "stop_finished", state: foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskFinished{Run: "1"}), cmd: StopTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "not running"},
+		{name: "stop_stopping", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskStopRequested{Run: "1"}), cmd: StopTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "already stopping"},
+		{name: "stop_finished", state: foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskFinished{Run: "1"}), cmd: StopTask{TaskID: "4fe5"}, wantKind: KindConflict, wantText: "not running"},
 	})
 	// An event of an old run does not end the current one.
-	s := foldTask(created, &events.TaskStartRequested{Run: "1"}, &events.TaskStopRequested{Run: "1"}, &events.TaskStopped{Run: "1"}, &events.TaskStartRequested{Run: "2"}, &events.TaskErrored{Run: "1"})
+	s := foldTask(created, serverPy, &events.TaskStartRequested{Run: "1"}, &events.TaskStopRequested{Run: "1"}, &events.TaskStopped{Run: "1"}, &events.TaskStartRequested{Run: "2"}, &events.TaskErrored{Run: "1"})
 	if s.Status != StatusStartRequested || s.Run != "2" {
 		t.Fatalf("stale run event changed the state: %+v", s)
 	}

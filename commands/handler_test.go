@@ -22,7 +22,7 @@ func TestHandlerAcrossReplicas(t *testing.T) {
 	a := commands.NewHandler(log, commands.Config{Source: "a", HashPassword: fastHash})
 	b := commands.NewHandler(log, commands.Config{Source: "b", HashPassword: fastHash})
 
-	create := &commands.CreateTask{TaskID: "4fe5", Host: "localhost", Port: 8080, Username: "user", Password: "123", FilesPaths: []string{"client.py"}}
+	create := &commands.CreateTask{TaskID: "4fe5", Host: "localhost", Port: 8080, Username: "user", Password: "123", FilesPaths: []string{"client.py"}, ServerCommand: []string{"sleep", "60"}}
 	res, err := a.Execute(ctx, create)
 	if err != nil {
 		t.Fatal(err)

@@ -262,6 +262,9 @@ func (c StartTask) decide(s TaskState) ([]events.Payload, error) {
 	case s.Status == StatusStopRequested:
 		return nil, Conflict("task %s is stopping; start it again once it has stopped", c.TaskID)
 	}
+	if missing := s.missingEntryPoint(); missing != "" {
+		return nil, Conflict("task %s has no %s: upload it first (flmngr task upload %s %s)", c.TaskID, missing, c.TaskID, missing)
+	}
 	return []events.Payload{&events.TaskStartRequested{Arguments: c.Arguments, Run: strconv.Itoa(s.Runs + 1)}}, nil
 }
 

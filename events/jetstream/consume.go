@@ -133,20 +133,6 @@ func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn f
 	}
 }
 
-// Load returns the events of one aggregate stored after sequence after, in
-// order.
-func (l *Log) Load(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error) {
-	var out []events.Envelope
-	_, err := l.Replay(ctx, FollowOptions{From: after + 1, Filters: []string{l.AggregateFilter(agg)}, Batch: 256}, func(e events.Envelope) error {
-		out = append(out, e)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", agg, err)
-	}
-	return out, nil
-}
-
 // DurableOptions configures a durable consumer shared by every replica of a
 // component: each event is handled by one of them and acknowledged after
 // the handler returns nil.

@@ -31,6 +31,11 @@ type Config struct {
 	// Timeout bounds each request to JetStream that has no deadline of its
 	// own (default 5s).
 	Timeout time.Duration
+	// LivePrefix is where stored events are republished for lightweight
+	// subscribers, such as client agents (default flmngr.live): the event
+	// stored on flmngr.ev.X is republished on flmngr.live.X with its
+	// sequence and the previous sequence of its subject in headers.
+	LivePrefix string
 }
 
 // Defaults fills in unset fields.
@@ -49,6 +54,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Second
+	}
+	if c.LivePrefix == "" {
+		c.LivePrefix = "flmngr.live"
 	}
 	return c
 }
@@ -99,6 +107,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		AllowAtomicPublish: true,
 		DenyDelete:         true,
 		DenyPurge:          true,
+		RePublish:          &jetstream.RePublish{Source: cfg.Prefix + ".>", Destination: cfg.LivePrefix + ".>"},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create event stream %s: %w", cfg.Stream, err)

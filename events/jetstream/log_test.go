@@ -226,3 +226,86 @@ func TestDurableHandsEachEventToOneReplica(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadPagesThroughLongAggregates(t *testing.T) {
+	ctx := context.Background()
+	l := startLog(t)
+	a := events.Task("long")
+	last, err := l.Append(ctx, 0, env(t, a, created("h")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1300 {
+		// Interleave another aggregate so the filter matters.
+		if _, err := l.Append(ctx, 0, env(t, events.Task(fmt.Sprintf("other%d", i)), created("h"))); err != nil {
+			t.Fatal(err)
+		}
+		if last, err = l.Append(ctx, last, env(t, a, &events.TaskRoundCompleted{Run: "1", Round: i})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.Load(ctx, a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1301 || got[1300].Seq != last {
+		t.Fatalf("loaded %d events, last at %d; want 1301 ending at %d", len(got), got[len(got)-1].Seq, last)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Event.(*events.TaskRoundCompleted).Round != i-1 {
+			t.Fatalf("event %d out of order", i)
+		}
+	}
+	e, ok, err := l.LastEvent(ctx, l.AggregateFilter(a))
+	if err != nil || !ok || e.Seq != last {
+		t.Fatalf("LastEvent = %d %v %v", e.Seq, ok, err)
+	}
+	if _, ok, err := l.LastEvent(ctx, l.AggregateFilter(events.Task("none"))); ok || err != nil {
+		t.Fatalf("LastEvent of nothing: %v %v", ok, err)
+	}
+}
+
+func TestStoredEventsAreRepublishedLive(t *testing.T) {
+	ctx := context.Background()
+	l := startLog(t)
+	c := events.Client("c1")
+	filter := l.TypeFilter(events.ClientOffersChangedV1)
+	sub, err := l.Conn().SubscribeSync(l.LiveSubject(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := l.Append(ctx, 0, env(t, c, &events.ClientRegistered{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := l.Append(ctx, s1, env(t, c, &events.ClientOffersChanged{Cause: "a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rejected append is not republished.
+	if _, err := l.Append(ctx, s1, env(t, c, &events.ClientOffersChanged{Cause: "stale"})); !errors.Is(err, events.ErrConcurrency) {
+		t.Fatal(err)
+	}
+	s3, err := l.Append(ctx, s2, env(t, c, &events.ClientOffersChanged{Cause: "b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev uint64
+	for _, want := range []uint64{s2, s3} {
+		msg, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := fjs.ParseLive(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if live.Event.Seq != want || live.PrevSeq != prev {
+			t.Fatalf("live event %d (prev %d), want %d (prev %d)", live.Event.Seq, live.PrevSeq, want, prev)
+		}
+		prev = live.Event.Seq
+	}
+	if msg, err := sub.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("unexpected live event %s", msg.Data)
+	}
+}

@@ -1,0 +1,117 @@
+package commands
+
+import (
+	"slices"
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// TaskRun names one run of a task.
+type TaskRun struct {
+	TaskID string `json:"task_id"`
+	Run    string `json:"run"`
+}
+
+// Quarantine is a task run a client will not run again because it failed
+// there. A new run or a new spec of the task lifts it.
+type Quarantine struct {
+	TaskID  string `json:"task_id"`
+	Run     string `json:"run"`
+	SpecSeq uint64 `json:"spec_seq"`
+	Reason  string `json:"reason"`
+}
+
+// Covers reports whether the quarantine applies to an offer.
+func (q Quarantine) Covers(o events.Offer) bool {
+	return q.TaskID == o.TaskID && q.Run == o.Run && q.SpecSeq == o.SpecSeq
+}
+
+// RunningTask is a task a client runs now.
+type RunningTask struct {
+	TaskRun
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+// ClientState is what the client commands decide on, folded from the
+// client's events.
+type ClientState struct {
+	Exists     bool                    `json:"-"`
+	Attributes events.ClientAttributes `json:"attributes"`
+	// AttributesSeq is the stream sequence of the last attribute change.
+	AttributesSeq uint64    `json:"attributes_seq"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	// Offers are the running tasks the client matches, by priority, and
+	// Decisions why each running task was or was not offered.
+	Offers    []events.Offer    `json:"offers"`
+	Decisions []events.Decision `json:"decisions,omitempty"`
+	// Running are the tasks the client's agent runs now.
+	Running []RunningTask `json:"running"`
+	// Done are the runs the client finished; it does not run them again.
+	Done []TaskRun `json:"done,omitempty"`
+	// Quarantined are the runs that failed on this client.
+	Quarantined []Quarantine `json:"quarantined"`
+	// Online is false from a disconnection until the client is heard
+	// from again.
+	Online bool `json:"online"`
+}
+
+// maxDone bounds how many finished and quarantined runs a client
+// remembers.
+const maxDone = 256
+
+// Apply folds one event of the client into the state.
+func (s *ClientState) Apply(e events.Envelope) {
+	switch p := e.Event.(type) {
+	case *events.ClientRegistered:
+		*s = ClientState{Exists: true, Attributes: p.Attributes, AttributesSeq: e.Seq, CreatedAt: e.Time, UpdatedAt: e.Time, Online: true}
+	case *events.ClientInfoReported:
+		s.Attributes, s.AttributesSeq, s.UpdatedAt = p.Attributes, e.Seq, e.Time
+	case *events.ClientOffersChanged:
+		s.Offers, s.Decisions = p.Offers, p.Decisions
+	case *events.ClientTaskStarted:
+		s.Running = append(s.without(p.TaskID, p.Run), RunningTask{TaskRun: TaskRun{p.TaskID, p.Run}, PID: p.PID, Started: e.Time})
+	case *events.ClientTaskFinished:
+		s.Running = s.without(p.TaskID, p.Run)
+		s.Done = append(s.Done, TaskRun{p.TaskID, p.Run})
+		if len(s.Done) > maxDone {
+			s.Done = s.Done[len(s.Done)-maxDone:]
+		}
+	case *events.ClientTaskErrored:
+		s.Running = s.without(p.TaskID, p.Run)
+	case *events.ClientTaskStopped:
+		s.Running = s.without(p.TaskID, p.Run)
+	case *events.ClientTaskInterrupted:
+		s.Running = s.without(p.TaskID, p.Run)
+	case *events.ClientTaskQuarantined:
+		s.Quarantined = append(s.Quarantined, Quarantine{TaskID: p.TaskID, Run: p.Run, SpecSeq: p.SpecSeq, Reason: p.Reason})
+		if len(s.Quarantined) > maxDone {
+			s.Quarantined = s.Quarantined[len(s.Quarantined)-maxDone:]
+		}
+	case *events.ClientDisconnected:
+		s.Online = false
+	case *events.ClientReconnected:
+		s.Online = true
+	}
+}
+
+func (s *ClientState) without(task, run string) []RunningTask {
+	return slices.DeleteFunc(slices.Clone(s.Running), func(r RunningTask) bool { return r.TaskID == task && r.Run == run })
+}
+
+// IsRunning reports whether the client runs a task run.
+func (s *ClientState) IsRunning(task, run string) bool {
+	return slices.ContainsFunc(s.Running, func(r RunningTask) bool { return r.TaskID == task && r.Run == run })
+}
+
+// IsDone reports whether the client finished a task run.
+func (s *ClientState) IsDone(task, run string) bool {
+	return slices.Contains(s.Done, TaskRun{task, run})
+}
+
+// IsQuarantined reports whether an offer is quarantined on the client.
+func (s *ClientState) IsQuarantined(o events.Offer) bool {
+	return slices.ContainsFunc(s.Quarantined, func(q Quarantine) bool { return q.Covers(o) })
+}

@@ -1,0 +1,180 @@
+package commands
+
+import (
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+)
+
+// Kinds of ReportClientTask.
+const (
+	ClientTaskDownloaded  = "downloaded"
+	ClientTaskStarted     = "started"
+	ClientTaskFinished    = "finished"
+	ClientTaskErrored     = "errored"
+	ClientTaskStopped     = "stopped"
+	ClientTaskInterrupted = "interrupted"
+	ClientTaskQuarantined = "quarantined"
+)
+
+// ReportClientTask is what a client's agent reports about a task it runs.
+type ReportClientTask struct {
+	ClientID  string             `json:"user_id"`
+	Kind      string             `json:"kind"`
+	TaskID    string             `json:"task_id"`
+	Run       string             `json:"run"`
+	SpecSeq   uint64             `json:"spec_seq,omitempty"`
+	PID       int                `json:"pid,omitempty"`
+	Command   []string           `json:"command,omitempty"`
+	Files     []events.FileRef   `json:"files,omitempty"`
+	Duration  time.Duration      `json:"duration_ns,omitempty"`
+	Exception string             `json:"exception,omitempty"`
+	Exit      *events.ExitStatus `json:"exit,omitempty"`
+	Reason    string             `json:"reason,omitempty"`
+}
+
+func (c ReportClientTask) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
+
+func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
+	if err := validateID("user_id", c.ClientID); err != nil {
+		return nil, err
+	}
+	if err := validateID("task_id", c.TaskID); err != nil {
+		return nil, err
+	}
+	if c.Run == "" || len(c.Run) > 64 {
+		return nil, Invalid("run", "run must be 1-64 characters")
+	}
+	if !s.Exists {
+		return nil, NotFound("client %s not found", c.ClientID)
+	}
+	running := s.IsRunning(c.TaskID, c.Run)
+	var p events.Payload
+	switch c.Kind {
+	case ClientTaskDownloaded:
+		p = &events.ClientTaskDownloaded{TaskID: c.TaskID, Run: c.Run, Files: c.Files, Duration: c.Duration}
+	case ClientTaskStarted:
+		if running {
+			return nil, nil
+		}
+		p = &events.ClientTaskStarted{TaskID: c.TaskID, Run: c.Run, PID: c.PID, Command: c.Command}
+	case ClientTaskFinished:
+		if !running {
+			return nil, nil
+		}
+		p = &events.ClientTaskFinished{TaskID: c.TaskID, Run: c.Run}
+	case ClientTaskErrored:
+		p = &events.ClientTaskErrored{TaskID: c.TaskID, Run: c.Run, Exception: c.Exception, Exit: c.Exit}
+	case ClientTaskStopped:
+		if !running {
+			return nil, nil
+		}
+		p = &events.ClientTaskStopped{TaskID: c.TaskID, Run: c.Run, Reason: c.Reason}
+	case ClientTaskInterrupted:
+		if !running {
+			return nil, nil
+		}
+		p = &events.ClientTaskInterrupted{TaskID: c.TaskID, Run: c.Run, Reason: c.Reason}
+	case ClientTaskQuarantined:
+		q := Quarantine{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq}
+		if s.IsQuarantined(events.Offer{TaskID: q.TaskID, Run: q.Run, SpecSeq: q.SpecSeq}) {
+			return nil, nil
+		}
+		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
+	default:
+		return nil, Invalid("kind", "unknown kind %q (downloaded, started, finished, errored, stopped, interrupted, quarantined)", c.Kind)
+	}
+	return []events.Payload{p}, nil
+}
+
+// RecordOffers records the running tasks a client matches. The matcher
+// sends it; it appends nothing when the offers did not change.
+type RecordOffers struct {
+	ClientID  string
+	Offers    []events.Offer
+	Decisions []events.Decision
+	Cause     string
+}
+
+func (c RecordOffers) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
+
+func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
+	if !s.Exists {
+		return nil, NotFound("client %s not found", c.ClientID)
+	}
+	if offersEqual(s.Offers, c.Offers) {
+		return nil, nil
+	}
+	offers := c.Offers
+	if offers == nil {
+		offers = []events.Offer{}
+	}
+	return []events.Payload{&events.ClientOffersChanged{Offers: offers, Decisions: c.Decisions, Cause: c.Cause}}, nil
+}
+
+func offersEqual(a, b []events.Offer) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !OfferEqual(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// OfferEqual compares two offers field by field.
+func OfferEqual(a, b events.Offer) bool {
+	return a.TaskID == b.TaskID && a.Run == b.Run && a.SpecSeq == b.SpecSeq && a.Host == b.Host && a.Port == b.Port &&
+		equalPtr(a.ClientArguments, b.ClientArguments) && equalStrings(a.Tags, b.Tags) && equalStrings(a.ClientCommand, b.ClientCommand) &&
+		equalFiles(a.Files, b.Files)
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFiles(a, b []events.FileRef) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// RecordPresence records that the cloud stopped or started hearing a
+// client's heartbeats again.
+type RecordPresence struct {
+	ClientID string
+	Online   bool
+	LastSeen time.Time
+	Gap      time.Duration
+}
+
+func (c RecordPresence) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
+
+func (c RecordPresence) decide(s ClientState) ([]events.Payload, error) {
+	if !s.Exists {
+		return nil, NotFound("client %s not found", c.ClientID)
+	}
+	switch {
+	case c.Online && !s.Online:
+		return []events.Payload{&events.ClientReconnected{Gap: c.Gap}}, nil
+	case !c.Online && s.Online:
+		return []events.Payload{&events.ClientDisconnected{LastSeen: c.LastSeen}}, nil
+	}
+	return nil, nil
+}

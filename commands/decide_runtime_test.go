@@ -50,9 +50,11 @@ func TestClientRuntimeCommands(t *testing.T) {
 	offer := events.Offer{TaskID: "E", Run: "1", SpecSeq: 3, Host: "h", Port: 1}
 	running := foldClient(reg, &events.ClientTaskStarted{TaskID: "E", Run: "1", PID: 7})
 	cases := []struct {
-		name     string
-		state    ClientState
-		cmd      interface{ decide(ClientState) ([]events.Payload, error) }
+		name  string
+		state ClientState
+		cmd   interface {
+			decide(ClientState) ([]events.Payload, error)
+		}
 		want     []events.Payload
 		wantKind Kind
 	}{

@@ -124,6 +124,28 @@ func NewHandler(store Store, cfg Config) *Handler {
 	return &Handler{store: store, cfg: cfg, seed: maphash.MakeSeed(), cache: map[events.Aggregate]*cached{}}
 }
 
+type sourceKey struct{}
+
+// WithSource names the component on whose behalf commands run with ctx
+// are executed; it is recorded as the source of their events.
+func WithSource(ctx context.Context, source string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, source)
+}
+
+// ValidSource reports whether s may name a component: 1-64 printable
+// ASCII characters without spaces.
+func ValidSource(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // Execute decides cmd against the current state of its aggregate and
 // appends the resulting events. Errors are *Error.
 func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
@@ -168,9 +190,13 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			return Result{Seq: st.seq}, nil
 		}
 		now := h.cfg.Now()
+		source := h.cfg.Source
+		if s, ok := ctx.Value(sourceKey{}).(string); ok && ValidSource(s) {
+			source = s
+		}
 		envs := make([]events.Envelope, len(payloads))
 		for i, p := range payloads {
-			envs[i], err = events.New(nuid.Next(), h.cfg.Source, agg, now, p)
+			envs[i], err = events.New(nuid.Next(), source, agg, now, p)
 			if err != nil {
 				return Result{}, Internal(err, "build event")
 			}

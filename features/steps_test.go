@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/services/api"
@@ -62,13 +63,18 @@ func TestFeatures(t *testing.T) {
 // world is one scenario's state, carried in its context.
 type world struct {
 	dir     string
-	cloud   *cloud.Cloud
+	cloud   *cloud.Cloud // an in-process cloud, or
+	proc    *process     // a `flmngr up` process
+	url     string       // where either listens
+	nc      *nats.Conn   // the scenario's own connection
 	api     *api.Client
 	lastSeq uint64 // stream sequence before the last command
 	stdout  string
 	stderr  string
 	code    int
 	dump    map[string][]byte
+	agents  map[string]*process
+	pids    map[string]int // processes seen running, by name
 }
 
 type worldKey struct{}
@@ -81,14 +87,20 @@ func initScenario(sc *godog.ScenarioContext, root string) {
 		if err != nil {
 			return ctx, err
 		}
-		return context.WithValue(ctx, worldKey{}, &world{dir: dir}), nil
+		return context.WithValue(ctx, worldKey{}, &world{dir: dir, agents: map[string]*process{}, pids: map[string]int{}}), nil
 	})
 	sc.After(func(ctx context.Context, s *godog.Scenario, err error) (context.Context, error) {
-		if wd := w(ctx); wd.cloud != nil {
-			wd.cloud.Close()
+		wd := w(ctx)
+		for _, a := range wd.agents {
+			a.terminate()
+		}
+		wd.closeCloud()
+		if err != nil {
+			wd.dumpLogs(godog.T(ctx))
 		}
 		return ctx, nil
 	})
+	initSupervisorSteps(sc)
 	sc.Step(`^a running flmngr$`, startFlmngr)
 	sc.Step(`^flmngr is restarted$`, restartFlmngr)
 	sc.Step(`^the operator runs (flmngr .+)$`, runCLI)
@@ -114,21 +126,54 @@ func initScenario(sc *godog.ScenarioContext, root string) {
 
 func open(ctx context.Context) error {
 	wd := w(ctx)
-	c, err := cloud.Open(ctx, cloud.Config{DataDir: filepath.Join(wd.dir, "data"), Listen: "127.0.0.1:0", Name: "features"})
+	c, err := cloud.Open(ctx, cloud.Config{DataDir: wd.dataDir(), Listen: "127.0.0.1:0", Name: "features",
+		Grace: 2 * time.Second, HeartbeatTimeout: time.Second})
 	if err != nil {
 		return err
 	}
 	wd.cloud = c
-	wd.api = api.NewClient(c.Conn(), 10*time.Second)
+	return wd.connect(c.ClientURL())
+}
+
+func (wd *world) dataDir() string { return filepath.Join(wd.dir, "data") }
+
+// connect makes the scenario's own connection to the cloud at url.
+func (wd *world) connect(url string) error {
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	wd.url, wd.nc = url, nc
+	wd.api = api.NewClient(nc, 10*time.Second)
 	return nil
+}
+
+func (wd *world) closeCloud() {
+	if wd.nc != nil {
+		wd.nc.Close()
+		wd.nc = nil
+	}
+	if wd.cloud != nil {
+		wd.cloud.Close()
+		wd.cloud = nil
+	}
+	if wd.proc != nil {
+		wd.proc.terminate()
+		wd.proc = nil
+	}
 }
 
 func startFlmngr(ctx context.Context) error { return open(ctx) }
 
 func restartFlmngr(ctx context.Context) error {
-	w(ctx).cloud.Close()
-	w(ctx).cloud = nil
+	w(ctx).closeCloud()
 	return open(ctx)
+}
+
+// streamSeq is how far the log goes.
+func (wd *world) streamSeq(ctx context.Context) (uint64, error) {
+	s, err := wd.api.Status(ctx)
+	return s.StreamSeq, err
 }
 
 func runCLI(ctx context.Context, line string) error {
@@ -137,13 +182,13 @@ func runCLI(ctx context.Context, line string) error {
 	if err != nil {
 		return err
 	}
-	if wd.lastSeq, err = wd.cloud.Log.LastSeq(ctx); err != nil {
+	if wd.lastSeq, err = wd.streamSeq(ctx); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, binary, args...)
-	cmd.Env = append(os.Environ(), "FLMNGR_NATS="+wd.cloud.ClientURL())
+	cmd.Env = append(os.Environ(), "FLMNGR_NATS="+wd.url)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
@@ -239,7 +284,7 @@ func listedTasks(ctx context.Context, want string) error {
 
 func eventsAppended(ctx context.Context, n int) error {
 	wd := w(ctx)
-	last, err := wd.cloud.Log.LastSeq(ctx)
+	last, err := wd.streamSeq(ctx)
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,10 @@ type TaskView struct {
 	// Arguments are the server arguments of the current run, when the
 	// start request replaced the task's own.
 	Arguments *string `json:"arguments,omitempty"`
-	// ServerPID is the current run's server process, while it runs.
-	ServerPID int `json:"server_pid,omitempty"`
+	// ServerPID is the current run's server process, while it runs, and
+	// Supervisor the cloud instance that runs it.
+	ServerPID  int    `json:"server_pid,omitempty"`
+	Supervisor string `json:"supervisor,omitempty"`
 	// Round and Metrics are the last round the current or last run
 	// completed and its metrics.
 	Round   int                `json:"round,omitempty"`
@@ -44,10 +46,10 @@ func ApplyTask(v *TaskView, e events.Envelope) *TaskView {
 	switch p := e.Event.(type) {
 	case *events.TaskStartRequested:
 		v.Arguments = p.Arguments
-		v.ServerPID, v.Round, v.Metrics, v.LastError = 0, 0, nil, ""
+		v.ServerPID, v.Supervisor, v.Round, v.Metrics, v.LastError = 0, "", 0, nil, ""
 	case *events.TaskServerStarted:
 		if p.Run == v.Run {
-			v.ServerPID = p.PID
+			v.ServerPID, v.Supervisor = p.PID, p.Supervisor
 		}
 	case *events.TaskServerExited:
 		if p.Run == v.Run {

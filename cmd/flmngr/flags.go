@@ -82,7 +82,7 @@ func (c *connFlags) client() (*api.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return api.NewClient(nc, c.timeout), nc.Close, nil
+	return api.NewClient(nc, c.timeout).WithSource("cli"), nc.Close, nil
 }
 
 // listFlag is a comma-separated list; repeating the flag appends.

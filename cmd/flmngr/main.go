@@ -26,7 +26,9 @@ func commandsList() []command {
 	return []command{
 		{"up", "run the embedded deployment: NATS + JetStream + every cloud service", runUp},
 		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
-		{"task", "create, get, list, update, delete, start and stop tasks", runTask},
+		{"client", "run a client agent: register, follow offers, run the offered tasks", runClient},
+		{"task", "create, get, list, update, delete, upload, start and stop tasks", runTask},
+		{"match", "preview which clients a selection criterion selects", runMatch},
 		{"user", "register, report, get and list clients (users)", runUser},
 		{"events", "print the event log, optionally following it", runEvents},
 		{"timeline", "print the timeline of a task, a client or everything, with step latencies", runTimeline},

@@ -14,13 +14,14 @@ import (
 	"github.com/flmngr/flmngr/services/api"
 )
 
-const taskUsage = `Usage: flmngr task <create|get|list|update|delete|start|stop> [flags] [ID]
+const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|start|stop> [flags] [ID]
 
   create ID --host H --port P [--files a.py,b.py] [--criterion EXPR] ...
   get ID                 show one task
   list [--status S] [--tag T]
   update ID [--port P] [--criterion EXPR] ...   change only the given fields
   delete ID              remove a task that is not running
+  upload ID FILE...      store the task's files (server.py, client.py, ...)
   start ID [--arguments "..."]
   stop ID
 
@@ -44,10 +45,12 @@ func runTask(args []string, out io.Writer) error {
 		return taskGet(args, out)
 	case "list":
 		return taskList(args, out)
+	case "upload":
+		return taskUpload(args, out)
 	case "delete", "start", "stop":
 		return taskLifecycle(sub, args, out)
 	}
-	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, start, stop)", errUsage, sub)
+	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, upload, start, stop)", errUsage, sub)
 }
 
 // specFlags are the create-task form of the original, as flags.

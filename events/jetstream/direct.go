@@ -36,9 +36,23 @@ func (l *Log) Load(ctx context.Context, agg events.Aggregate, after uint64) ([]e
 func (l *Log) Scan(ctx context.Context, filter string, from uint64, fn func(events.Envelope) error) error {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
+	return DirectScan(ctx, l.nc, l.cfg.Stream, filter, from, func(seq uint64, msg *nats.Msg) error {
+		e, err := events.Decode(msg.Data, seq)
+		if err != nil {
+			return fmt.Errorf("event at %d: %w", seq, err)
+		}
+		return fn(e)
+	})
+}
+
+// DirectScan reads every message of a stream matching filter from
+// sequence from, in order, with batched direct gets: a request and a
+// stream of replies each, no consumer on the server. The stream must allow
+// direct gets.
+func DirectScan(ctx context.Context, nc *nats.Conn, stream, filter string, from uint64, fn func(seq uint64, msg *nats.Msg) error) error {
 	from = max(from, 1)
 	for {
-		next, more, err := l.scanBatch(ctx, filter, from, fn)
+		next, more, err := scanBatch(ctx, nc, stream, filter, from, fn)
 		if err != nil || !more {
 			return err
 		}
@@ -48,15 +62,15 @@ func (l *Log) Scan(ctx context.Context, filter string, from uint64, fn func(even
 
 // scanBatch runs one batched direct get and reports where the next one
 // starts and whether there is more.
-func (l *Log) scanBatch(ctx context.Context, filter string, from uint64, fn func(events.Envelope) error) (uint64, bool, error) {
-	inbox := l.nc.NewRespInbox()
-	sub, err := l.nc.SubscribeSync(inbox)
+func scanBatch(ctx context.Context, nc *nats.Conn, stream, filter string, from uint64, fn func(uint64, *nats.Msg) error) (uint64, bool, error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return 0, false, err
 	}
 	defer sub.Unsubscribe()
 	req, _ := json.Marshal(map[string]any{"seq": from, "next_by_subj": filter, "batch": loadBatch})
-	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.cfg.Stream, inbox, req); err != nil {
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
 		return 0, false, err
 	}
 	last := from - 1
@@ -79,11 +93,7 @@ func (l *Log) scanBatch(ctx context.Context, filter string, from uint64, fn func
 		if err != nil {
 			return 0, false, errors.New("direct get: reply without a sequence")
 		}
-		e, err := events.Decode(msg.Data, seq)
-		if err != nil {
-			return 0, false, fmt.Errorf("event at %d: %w", seq, err)
-		}
-		if err := fn(e); err != nil {
+		if err := fn(seq, msg); err != nil {
 			return 0, false, err
 		}
 		last = seq

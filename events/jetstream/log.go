@@ -323,3 +323,10 @@ func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	}
 	return &Log{nc: nc, js: js, stream: stream, cfg: cfg}, nil
 }
+
+// EventSubject is the subject events of one type of one aggregate are
+// stored on.
+func (l *Log) EventSubject(a events.Aggregate, eventType string) string {
+	_, name, _ := strings.Cut(eventType, ".")
+	return l.cfg.Prefix + "." + a.Kind + "." + a.ID + "." + name
+}

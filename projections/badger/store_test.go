@@ -31,7 +31,7 @@ func workload(t *testing.T, h *commands.Handler, from, to int) {
 	for i := from; i < to; i++ {
 		id := fmt.Sprintf("t%03d", i)
 		must(h.Execute(ctx, &commands.CreateTask{TaskID: id, Host: "localhost", Port: 8000 + i, Username: "u", Password: "p",
-			FilesPaths: []string{"client.py"}, SelectionCriteria: `"camera" in sensors`, Tags: []string{"mnist", fmt.Sprint(i % 3)}}))
+			FilesPaths: []string{"client.py"}, SelectionCriteria: `"camera" in sensors`, Tags: []string{"mnist", fmt.Sprint(i % 3)}, ServerCommand: []string{"sleep", "600"}}))
 		if i%4 == 3 {
 			// Never started: deleted again, and the id reused once.
 			must(h.Execute(ctx, commands.DeleteTask{TaskID: id}))

@@ -18,6 +18,7 @@ import (
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
+	source  string
 }
 
 // NewClient returns a Client over nc; timeout bounds each call that has no
@@ -39,7 +40,12 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	m := nats.NewMsg(subject)
+	m.Data = body
+	if c.source != "" {
+		m.Header.Set(SourceHeader, c.source)
+	}
+	msg, err := c.nc.RequestMsgWithContext(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return commands.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
@@ -105,6 +111,23 @@ func (c *Client) ReportClient(ctx context.Context, cmd commands.ReportClientInfo
 	return c.command(ctx, SubjectReportClient, cmd)
 }
 
+// ReportClientTask records what an agent did with a task.
+func (c *Client) ReportClientTask(ctx context.Context, cmd commands.ReportClientTask) (CommandReply, error) {
+	return c.command(ctx, SubjectClientTask, cmd)
+}
+
+// RecordTaskFiles records files already put in the file store.
+func (c *Client) RecordTaskFiles(ctx context.Context, cmd commands.RecordTaskFiles) (CommandReply, error) {
+	return c.command(ctx, SubjectTaskFiles, cmd)
+}
+
+// Match previews which clients a criterion selects.
+func (c *Client) Match(ctx context.Context, criterion string) ([]MatchResult, error) {
+	var out []MatchResult
+	err := c.call(ctx, SubjectMatch, MatchRequest{Criterion: criterion, Consistency: latest}, &out)
+	return out, err
+}
+
 // latest is the consistency the typed queries ask for: everything
 // appended before the query.
 var latest = Consistency{Latest: true}
@@ -164,6 +187,14 @@ func (c *Client) Rebuild(ctx context.Context) (RebuildReply, error) {
 	defer cancel()
 	err := c.call(ctx, SubjectRebuild, struct{}{}, &r)
 	return r, err
+}
+
+// WithSource returns a copy of the client whose requests name source as
+// the component they come from ("cli", "agent/c1").
+func (c *Client) WithSource(source string) *Client {
+	cp := *c
+	cp.source = source
+	return &cp
 }
 
 // String names what the client talks to.

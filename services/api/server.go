@@ -13,12 +13,19 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
 // Executor runs commands.
 type Executor interface {
 	Execute(ctx context.Context, cmd commands.Command) (commands.Result, error)
+}
+
+// FileVerifier checks that a task file is stored with the digest an event
+// will record.
+type FileVerifier interface {
+	Verify(ctx context.Context, task string, ref events.FileRef) error
 }
 
 // StreamInfo tells how far the log goes.
@@ -36,7 +43,10 @@ type Config struct {
 	Concurrency int
 	// MaxRequest bounds a request body (default 1 MiB).
 	MaxRequest int
-	Logger     *slog.Logger
+	// Files checks uploads before they are recorded (nil: uploads are
+	// refused).
+	Files  FileVerifier
+	Logger *slog.Logger
 }
 
 // Server serves the command and query endpoints.
@@ -84,6 +94,8 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"task_stop", SubjectStopTask, command[commands.StopTask](s, false)},
 		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false)},
 		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false)},
+		{"client_task", SubjectClientTask, command[commands.ReportClientTask](s, false)},
+		{"task_files", SubjectTaskFiles, s.taskFiles},
 	}
 	queries := []endpoint{
 		{"task_get", SubjectGetTask, s.getTask},
@@ -92,6 +104,7 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"client_list", SubjectListClient, s.listClients},
 		{"timeline", SubjectTimeline, s.timeline},
 		{"status", SubjectStatus, s.status},
+		{"match", SubjectMatch, s.match},
 		{"rebuild", SubjectRebuild, s.rebuild},
 	}
 	var svcs []micro.Service
@@ -123,6 +136,11 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 			}
 		}
 	}
+	// The subscriptions are in the server once a round trip completes:
+	// only then do other connections find the endpoints.
+	if err := nc.Flush(); err != nil {
+		return nil, fmt.Errorf("register endpoints: %w", err)
+	}
 	return stop, nil
 }
 
@@ -140,6 +158,9 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 			defer func() { <-s.sem }()
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			defer cancel()
+			if src := req.Headers().Get(SourceHeader); src != "" {
+				rctx = commands.WithSource(rctx, src)
+			}
 			if len(req.Data()) > s.cfg.MaxRequest {
 				respondError(req, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
 				return
@@ -340,4 +361,58 @@ func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {
 		return nil, commands.Internal(err, "rebuild views")
 	}
 	return RebuildReply{Seq: seq, Duration: time.Since(start).Round(time.Millisecond).String()}, nil
+}
+
+// taskFiles records uploaded files once the store confirms each one's
+// size and digest.
+func (s *Server) taskFiles(ctx context.Context, data []byte) (any, error) {
+	var c commands.RecordTaskFiles
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	if s.cfg.Files == nil {
+		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+	}
+	for _, f := range c.Files {
+		if err := commands.ValidateFileRef(f); err != nil {
+			return nil, err
+		}
+		if err := s.cfg.Files.Verify(ctx, c.TaskID, f); err != nil {
+			if commands.KindOf(err) == commands.KindInternal {
+				return nil, commands.Invalid("files", "%v", err)
+			}
+			return nil, err
+		}
+	}
+	return command[commands.RecordTaskFiles](s, false)(ctx, data)
+}
+
+// match previews a criterion over the registered clients.
+func (s *Server) match(ctx context.Context, data []byte) (any, error) {
+	var r MatchRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	crit, err := commands.CompileCriterion(r.Criterion)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, r.Consistency); err != nil {
+		return nil, err
+	}
+	clients, err := s.views.Clients()
+	if err != nil {
+		return nil, commands.Internal(err, "read client views")
+	}
+	out := make([]MatchResult, 0, len(clients))
+	for _, c := range clients {
+		m := MatchResult{ClientID: c.ID, AttributesSeq: c.AttributesSeq}
+		if ok, err := crit.Match(c.ID, c.Attributes); err != nil {
+			m.Error = err.Error()
+		} else {
+			m.Matched = ok
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

@@ -14,6 +14,8 @@ const (
 	SubjectStopTask       = "flmngr.cmd.task.stop"
 	SubjectRegisterClient = "flmngr.cmd.client.register"
 	SubjectReportClient   = "flmngr.cmd.client.report"
+	SubjectClientTask     = "flmngr.cmd.client.task"
+	SubjectTaskFiles      = "flmngr.cmd.task.files"
 
 	SubjectGetTask    = "flmngr.q.task.get"
 	SubjectListTasks  = "flmngr.q.task.list"
@@ -21,9 +23,14 @@ const (
 	SubjectListClient = "flmngr.q.client.list"
 	SubjectTimeline   = "flmngr.q.timeline"
 	SubjectStatus     = "flmngr.q.status"
+	SubjectMatch      = "flmngr.q.match"
 
 	SubjectRebuild = "flmngr.admin.rebuild"
 )
+
+// SourceHeader names the component a request comes from; the events it
+// causes record it as their source.
+const SourceHeader = "Flmngr-Source"
 
 // EventRef names an appended event.
 type EventRef struct {
@@ -105,4 +112,18 @@ func toTask(v projections.TaskView) Task {
 	t := Task{TaskView: v, HasPassword: v.Spec.PasswordHash != ""}
 	t.Spec.PasswordHash = ""
 	return t
+}
+
+// MatchRequest asks which registered clients a criterion selects.
+type MatchRequest struct {
+	Criterion string `json:"criterion"`
+	Consistency
+}
+
+// MatchResult is one client's result for a criterion.
+type MatchResult struct {
+	ClientID      string `json:"user_id"`
+	Matched       bool   `json:"matched"`
+	Error         string `json:"error,omitempty"`
+	AttributesSeq uint64 `json:"attributes_seq"`
 }

@@ -17,6 +17,11 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/matcher"
+	"github.com/flmngr/flmngr/services/presence"
+	"github.com/flmngr/flmngr/services/supervisor"
+	"github.com/flmngr/flmngr/taskd"
 )
 
 // Config configures the cloud side.
@@ -39,7 +44,15 @@ type Config struct {
 	Version string
 	// HashPassword overrides the password hash (tests use a fast one).
 	HashPassword func(string) (string, error)
-	Logger       *slog.Logger
+	// Grace is how long a stopped server may take before SIGKILL
+	// (default 5s).
+	Grace time.Duration
+	// HeartbeatTimeout is the silence after which a client is offline
+	// (default 15s).
+	HeartbeatTimeout time.Duration
+	// Output, when set, gets every line the servers print.
+	Output func(task, run string, m taskd.Message)
+	Logger *slog.Logger
 }
 
 // Validate reports whether the configuration is usable.
@@ -61,6 +74,7 @@ type Cloud struct {
 	Log     *fjs.Log
 	Views   *pbadger.Store
 	Cmds    *commands.Handler
+	Files   *files.Store
 	cancel  context.CancelFunc
 	stopAPI func()
 	wg      sync.WaitGroup
@@ -107,11 +121,24 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Files, err = files.Open(ctx, c.Log.JetStream(), cfg.Replicas, 0)
+	if err != nil {
+		return nil, err
+	}
 	c.Cmds = commands.NewHandler(c.Log, commands.Config{Source: "cloud/" + cfg.Name, HashPassword: cfg.HashPassword})
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.goRun("views", func() error { return c.Views.Run(runCtx, c.Log) })
-	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Logger: cfg.Logger.With("component", "api")})
+	sup := supervisor.New(c.Log, c.Cmds, c.Files, supervisor.Config{
+		Name: cfg.Name, WorkDir: filepath.Join(cfg.DataDir, "work"), Grace: cfg.Grace, Output: cfg.Output,
+		Logger: cfg.Logger.With("component", "supervisor"),
+	})
+	c.goRun("supervisor", func() error { return sup.Run(runCtx) })
+	m := matcher.New(c.Log, c.Cmds, matcher.Config{Logger: cfg.Logger.With("component", "matcher")})
+	c.goRun("matcher", func() error { return m.Run(runCtx) })
+	p := presence.New(c.nc, c.Cmds, c.Views, presence.Config{Timeout: cfg.HeartbeatTimeout, Logger: cfg.Logger.With("component", "presence")})
+	c.goRun("presence", func() error { return p.Run(runCtx) })
+	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Logger: cfg.Logger.With("component", "api")})
 	c.stopAPI, err = srv.Start(runCtx, c.nc)
 	if err != nil {
 		return nil, err

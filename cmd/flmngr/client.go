@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/services/agent"
+)
+
+func runClient(args []string, out io.Writer) error {
+	fs := newFlags("client", "client --id ID [--sensors a,b] [--data-qnt N] [--attr k=v]... [flags]",
+		"Runs a client agent: registers the client with its attributes, follows the tasks\n"+
+			"it is offered and runs them (download, verify, run the client process), with\n"+
+			"quarantine and failover when a task errors. Stop it with Ctrl-C.")
+	var cf connFlags
+	cf.register(fs)
+	id := fs.String("id", os.Getenv("FLMNGR_CLIENT_ID"), "client ID (the original's user_id) ($FLMNGR_CLIENT_ID)")
+	info := registerInfo(fs)
+	infoFile := fs.String("info-file", "", "JSON file of attributes, reported again whenever it changes")
+	workdir := fs.String("workdir", "", "work directory: tasks run in <workdir>/tasks/task_<id> (default: a directory per client under the user's cache)")
+	policy := fs.String("policy", agent.PolicyOne, "one: run one task at a time; all: run every offered task")
+	maxTasks := fs.Int("max-tasks", 0, "with --policy all, run at most this many tasks at once (0: no limit)")
+	heartbeat := fs.Duration("heartbeat", 5*time.Second, "interval between heartbeats")
+	grace := fs.Duration("grace", 5*time.Second, "how long a stopped task process may take before SIGKILL")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	if *id == "" {
+		return fmt.Errorf("%w: --id is required", errUsage)
+	}
+	logger, err := (&serveFlags{logLevel: *logLevel}).logger()
+	if err != nil {
+		return err
+	}
+	if *workdir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		*workdir = filepath.Join(base, "flmngr", "client-"+*id)
+	}
+	abs, err := filepath.Abs(*workdir)
+	if err != nil {
+		return err
+	}
+	cfg := agent.Config{
+		ClientID: *id, Info: info.info(), InfoFile: *infoFile, WorkDir: abs,
+		Policy: *policy, MaxTasks: *maxTasks, Heartbeat: *heartbeat, Grace: *grace,
+		Logger: logger.With("component", "agent", "client_id", *id),
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(cf.url, nats.Name("flmngr-client "+*id), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("cannot reach the cloud at %s: %v (set --nats or $FLMNGR_NATS)", cf.url, err)
+	}
+	defer nc.Close()
+	a, err := agent.New(nc, cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(out, "client %s connected to %s (policy %s, work directory %s)\n", *id, nc.ConnectedUrlRedacted(), cfg.Policy, abs)
+	return a.Run(ctx)
+}

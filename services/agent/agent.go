@@ -1,0 +1,349 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/taskd"
+)
+
+// Policies.
+const (
+	PolicyOne = "one"
+	PolicyAll = "all"
+)
+
+// HeartbeatSubject is where a client's heartbeats go.
+func HeartbeatSubject(clientID string) string { return "flmngr.hb." + clientID }
+
+// Config configures an agent.
+type Config struct {
+	ClientID string
+	// Info are the attributes given on the command line.
+	Info commands.ClientInfo
+	// InfoFile, when set, is a JSON file of attributes (the fields of
+	// `flmngr user report`) that override Info; the agent reports them
+	// again whenever the file changes.
+	InfoFile string
+	// WorkDir holds tasks/task_<id> for every task the client runs.
+	WorkDir string
+	// Policy is "one" (default) or "all"; MaxTasks bounds "all" (0: no
+	// bound).
+	Policy   string
+	MaxTasks int
+	// Heartbeat is the interval between heartbeats (default 5s).
+	Heartbeat time.Duration
+	// Grace is how long a stopped client process may take before SIGKILL
+	// (default 5s).
+	Grace time.Duration
+	// Simulate follows offers without downloading or running anything
+	// (for load tests).
+	Simulate bool
+	// OnOffers, when set, is told about every offers event the agent
+	// applies.
+	OnOffers func(e events.Envelope)
+	// Output, when set, gets every line a client process prints.
+	Output func(task, run string, m taskd.Message)
+	Logger *slog.Logger
+}
+
+// Validate reports whether the configuration is usable.
+func (c Config) Validate() error {
+	if !events.ValidID(c.ClientID) {
+		return fmt.Errorf("client id %q must be 1-64 letters, digits, '_' or '-'", c.ClientID)
+	}
+	if c.Policy != "" && c.Policy != PolicyOne && c.Policy != PolicyAll {
+		return fmt.Errorf("policy %q: want one or all", c.Policy)
+	}
+	if c.MaxTasks < 0 {
+		return errors.New("max tasks must not be negative")
+	}
+	if c.WorkDir == "" && !c.Simulate {
+		return errors.New("a work directory is required")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Policy == "" {
+		c.Policy = PolicyOne
+	}
+	if c.Policy == PolicyOne {
+		c.MaxTasks = 1
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Grace == 0 {
+		c.Grace = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Output == nil {
+		c.Output = func(string, string, taskd.Message) {}
+	}
+	return c
+}
+
+// key identifies what a quarantine covers.
+type key struct {
+	task, run string
+	spec      uint64
+}
+
+// Agent is a client agent.
+type Agent struct {
+	nc    *nats.Conn
+	api   *api.Client
+	log   *fjs.Log
+	files *files.Store
+	cfg   Config
+
+	post chan func() // work for the loop goroutine
+
+	// Owned by the loop goroutine.
+	offers      []events.Offer
+	offersSeq   uint64
+	quarantined map[key]bool
+	done        map[commands.TaskRun]bool
+	procs       map[commands.TaskRun]*clientRun
+	stopping    bool
+	runs        sync.WaitGroup
+}
+
+// New returns an agent over nc; Run runs it.
+func New(nc *nats.Conn, cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Agent{nc: nc, api: api.NewClient(nc, 15*time.Second).WithSource("agent/" + cfg.ClientID), cfg: cfg.withDefaults(), post: make(chan func(), 256),
+		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{}}, nil
+}
+
+// Run registers the client and runs its tasks until ctx ends; it then
+// stops every task process and records them as interrupted.
+func (a *Agent) Run(ctx context.Context) error {
+	var err error
+	if a.log, err = fjs.Attach(ctx, a.nc, fjs.Config{}); err != nil {
+		return fmt.Errorf("agent: %w (is the cloud up?)", err)
+	}
+	if !a.cfg.Simulate {
+		if a.files, err = files.Attach(ctx, a.log.JetStream()); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	info, infoStamp, err := a.readInfo()
+	if err != nil {
+		return err
+	}
+	if _, err := a.api.ReportClient(ctx, commands.ReportClientInfo{ClientID: a.cfg.ClientID, ClientInfo: info, Register: true}); err != nil {
+		return fmt.Errorf("agent: report attributes: %w", err)
+	}
+	if err := a.restore(ctx); err != nil {
+		return err
+	}
+	offersSubject := a.log.LiveSubject(a.offersFilter())
+	sub, err := a.nc.Subscribe(offersSubject, func(m *nats.Msg) {
+		live, err := fjs.ParseLive(m)
+		if err != nil {
+			a.cfg.Logger.Warn("bad live offers", "err", err)
+			return
+		}
+		a.send(ctx, func() { a.onLive(ctx, live) })
+	})
+	if err != nil {
+		return fmt.Errorf("agent: subscribe to offers: %w", err)
+	}
+	defer sub.Unsubscribe()
+	status := a.nc.StatusChanged(nats.CONNECTED)
+	defer a.nc.RemoveStatusListener(status)
+	a.resync(ctx)
+
+	heartbeat := time.NewTicker(a.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	a.beat()
+	var watch <-chan time.Time
+	if a.cfg.InfoFile != "" {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		watch = t.C
+	}
+	a.cfg.Logger.Info("agent up", "client_id", a.cfg.ClientID, "policy", a.cfg.Policy)
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case fn := <-a.post:
+			fn()
+		case <-status:
+			a.resync(ctx) // reconnected: catch up on offers missed meanwhile
+		case <-heartbeat.C:
+			a.beat()
+		case <-watch:
+			info, stamp, err := a.readInfo()
+			if err != nil {
+				a.cfg.Logger.Warn("attributes file", "err", err)
+				continue
+			}
+			if stamp != infoStamp {
+				infoStamp = stamp
+				if _, err := a.api.ReportClient(ctx, commands.ReportClientInfo{ClientID: a.cfg.ClientID, ClientInfo: info}); err != nil {
+					a.cfg.Logger.Warn("report attributes", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// send hands work to the loop goroutine.
+func (a *Agent) send(ctx context.Context, fn func()) {
+	select {
+	case a.post <- fn:
+	case <-ctx.Done():
+	}
+}
+
+func (a *Agent) offersFilter() string {
+	return a.log.EventSubject(events.Client(a.cfg.ClientID), events.ClientOffersChangedV1)
+}
+
+// readInfo merges the attributes file over the flags and returns a stamp
+// that changes when the file does.
+func (a *Agent) readInfo() (commands.ClientInfo, string, error) {
+	info := a.cfg.Info
+	if a.cfg.InfoFile == "" {
+		return info, "", nil
+	}
+	fi, err := os.Stat(a.cfg.InfoFile)
+	if err != nil {
+		return info, "", fmt.Errorf("attributes file: %w", err)
+	}
+	b, err := os.ReadFile(a.cfg.InfoFile)
+	if err != nil {
+		return info, "", fmt.Errorf("attributes file: %w", err)
+	}
+	var file commands.ClientInfo
+	if err := json.Unmarshal(b, &file); err != nil {
+		return info, "", fmt.Errorf("attributes file %s: %w", a.cfg.InfoFile, err)
+	}
+	if file.Sensors != nil {
+		info.Sensors = file.Sensors
+	}
+	if file.DataQnt != nil {
+		info.DataQnt = file.DataQnt
+	}
+	if file.AvgAccContrib != nil {
+		info.AvgAccContrib = file.AvgAccContrib
+	}
+	if file.AvgDisconnectionPerRound != nil {
+		info.AvgDisconnectionPerRound = file.AvgDisconnectionPerRound
+	}
+	if file.Extra != nil {
+		info.Extra = file.Extra
+	}
+	return info, fi.ModTime().String() + "/" + strconv.FormatInt(fi.Size(), 10), nil
+}
+
+// restore re-derives the client's state from its events: quarantines,
+// finished runs, and runs an earlier life left running (their processes
+// died with it, so they are recorded as interrupted).
+func (a *Agent) restore(ctx context.Context) error {
+	evs, err := a.log.Load(ctx, events.Client(a.cfg.ClientID), 0)
+	if err != nil {
+		return fmt.Errorf("agent: load history: %w", err)
+	}
+	var st commands.ClientState
+	for _, e := range evs {
+		st.Apply(e)
+		if e.Type == events.ClientOffersChangedV1 {
+			a.offersSeq = e.Seq
+		}
+	}
+	for _, q := range st.Quarantined {
+		a.quarantined[key{q.TaskID, q.Run, q.SpecSeq}] = true
+	}
+	for _, d := range st.Done {
+		a.done[d] = true
+	}
+	a.offers = st.Offers
+	for _, r := range st.Running {
+		a.cfg.Logger.Warn("task of an earlier life is gone", "task_id", r.TaskID, "run", r.Run)
+		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskInterrupted, TaskID: r.TaskID, Run: r.Run, Reason: "the agent restarted; its process is gone"})
+	}
+	return nil
+}
+
+// resync reads the client's last offers from the log, for when live
+// events may have been missed.
+func (a *Agent) resync(ctx context.Context) {
+	e, ok, err := a.log.LastEvent(ctx, a.offersFilter())
+	if err != nil {
+		a.cfg.Logger.Warn("resync offers", "err", err)
+		return
+	}
+	if ok && e.Seq > a.offersSeq {
+		a.applyOffers(ctx, e)
+	} else {
+		a.reconcile(ctx)
+	}
+}
+
+// onLive applies a live offers event, or resyncs when one was missed.
+func (a *Agent) onLive(ctx context.Context, l fjs.Live) {
+	switch {
+	case l.Event.Seq <= a.offersSeq:
+	case l.PrevSeq != a.offersSeq && l.PrevSeq != 0:
+		a.resync(ctx)
+	default:
+		a.applyOffers(ctx, l.Event)
+	}
+}
+
+func (a *Agent) applyOffers(ctx context.Context, e events.Envelope) {
+	p, ok := e.Event.(*events.ClientOffersChanged)
+	if !ok {
+		return
+	}
+	a.offers, a.offersSeq = p.Offers, e.Seq
+	if a.cfg.OnOffers != nil {
+		a.cfg.OnOffers(e)
+	}
+	a.reconcile(ctx)
+}
+
+// report records what happened to a task on this client.
+func (a *Agent) report(ctx context.Context, r commands.ReportClientTask) {
+	r.ClientID = a.cfg.ClientID
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if _, err := a.api.ReportClientTask(ctx, r); err != nil {
+		a.cfg.Logger.Warn("report task", "task_id", r.TaskID, "kind", r.Kind, "err", err)
+	}
+}
+
+func (a *Agent) beat() {
+	running := make([]commands.TaskRun, 0, len(a.procs))
+	for k := range a.procs {
+		running = append(running, k)
+	}
+	b, _ := json.Marshal(map[string]any{"running": running})
+	if err := a.nc.Publish(HeartbeatSubject(a.cfg.ClientID), b); err != nil {
+		a.cfg.Logger.Debug("heartbeat", "err", err)
+	}
+}

@@ -1,0 +1,242 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/services/launch"
+	"github.com/flmngr/flmngr/taskd"
+)
+
+// clientRun is one task run on this client.
+type clientRun struct {
+	offer  events.Offer
+	stop   chan string        // why the agent stops it
+	report chan taskd.Message // the first error or Finished line
+	freed  bool               // the slot was given back (loop goroutine)
+}
+
+func runKey(o events.Offer) commands.TaskRun { return commands.TaskRun{TaskID: o.TaskID, Run: o.Run} }
+
+// stop reasons
+const (
+	reasonWithdrawn = "the task is no longer offered"
+	reasonShutdown  = "the agent shut down"
+)
+
+// reconcile stops what is no longer offered and starts what the policy
+// allows. It runs on the loop goroutine.
+func (a *Agent) reconcile(ctx context.Context) {
+	if a.stopping || a.cfg.Simulate {
+		return
+	}
+	offered := map[commands.TaskRun]bool{}
+	for _, o := range a.offers {
+		offered[runKey(o)] = true
+	}
+	for k, r := range a.procs {
+		if !offered[k] && !r.freed {
+			r.requestStop(reasonWithdrawn)
+		}
+	}
+	for _, o := range a.offers {
+		if a.cfg.MaxTasks > 0 && a.slots() >= a.cfg.MaxTasks {
+			return
+		}
+		k := runKey(o)
+		if _, running := a.procs[k]; running || a.done[k] || a.quarantined[key{o.TaskID, o.Run, o.SpecSeq}] || a.busyTask(o.TaskID) {
+			continue
+		}
+		r := &clientRun{offer: o, stop: make(chan string, 1), report: make(chan taskd.Message, 1)}
+		a.procs[k] = r
+		a.runs.Go(func() { a.runTask(ctx, r) })
+	}
+}
+
+// slots counts the runs holding a slot.
+func (a *Agent) slots() int {
+	n := 0
+	for _, r := range a.procs {
+		if !r.freed {
+			n++
+		}
+	}
+	return n
+}
+
+// busyTask reports whether some run of a task is still on this client
+// (an older run still stopping, say).
+func (a *Agent) busyTask(task string) bool {
+	for k := range a.procs {
+		if k.TaskID == task {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *clientRun) requestStop(reason string) {
+	select {
+	case r.stop <- reason:
+	default:
+	}
+}
+
+// runTask downloads, verifies and runs one task run, and records how it
+// went. The slot is given back as soon as the outcome is known (an error
+// or Finished line, an exit, a stop), so the next task starts at once;
+// the process is then stopped in the background.
+func (a *Agent) runTask(ctx context.Context, r *clientRun) {
+	o := r.offer
+	k := runKey(o)
+	free := func(failed, finished bool) {
+		a.send(context.WithoutCancel(ctx), func() {
+			r.freed = true
+			if failed {
+				a.quarantined[key{o.TaskID, o.Run, o.SpecSeq}] = true
+			}
+			if finished {
+				a.done[k] = true
+			}
+			a.reconcile(ctx)
+		})
+	}
+	defer a.send(context.WithoutCancel(ctx), func() {
+		delete(a.procs, k)
+		a.reconcile(ctx)
+	})
+	fail := func(exception string, exit *events.ExitStatus) {
+		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskErrored, TaskID: o.TaskID, Run: o.Run, Exception: exception, Exit: exit})
+		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskQuarantined, TaskID: o.TaskID, Run: o.Run, SpecSeq: o.SpecSeq, Reason: exception})
+		free(true, false)
+	}
+	proc, argv, err := a.launch(ctx, r)
+	if err != nil {
+		a.cfg.Logger.Warn("cannot run task", "task_id", o.TaskID, "run", o.Run, "err", err)
+		fail(err.Error(), nil)
+		return
+	}
+	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskStarted, TaskID: o.TaskID, Run: o.Run, PID: proc.PID(), Command: argv})
+	a.cfg.Logger.Info("task started", "task_id", o.TaskID, "run", o.Run, "pid", proc.PID())
+
+	finished := false
+	select {
+	case <-proc.Done():
+		ex := proc.Exit()
+		switch ex.Outcome {
+		case taskd.OutcomeFinished:
+			finished = true
+			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
+			free(false, true)
+		case taskd.OutcomeErrored:
+			fail(ex.Exception, exitStatus(ex))
+		default:
+			fail(fmt.Sprintf("the client process exited without reporting Finished or an error (%s)", exitText(ex)), exitStatus(ex))
+		}
+	case m := <-r.report:
+		if m.Kind == taskd.KindError {
+			fail(m.Text, nil)
+		} else {
+			finished = true
+			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
+			free(false, true)
+		}
+	case reason := <-r.stop:
+		kind := commands.ClientTaskStopped
+		if reason == reasonShutdown {
+			kind = commands.ClientTaskInterrupted
+		}
+		if _, err := proc.Stop(context.Background()); err != nil {
+			a.cfg.Logger.Error("client process would not stop", "task_id", o.TaskID, "pid", proc.PID(), "err", err)
+		}
+		a.report(ctx, commands.ReportClientTask{Kind: kind, TaskID: o.TaskID, Run: o.Run, Reason: reason})
+		free(false, false)
+		return
+	}
+	if finished {
+		// A process that said "Finished" may exit by itself.
+		select {
+		case <-proc.Done():
+		case <-time.After(a.cfg.Grace):
+		}
+	}
+	if _, err := proc.Stop(context.Background()); err != nil {
+		a.cfg.Logger.Error("client process would not stop", "task_id", o.TaskID, "pid", proc.PID(), "err", err)
+	}
+}
+
+// launch downloads and verifies the task's files and starts the client
+// process.
+func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []string, error) {
+	o := r.offer
+	for _, f := range o.Files {
+		if f.SHA256 == "" {
+			return nil, nil, fmt.Errorf("file %s of task %s was never uploaded", f.Name, o.TaskID)
+		}
+	}
+	dir := launch.TaskDir(a.cfg.WorkDir, o.TaskID)
+	start := time.Now()
+	if err := a.files.Materialize(ctx, o.TaskID, o.Files, dir); err != nil {
+		return nil, nil, fmt.Errorf("download: %w", err)
+	}
+	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskDownloaded, TaskID: o.TaskID, Run: o.Run, Files: o.Files, Duration: time.Since(start)})
+	args := ""
+	if o.ClientArguments != nil {
+		args = *o.ClientArguments
+	}
+	vars := map[string]string{"task": o.TaskID, "run": o.Run, "host": o.Host, "port": strconv.Itoa(o.Port), "client": a.cfg.ClientID}
+	argv, err := launch.Argv(launch.Spec{Entry: commands.ClientEntryPoint, Command: o.ClientCommand, Arguments: args, WorkDir: a.cfg.WorkDir, TaskDir: dir, Vars: vars})
+	if err != nil {
+		return nil, nil, err
+	}
+	proc, err := taskd.Start(taskd.Config{
+		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: a.cfg.Grace,
+		OnMessage: func(m taskd.Message) {
+			a.cfg.Output(o.TaskID, o.Run, m)
+			if m.Kind == taskd.KindError || m.IsFinished() {
+				select {
+				case r.report <- m:
+				default:
+				}
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return proc, argv, nil
+}
+
+func exitStatus(ex taskd.Exit) *events.ExitStatus {
+	return &events.ExitStatus{Code: ex.Code, Signal: ex.Signal, Duration: ex.Duration, LastLogs: ex.LastLogs}
+}
+
+func exitText(ex taskd.Exit) string {
+	if ex.Signal != "" {
+		return "signal " + ex.Signal
+	}
+	return "exit code " + strconv.Itoa(ex.Code)
+}
+
+// shutdown stops every task process, records them as interrupted and
+// waits for their goroutines, serving their posts meanwhile.
+func (a *Agent) shutdown() {
+	a.stopping = true
+	for _, r := range a.procs {
+		r.requestStop(reasonShutdown)
+	}
+	done := make(chan struct{})
+	go func() { a.runs.Wait(); close(done) }()
+	for {
+		select {
+		case fn := <-a.post:
+			fn()
+		case <-done:
+			return
+		}
+	}
+}

@@ -1,0 +1,401 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/launch"
+	"github.com/flmngr/flmngr/taskd"
+)
+
+// Executor runs commands.
+type Executor interface {
+	Execute(ctx context.Context, cmd commands.Command) (commands.Result, error)
+}
+
+// Config configures a supervisor.
+type Config struct {
+	// Name identifies this supervisor in events; a restarted supervisor
+	// with the same name takes over what its predecessor left.
+	Name string
+	// WorkDir is the manager's work directory: task files go to
+	// <WorkDir>/tasks/task_<id>.
+	WorkDir string
+	// Grace is how long a stopped server may take before SIGKILL
+	// (default 5s); also how long a server that reported "Finished" may
+	// take to exit by itself.
+	Grace time.Duration
+	// TriggerTimeout bounds a trigger (default 5m).
+	TriggerTimeout time.Duration
+	// Output, when set, gets every line a server or trigger prints.
+	Output func(task, run string, m taskd.Message)
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Grace == 0 {
+		c.Grace = 5 * time.Second
+	}
+	if c.TriggerTimeout == 0 {
+		c.TriggerTimeout = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Output == nil {
+		c.Output = func(string, string, taskd.Message) {}
+	}
+	return c
+}
+
+// Supervisor runs task servers.
+type Supervisor struct {
+	log   *fjs.Log
+	cmds  Executor
+	files *files.Store
+	cfg   Config
+
+	mu   sync.Mutex
+	runs map[string]*serverRun // by task id
+	wg   sync.WaitGroup        // monitors and triggers
+}
+
+// New returns a supervisor; Run runs it.
+func New(log *fjs.Log, cmds Executor, fs *files.Store, cfg Config) *Supervisor {
+	return &Supervisor{log: log, cmds: cmds, files: fs, cfg: cfg.withDefaults(), runs: map[string]*serverRun{}}
+}
+
+// stop reasons
+const (
+	reasonOperator = "stop requested"
+	reasonFinished = "finished"
+	reasonErrored  = "errored"
+	reasonShutdown = "cloud shut down"
+	reasonLost     = "another supervisor owns the run"
+)
+
+type serverRun struct {
+	task, run string
+	proc      *taskd.Process
+	once      sync.Once
+	reason    string
+	stop      chan struct{}
+}
+
+func (r *serverRun) requestStop(reason string) {
+	r.once.Do(func() {
+		r.reason = reason
+		close(r.stop)
+	})
+}
+
+// Run supervises until ctx ends, then stops every server it runs.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	if err := s.reconcile(ctx); err != nil {
+		return err
+	}
+	from, err := s.log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	var loops sync.WaitGroup
+	loops.Go(func() {
+		err := s.log.Follow(ctx, fjs.FollowOptions{From: from + 1, Filters: []string{s.log.TypeFilter(events.TaskStopRequestedV1)}}, s.onStop)
+		if ctx.Err() == nil {
+			errc <- fmt.Errorf("supervisor: stop requests: %w", err)
+		}
+	})
+	loops.Go(func() {
+		err := s.log.Durable(ctx, fjs.DurableOptions{
+			Name:    "flmngr-server-supervisor",
+			Filters: []string{s.log.TypeFilter(events.TaskStartRequestedV1)},
+			OnError: func(err error) { s.cfg.Logger.Warn("start request", "err", err) },
+		}, s.onStart)
+		if err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("supervisor: start requests: %w", err)
+		}
+	})
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.shutdown()
+	loops.Wait()
+	return runErr
+}
+
+// record executes a command, bounded in time even during shutdown.
+func (s *Supervisor) record(task string, p events.Payload) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ctx = commands.WithSource(ctx, "supervisor/"+s.cfg.Name)
+	_, err := s.cmds.Execute(ctx, commands.RecordRun{TaskID: task, Event: p})
+	if err != nil && commands.KindOf(err) != commands.KindConflict {
+		s.cfg.Logger.Warn("record server event", "task_id", task, "type", p.EventType(), "err", err)
+	}
+	return err
+}
+
+func (s *Supervisor) loadTask(ctx context.Context, id string) (commands.TaskState, error) {
+	evs, err := s.log.Load(ctx, events.Task(id), 0)
+	var st commands.TaskState
+	for _, e := range evs {
+		st.Apply(e)
+	}
+	return st, err
+}
+
+// reconcile records as interrupted the runs this supervisor started before
+// it (re)started: their processes died with it.
+func (s *Supervisor) reconcile(ctx context.Context) error {
+	mine := map[string]string{} // task → run
+	err := s.log.Scan(ctx, s.log.TypeFilter(events.TaskServerStartedV1), 1, func(e events.Envelope) error {
+		if p := e.Event.(*events.TaskServerStarted); p.Supervisor == s.cfg.Name {
+			mine[e.Aggregate.ID] = p.Run
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("supervisor: reconcile: %w", err)
+	}
+	for task, run := range mine {
+		st, err := s.loadTask(ctx, task)
+		if err != nil {
+			return fmt.Errorf("supervisor: reconcile %s: %w", task, err)
+		}
+		if st.Run == run && st.Status.Busy() && st.Status != commands.StatusStartRequested {
+			s.cfg.Logger.Warn("server of an earlier life is gone", "task_id", task, "run", run)
+			_ = s.record(task, &events.TaskInterrupted{Run: run, Reason: "the cloud restarted; its server process is gone"})
+		}
+	}
+	return nil
+}
+
+// onStart handles a start request delivered by the durable consumer.
+func (s *Supervisor) onStart(ctx context.Context, e events.Envelope) error {
+	req := e.Event.(*events.TaskStartRequested)
+	task := e.Aggregate.ID
+	st, err := s.loadTask(ctx, task)
+	if err != nil {
+		return err // redelivered
+	}
+	if st.Run != req.Run {
+		return nil // a later run superseded this request
+	}
+	switch st.Status {
+	case commands.StatusStartRequested:
+	case commands.StatusStopRequested:
+		// Stopped before it ever started.
+		_ = s.record(task, &events.TaskStopped{Run: req.Run})
+		return nil
+	default:
+		return nil
+	}
+	s.mu.Lock()
+	_, busy := s.runs[task]
+	s.mu.Unlock()
+	if busy {
+		return errors.New("the previous run of this task is still stopping")
+	}
+	r, argv, err := s.spawn(ctx, task, st, req)
+	if err != nil {
+		s.cfg.Logger.Warn("cannot start server", "task_id", task, "run", req.Run, "err", err)
+		_ = s.record(task, &events.TaskErrored{Run: req.Run, Exception: "cannot start the server: " + err.Error()})
+		return nil
+	}
+	if err := s.record(task, &events.TaskServerStarted{Run: req.Run, PID: r.proc.PID(), Supervisor: s.cfg.Name, Command: argv}); err != nil {
+		// A stop came first, or another replica started this run.
+		reason := reasonLost
+		if st, lerr := s.loadTask(ctx, task); lerr == nil && st.Run == req.Run && st.Status == commands.StatusStopRequested {
+			reason = reasonOperator
+		}
+		r.requestStop(reason)
+		return nil
+	}
+	s.cfg.Logger.Info("server started", "task_id", task, "run", req.Run, "pid", r.proc.PID())
+	return nil
+}
+
+func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskState, req *events.TaskStartRequested) (*serverRun, []string, error) {
+	dir := launch.TaskDir(s.cfg.WorkDir, task)
+	if err := s.files.Materialize(ctx, task, st.Files, dir); err != nil {
+		return nil, nil, fmt.Errorf("task files: %w", err)
+	}
+	args := st.Spec.ServerArguments
+	if req.Arguments != nil {
+		args = *req.Arguments
+	}
+	vars := map[string]string{"task": task, "run": req.Run, "host": st.Spec.Host, "port": strconv.Itoa(st.Spec.Port)}
+	argv, err := launch.Argv(launch.Spec{Entry: commands.ServerEntryPoint, Command: st.Spec.ServerCommand, Arguments: args, WorkDir: s.cfg.WorkDir, TaskDir: dir, Vars: vars})
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &serverRun{task: task, run: req.Run, stop: make(chan struct{})}
+	r.proc, err = taskd.Start(taskd.Config{
+		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: s.cfg.Grace,
+		OnMessage: func(m taskd.Message) { s.onMessage(r, m) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	s.runs[task] = r
+	s.mu.Unlock()
+	s.wg.Go(func() { s.monitor(r) })
+	return r, argv, nil
+}
+
+// onMessage turns what a server reports into events.
+func (s *Supervisor) onMessage(r *serverRun, m taskd.Message) {
+	s.cfg.Output(r.task, r.run, m)
+	switch {
+	case m.Kind == taskd.KindModel:
+		_ = s.record(r.task, &events.TaskRoundCompleted{Run: r.run, Round: m.Round, Metrics: m.Metrics, Raw: m.Raw})
+	case m.Kind == taskd.KindTrigger:
+		_ = s.record(r.task, &events.TaskTriggerFired{Run: r.run, Name: m.Trigger, Arguments: m.Arguments})
+		s.wg.Go(func() { s.runTrigger(r, m.Trigger, m.Arguments) })
+	case m.Kind == taskd.KindError:
+		_ = s.record(r.task, &events.TaskErrored{Run: r.run, Exception: m.Text})
+		r.requestStop(reasonErrored)
+	case m.IsFinished():
+		_ = s.record(r.task, &events.TaskFinished{Run: r.run})
+		r.requestStop(reasonFinished)
+	}
+}
+
+// monitor waits for the server to end or be stopped and records how.
+func (s *Supervisor) monitor(r *serverRun) {
+	defer func() {
+		s.mu.Lock()
+		if s.runs[r.task] == r {
+			delete(s.runs, r.task)
+		}
+		s.mu.Unlock()
+	}()
+	select {
+	case <-r.proc.Done():
+	case <-r.stop:
+		if r.reason == reasonFinished {
+			// Give a server that said "Finished" the grace period to
+			// exit by itself.
+			select {
+			case <-r.proc.Done():
+			case <-time.After(s.cfg.Grace):
+			}
+		}
+		if _, err := r.proc.Stop(context.Background()); err != nil {
+			s.cfg.Logger.Error("server would not stop", "task_id", r.task, "run", r.run, "pid", r.proc.PID(), "err", err)
+		}
+	}
+	ex := r.proc.Exit()
+	status := events.ExitStatus{Code: ex.Code, Signal: ex.Signal, Duration: ex.Duration, LastLogs: ex.LastLogs}
+	_ = s.record(r.task, &events.TaskServerExited{Run: r.run, ExitStatus: status})
+	switch {
+	case r.reason == reasonLost:
+	case r.reason == reasonOperator:
+		_ = s.record(r.task, &events.TaskStopped{Run: r.run})
+	case r.reason == reasonShutdown:
+		_ = s.record(r.task, &events.TaskInterrupted{Run: r.run, Reason: reasonShutdown})
+	case ex.Outcome == taskd.OutcomeUnreported:
+		_ = s.record(r.task, &events.TaskErrored{Run: r.run, Exit: &status,
+			Exception: fmt.Sprintf("the server exited without reporting Finished or an error (%s)", exitText(ex))})
+	}
+	s.cfg.Logger.Info("server ended", "task_id", r.task, "run", r.run, "outcome", ex.Outcome, "code", ex.Code, "reason", r.reason)
+}
+
+func exitText(ex taskd.Exit) string {
+	if ex.Signal != "" {
+		return "signal " + ex.Signal
+	}
+	return "exit code " + strconv.Itoa(ex.Code)
+}
+
+// onStop handles a stop request: the supervisor running that run stops it.
+func (s *Supervisor) onStop(e events.Envelope) error {
+	req := e.Event.(*events.TaskStopRequested)
+	s.mu.Lock()
+	r, ok := s.runs[e.Aggregate.ID]
+	s.mu.Unlock()
+	if ok && r.run == req.Run {
+		r.requestStop(reasonOperator)
+	}
+	return nil
+}
+
+// shutdown stops every server and waits for their monitors and triggers.
+func (s *Supervisor) shutdown() {
+	s.mu.Lock()
+	for _, r := range s.runs {
+		r.requestStop(reasonShutdown)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// runTrigger runs the task's trigger program with its arguments as ONE
+// argument: the task file <name> itself (a script with a #! line or a
+// binary), or <name>.py with python3. A missing trigger is recorded, never
+// fatal.
+func (s *Supervisor) runTrigger(r *serverRun, name, args string) {
+	dir := launch.TaskDir(s.cfg.WorkDir, r.task)
+	ran := &events.TaskTriggerRan{Run: r.run, Name: name, Code: -1}
+	argv, err := triggerArgv(dir, name, args)
+	if err != nil {
+		ran.Error = err.Error()
+		s.cfg.Logger.Warn("trigger not run", "task_id", r.task, "trigger", name, "err", err)
+		_ = s.record(r.task, ran)
+		return
+	}
+	p, err := taskd.Start(taskd.Config{Argv: argv, Dir: dir, Env: launch.Env(map[string]string{"task": r.task, "run": r.run}),
+		OnMessage: func(m taskd.Message) { s.cfg.Output(r.task, r.run, m) }})
+	if err != nil {
+		ran.Error = err.Error()
+		_ = s.record(r.task, ran)
+		return
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(s.cfg.TriggerTimeout):
+		ran.Error = "timed out after " + s.cfg.TriggerTimeout.String()
+		_, _ = p.Stop(context.Background())
+	}
+	ex := p.Exit()
+	ran.Code = ex.Code
+	if ran.Error == "" && ex.Code != 0 {
+		ran.Error = exitText(ex)
+	}
+	_ = s.record(r.task, ran)
+}
+
+func triggerArgv(dir, name, args string) ([]string, error) {
+	if err := commands.ValidateFileName("trigger_name", name); err != nil || filepath.Base(name) != name {
+		return nil, fmt.Errorf("trigger name %q is not a file name in the task directory", name)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() {
+		return []string{filepath.Join(dir, name), args}, nil
+	}
+	if fi, err := os.Stat(filepath.Join(dir, name+".py")); err == nil && fi.Mode().IsRegular() {
+		py, err := launch.Python()
+		if err != nil {
+			return nil, err
+		}
+		return []string{py, name + ".py", args}, nil
+	}
+	return nil, fmt.Errorf("trigger %s not found in the task's files (%s or %s.py)", name, name, name)
+}

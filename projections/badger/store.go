@@ -83,7 +83,8 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 func openDB(dir string) (*badgerdb.DB, error) {
 	// One writer (the runner) and small values: no conflict detection,
 	// no compression (the views are small next to the log), two
-	// compactors for a two-core machine.
+	// compactors for a two-core machine, and small memtables and caches
+	// so that the views do not dominate the cloud's memory.
 	opts := badgerdb.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
@@ -91,9 +92,11 @@ func openDB(dir string) (*badgerdb.DB, error) {
 		WithMetricsEnabled(false).
 		WithCompression(options.None).
 		WithNumCompactors(2).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
 		WithValueLogFileSize(256 << 20).
-		WithBlockCacheSize(64 << 20).
-		WithIndexCacheSize(32 << 20)
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20)
 	db, err := badgerdb.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open views in %s: %w", dir, err)

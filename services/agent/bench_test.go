@@ -1,0 +1,333 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/agent"
+	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/cloud"
+)
+
+// deployment is one cloud and one agent in this process.
+type deployment struct {
+	cloud *cloud.Cloud
+	api   *api.Client
+	log   *fjs.Log
+	seen  chan events.Envelope
+}
+
+func deploy(b *testing.B, clientID string) *deployment {
+	b.Helper()
+	dir := b.TempDir()
+	c, err := cloud.Open(context.Background(), cloud.Config{DataDir: filepath.Join(dir, "cloud"), Listen: "127.0.0.1:0", Name: "bench", Grace: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	nc, err := nats.Connect(c.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	d := &deployment{cloud: c, api: api.NewClient(nc, 10*time.Second), log: c.Log, seen: make(chan events.Envelope, 1024)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_ = c.Log.Follow(ctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error {
+			d.seen <- e
+			return nil
+		})
+	}()
+	a, err := agent.New(nc, agent.Config{ClientID: clientID, WorkDir: filepath.Join(dir, "agent"), Grace: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return d
+}
+
+// await returns the next event that satisfies match.
+func (d *deployment) await(b *testing.B, match func(events.Envelope) bool) events.Envelope {
+	b.Helper()
+	return d.awaitAll(b, match)[0]
+}
+
+// awaitAll returns, for each matcher, the next event that satisfies it, in
+// whatever order they come.
+func (d *deployment) awaitAll(b *testing.B, matches ...func(events.Envelope) bool) []events.Envelope {
+	b.Helper()
+	out := make([]events.Envelope, len(matches))
+	found := make([]bool, len(matches))
+	left := len(matches)
+	timeout := time.After(30 * time.Second)
+	for left > 0 {
+		select {
+		case e := <-d.seen:
+			for i, m := range matches {
+				if !found[i] && m(e) {
+					out[i], found[i] = e, true
+					left--
+					break
+				}
+			}
+		case <-timeout:
+			b.Fatalf("timed out waiting for events (%d of %d seen)", len(matches)-left, len(matches))
+		}
+	}
+	return out
+}
+
+func isType(typ, agg string) func(events.Envelope) bool {
+	return func(e events.Envelope) bool { return e.Type == typ && e.Aggregate.ID == agg }
+}
+
+func clientEvent(typ, task string) func(events.Envelope) bool {
+	return func(e events.Envelope) bool {
+		if e.Type != typ {
+			return false
+		}
+		switch p := e.Event.(type) {
+		case *events.ClientTaskStarted:
+			return p.TaskID == task
+		case *events.ClientTaskErrored:
+			return p.TaskID == task
+		case *events.ClientTaskStopped:
+			return p.TaskID == task
+		}
+		return false
+	}
+}
+
+func (d *deployment) create(b *testing.B, id string, client []string) {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := d.api.CreateTask(ctx, commands.CreateTask{TaskID: id, Host: "localhost", Port: 8080,
+		ServerCommand: []string{"sleep", "600"}, ClientCommand: client}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func report(b *testing.B, name string, lat []time.Duration) {
+	slices.Sort(lat)
+	p := func(q float64) float64 {
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(p(0.5), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+	b.Logf("%s over %d runs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", name, len(lat), p(0.5), p(0.9), p(0.99), p(1))
+}
+
+// BenchmarkStartToClientSpawn measures, from the recorded times of the
+// events, how long after a start is requested the matching client's
+// process was spawned: matcher, offer pushed to the agent, download and
+// check of the task's files, spawn (a trivial task process: sleep).
+func BenchmarkStartToClientSpawn(b *testing.B) {
+	d := deploy(b, "c1")
+	d.create(b, "T", []string{"sleep", "600"})
+	ctx := context.Background()
+	var lat []time.Duration
+	for b.Loop() {
+		if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "T"}); err != nil {
+			b.Fatal(err)
+		}
+		got := d.awaitAll(b, isType(events.TaskStartRequestedV1, "T"), clientEvent(events.ClientTaskStartedV1, "T"))
+		lat = append(lat, got[1].Time.Sub(got[0].Time))
+		if _, err := d.api.StopTask(ctx, "T"); err != nil {
+			b.Fatal(err)
+		}
+		d.awaitAll(b, isType(events.TaskStoppedV1, "T"), clientEvent(events.ClientTaskStoppedV1, "T"))
+	}
+	report(b, "start requested → client process spawned", lat)
+}
+
+// BenchmarkErrorToFailover measures the original's experiment 2 step: a
+// client process reports an error; how long until the client process of
+// the next offered task is spawned (from the errored event, recorded as
+// soon as the error line is read, to the next task's started event).
+func BenchmarkErrorToFailover(b *testing.B) {
+	d := deploy(b, "c1")
+	d.create(b, "E", []string{"sh", "-c", `echo '{"type":"error","exception":"test-error"}'; sleep 600`})
+	d.create(b, "C", []string{"sleep", "600"})
+	ctx := context.Background()
+	var lat []time.Duration
+	for b.Loop() {
+		for _, id := range []string{"E", "C"} {
+			if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: id}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		got := d.awaitAll(b, clientEvent(events.ClientTaskErroredV1, "E"), clientEvent(events.ClientTaskStartedV1, "C"))
+		lat = append(lat, got[1].Time.Sub(got[0].Time))
+		for _, id := range []string{"E", "C"} {
+			if _, err := d.api.StopTask(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d.awaitAll(b, isType(events.TaskStoppedV1, "E"), isType(events.TaskStoppedV1, "C"), clientEvent(events.ClientTaskStoppedV1, "C"))
+	}
+	report(b, "client error → next task's client process spawned", lat)
+}
+
+// BenchmarkOfferFanOut starts a task matching N simulated clients (agents
+// that report and follow their offers but spawn nothing) and measures when
+// the last of them received its offer, against a cloud running as its own
+// `flmngr up` process, whose peak resident memory it reports. Skipped with
+// -short.
+func BenchmarkOfferFanOut(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			if testing.Short() && n > 1000 {
+				b.Skip("10,000 clients skipped in -short mode")
+			}
+			fanOut(b, n)
+		})
+	}
+}
+
+func fanOut(b *testing.B, n int) {
+	bin := filepath.Join(b.TempDir(), "flmngr")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/flmngr").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	addr := freeAddr(b)
+	up := exec.Command(bin, "up", "--data", filepath.Join(b.TempDir(), "data"), "--listen", addr, "--log-level", "warn")
+	up.Stderr = os.Stderr
+	if err := up.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
+	const conns = 20
+	var ncs []*nats.Conn
+	for range conns {
+		nc, err := nats.Connect("nats://"+addr, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		ncs = append(ncs, nc)
+	}
+	c := api.NewClient(ncs[0], 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	poll(b, func() bool { _, err := c.Status(ctx); return err == nil })
+
+	var mu sync.Mutex
+	offeredAt := map[string]time.Time{}
+	allOffered := make(chan struct{})
+	var wg sync.WaitGroup
+	sensors := []string{"camera"}
+	for i := range n {
+		id := fmt.Sprintf("sim%05d", i)
+		a, err := agent.New(ncs[i%conns], agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, Simulate: true, Heartbeat: time.Minute,
+			OnOffers: func(e events.Envelope) {
+				if p := e.Event.(*events.ClientOffersChanged); len(p.Offers) > 0 {
+					mu.Lock()
+					defer mu.Unlock()
+					if _, dup := offeredAt[id]; !dup {
+						offeredAt[id] = time.Now()
+						if len(offeredAt) == n {
+							close(allOffered)
+						}
+					}
+				}
+			}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() { _ = a.Run(ctx) })
+	}
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	poll(b, func() bool { s, err := c.Status(ctx); return err == nil && s.Clients == n })
+	if _, err := c.CreateTask(ctx, commands.CreateTask{TaskID: "wide", Host: "localhost", Port: 8080, SelectionCriteria: `"camera" in sensors`,
+		ServerCommand: []string{"sleep", "600"}}); err != nil {
+		b.Fatal(err)
+	}
+	var took time.Duration
+	for b.Loop() {
+		r, err := c.StartTask(ctx, commands.StartTask{TaskID: "wide"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-allOffered:
+		case <-time.After(2 * time.Minute):
+			b.Fatalf("only %d of %d clients were offered the task", len(offeredAt), n)
+		}
+		start := recordedAt(b, c, r.Seq)
+		var last time.Time
+		for _, at := range offeredAt {
+			if at.After(last) {
+				last = at
+			}
+		}
+		took = last.Sub(start)
+	}
+	rss := peakRSS(b, up.Process.Pid)
+	b.ReportMetric(took.Seconds(), "all-offered-s")
+	b.ReportMetric(float64(rss)/(1<<20), "cloud-peak-MiB")
+	b.Logf("%d clients: all offered %.3f s after the start request was recorded; cloud peak RSS %d MiB", n, took.Seconds(), rss>>20)
+}
+
+// poll waits for cond while the deployment comes up.
+func poll(b *testing.B, cond func() bool) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			b.Fatal("timed out")
+		}
+	}
+}
+
+// recordedAt is the time of the event at seq.
+func recordedAt(b *testing.B, c *api.Client, seq uint64) time.Time {
+	page, err := c.Timeline(context.Background(), api.TimelineRequest{TimelineQuery: pbadger.TimelineQuery{After: seq - 1, Limit: 1}})
+	if err != nil || len(page.Entries) != 1 || page.Entries[0].Seq != seq {
+		b.Fatalf("event %d: %+v %v", seq, page.Entries, err)
+	}
+	return page.Entries[0].Time
+}
+
+func freeAddr(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM).
+func peakRSS(b *testing.B, pid int) int64 {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(s), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -34,6 +34,7 @@ func commandsList() []command {
 		{"timeline", "print the timeline of a task, a client or everything, with step latencies", runTimeline},
 		{"rebuild", "drop the views and replay them from the event log", runRebuild},
 		{"status", "show how far the log and the views go", runStatus},
+		{"fl", "run a role of the built-in FedAvg task (server or client)", runFL},
 		{"version", "print the version", func([]string, io.Writer) error { fmt.Println("flmngr", version); return nil }},
 	}
 }
@@ -76,6 +77,8 @@ func run(args []string, out, errOut io.Writer) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.Is(err, errReported):
+			return 1
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(errOut, "flmngr %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
 			return 2

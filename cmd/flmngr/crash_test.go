@@ -36,7 +36,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func freePort(t *testing.T) string {
+func freeListen(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,7 +98,7 @@ func startUp(t *testing.T, data, listen string) *exec.Cmd {
 // that the stream holds no duplicate event id.
 func TestSIGKILLDuringCreateBurst(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	listen := freePort(t)
+	listen := freeListen(t)
 	up := startUp(t, data, listen)
 
 	const total = 1000

@@ -24,6 +24,7 @@ type command struct {
 
 func commandsList() []command {
 	return []command{
+		{"demo", "the main job: embedded deployment, two clients, a FedAvg run on MNIST, its timeline", runDemo},
 		{"up", "run the embedded deployment: NATS + JetStream + every cloud service", runUp},
 		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
 		{"client", "run a client agent: register, follow offers, run the offered tasks", runClient},

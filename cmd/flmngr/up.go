@@ -62,23 +62,30 @@ func runCloud(args []string, out io.Writer) error {
 	return serve(out, sf, cloud.Config{NATSURL: *url})
 }
 
-func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
+// openCloud opens the cloud side with the serve flags.
+func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Cloud, *slog.Logger, error) {
 	logger, err := sf.logger()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	data, err := filepath.Abs(sf.data)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
+	c, err := cloud.Open(ctx, cfg)
+	return c, logger, err
+}
+
+func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := cloud.Open(ctx, cfg)
+	c, logger, err := openCloud(ctx, sf, cfg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	data := c.DataDir()
 	if url := c.ClientURL(); url != "" {
 		fmt.Fprintf(out, "flmngr %s is up\n  NATS:  %s\n  data:  %s\n  views: %d events applied\n\nTry: flmngr task list --nats %s\nStop with Ctrl-C.\n", version, url, data, c.Views.Applied(), url)
 	} else {

@@ -163,6 +163,9 @@ func (c *Cloud) goRun(name string, fn func() error) {
 // Errors reports components that stopped on their own.
 func (c *Cloud) Errors() <-chan error { return c.errs }
 
+// DataDir is where the cloud keeps its data.
+func (c *Cloud) DataDir() string { return c.cfg.DataDir }
+
 // Conn is the cloud's own NATS connection.
 func (c *Cloud) Conn() *nats.Conn { return c.nc }
 

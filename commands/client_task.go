@@ -15,6 +15,8 @@ const (
 	ClientTaskStopped     = "stopped"
 	ClientTaskInterrupted = "interrupted"
 	ClientTaskQuarantined = "quarantined"
+	ClientTaskRunning     = "running"
+	ClientTaskExited      = "exited"
 )
 
 // ReportClientTask is what a client's agent reports about a task it runs.
@@ -75,6 +77,14 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 			return nil, nil
 		}
 		p = &events.ClientTaskInterrupted{TaskID: c.TaskID, Run: c.Run, Reason: c.Reason}
+	case ClientTaskRunning:
+		p = &events.ClientTaskRunning{TaskID: c.TaskID, Run: c.Run}
+	case ClientTaskExited:
+		var st events.ExitStatus
+		if c.Exit != nil {
+			st = *c.Exit
+		}
+		p = &events.ClientTaskExited{TaskID: c.TaskID, Run: c.Run, ExitStatus: st}
 	case ClientTaskQuarantined:
 		q := Quarantine{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq}
 		if s.IsQuarantined(events.Offer{TaskID: q.TaskID, Run: q.Run, SpecSeq: q.SpecSeq}) {
@@ -82,7 +92,7 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		}
 		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	default:
-		return nil, Invalid("kind", "unknown kind %q (downloaded, started, finished, errored, stopped, interrupted, quarantined)", c.Kind)
+		return nil, Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined)", c.Kind)
 	}
 	return []events.Payload{p}, nil
 }

@@ -132,6 +132,14 @@ func WithSource(ctx context.Context, source string) context.Context {
 	return context.WithValue(ctx, sourceKey{}, source)
 }
 
+type requestedKey struct{}
+
+// WithRequestedAt records when the caller sent the command; the events it
+// causes carry that time beside the time they were recorded.
+func WithRequestedAt(ctx context.Context, at time.Time) context.Context {
+	return context.WithValue(ctx, requestedKey{}, at.UTC())
+}
+
 // ValidSource reports whether s may name a component: 1-64 printable
 // ASCII characters without spaces.
 func ValidSource(s string) bool {
@@ -194,12 +202,17 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 		if s, ok := ctx.Value(sourceKey{}).(string); ok && ValidSource(s) {
 			source = s
 		}
+		var requested *time.Time
+		if at, ok := ctx.Value(requestedKey{}).(time.Time); ok && !at.IsZero() {
+			requested = &at
+		}
 		envs := make([]events.Envelope, len(payloads))
 		for i, p := range payloads {
 			envs[i], err = events.New(nuid.Next(), source, agg, now, p)
 			if err != nil {
 				return Result{}, Internal(err, "build event")
 			}
+			envs[i].RequestedAt = requested
 		}
 		last, err := h.store.Append(ctx, st.seq, envs...)
 		if errors.Is(err, events.ErrConcurrency) {

@@ -13,6 +13,8 @@ const (
 	ClientTaskErroredV1     = "client.task_errored.v1"
 	ClientTaskStoppedV1     = "client.task_stopped.v1"
 	ClientTaskInterruptedV1 = "client.task_interrupted.v1"
+	ClientTaskRunningV1     = "client.task_running.v1"
+	ClientTaskExitedV1      = "client.task_exited.v1"
 	ClientTaskQuarantinedV1 = "client.task_quarantined.v1"
 	ClientDisconnectedV1    = "client.disconnected.v1"
 	ClientReconnectedV1     = "client.reconnected.v1"
@@ -29,6 +31,8 @@ func init() {
 		func() Payload { return &ClientTaskErrored{} },
 		func() Payload { return &ClientTaskStopped{} },
 		func() Payload { return &ClientTaskInterrupted{} },
+		func() Payload { return &ClientTaskRunning{} },
+		func() Payload { return &ClientTaskExited{} },
 		func() Payload { return &ClientTaskQuarantined{} },
 		func() Payload { return &ClientDisconnected{} },
 		func() Payload { return &ClientReconnected{} },
@@ -105,6 +109,21 @@ type ClientTaskStarted struct {
 	Command []string `json:"command"`
 }
 
+// ClientTaskRunning records that a client process reported "Started":
+// it got past its imports and set-up (the original's "Started client").
+type ClientTaskRunning struct {
+	TaskID string `json:"task_id"`
+	Run    string `json:"run"`
+}
+
+// ClientTaskExited records that a client process is gone, however it
+// ended.
+type ClientTaskExited struct {
+	TaskID string `json:"task_id"`
+	Run    string `json:"run"`
+	ExitStatus
+}
+
 // ClientTaskFinished records that a client process reported "Finished".
 type ClientTaskFinished struct {
 	TaskID string `json:"task_id"`
@@ -164,6 +183,8 @@ func (*ClientTaskFinished) EventType() string    { return ClientTaskFinishedV1 }
 func (*ClientTaskErrored) EventType() string     { return ClientTaskErroredV1 }
 func (*ClientTaskStopped) EventType() string     { return ClientTaskStoppedV1 }
 func (*ClientTaskInterrupted) EventType() string { return ClientTaskInterruptedV1 }
+func (*ClientTaskRunning) EventType() string     { return ClientTaskRunningV1 }
+func (*ClientTaskExited) EventType() string      { return ClientTaskExitedV1 }
 func (*ClientTaskQuarantined) EventType() string { return ClientTaskQuarantinedV1 }
 func (*ClientDisconnected) EventType() string    { return ClientDisconnectedV1 }
 func (*ClientReconnected) EventType() string     { return ClientReconnectedV1 }

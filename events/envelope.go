@@ -64,12 +64,16 @@ func (a Aggregate) Validate() error {
 // whoever appends the event; Seq is the stream sequence, known only once the
 // event has been read back from the log.
 type Envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Time      time.Time       `json:"time"`
-	Source    string          `json:"source"`
-	Aggregate Aggregate       `json:"aggregate"`
-	Payload   json.RawMessage `json:"payload"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Time      time.Time `json:"time"`
+	Source    string    `json:"source"`
+	Aggregate Aggregate `json:"aggregate"`
+	// RequestedAt, when set, is when the caller sent the command that
+	// caused the event (by the caller's clock); Time is when it was
+	// recorded.
+	RequestedAt *time.Time      `json:"requested_at,omitempty"`
+	Payload     json.RawMessage `json:"payload"`
 
 	// Seq is the stream sequence of the event; zero until it was appended.
 	Seq uint64 `json:"-"`

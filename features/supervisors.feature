@@ -89,10 +89,12 @@ Feature: Running tasks on the cloud and on clients
     And the events of client "c1" are, in order:
       | type                       | task |
       | client.task_started.v1     | E    |
+      | client.task_running.v1     | E    |
       | client.task_errored.v1     | E    |
       | client.task_quarantined.v1 | E    |
       | client.task_downloaded.v1  | C    |
       | client.task_started.v1     | C    |
+      | client.task_running.v1     | C    |
 
   Scenario: A client process that crashes without a report is an error
     Given a task "X" whose client crashes at once
@@ -202,4 +204,9 @@ Feature: Running tasks on the cloud and on clients
     When the agent of "c1" gets SIGTERM
     Then the client process of task "A" on "c1" is gone
     And client "c1" runs nothing
-    And the events of client "c1" end with "client.task_interrupted.v1"
+    And the events of client "c1" are, in order:
+      | type                       | task |
+      | client.task_started.v1     | A    |
+      | client.task_running.v1     | A    |
+      | client.task_interrupted.v1 | A    |
+      | client.task_exited.v1      | A    |

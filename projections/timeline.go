@@ -89,6 +89,10 @@ func describe(p events.Payload) (run, detail string) {
 		return p.Run, fmt.Sprintf("pid %d", p.PID)
 	case *events.ClientTaskFinished:
 		return p.Run, ""
+	case *events.ClientTaskRunning:
+		return p.Run, ""
+	case *events.ClientTaskExited:
+		return p.Run, exitDetail(p.ExitStatus)
 	case *events.ClientTaskErrored:
 		return p.Run, p.Exception
 	case *events.ClientTaskStopped:
@@ -113,6 +117,10 @@ func taskOf(p events.Payload) string {
 	case *events.ClientTaskStarted:
 		return p.TaskID
 	case *events.ClientTaskFinished:
+		return p.TaskID
+	case *events.ClientTaskRunning:
+		return p.TaskID
+	case *events.ClientTaskExited:
 		return p.TaskID
 	case *events.ClientTaskErrored:
 		return p.TaskID

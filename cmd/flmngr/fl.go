@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -146,7 +147,7 @@ func flServer(args []string, out io.Writer) error {
 }
 
 func flClient(args []string, out io.Writer) error {
-	fs := newFlags("fl client", "fl client [--server HOST:PORT] [flags] [WORKDIR]", "Runs a FedAvg client: trains on its partition of MNIST in every round and\nends with Finished (or an error line). A WORKDIR argument, as flmngr passes\nby default, is accepted and ignored.")
+	fs := newFlags("fl client", "fl client [--server HOST:PORT] [flags] [WORKDIR] [test-error]", "Runs a FedAvg client: trains on its partition of MNIST in every round and\nends with Finished (or an error line). A WORKDIR argument, as flmngr passes\nby default, is accepted and ignored; the argument test-error makes the\nclient fail once its data is loaded, as the original's did.")
 	server := fs.String("server", taskAddr("127.0.0.1:8080"), "server address (default: the task's host:port)")
 	id := fs.String("id", os.Getenv("FLMNGR_CLIENT"), "client id (default: the agent's client)")
 	partitions := fs.Int("partitions", 2, "how many partitions the training set is cut into")
@@ -154,11 +155,16 @@ func flClient(args []string, out io.Writer) error {
 	nonIID := fs.Bool("non-iid", false, "label-skewed partitions instead of IID ones")
 	connect := fs.Duration("connect-timeout", time.Minute, "how long to wait for the server to listen")
 	config := fs.String("config", "", "JSON file with these settings (flags win)")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if err := applyConfig(fs, *config); err != nil {
 		return err
+	}
+	fail := ""
+	if slices.Contains(pos, "test-error") {
+		fail = "test-error"
 	}
 	if *id == "" {
 		*id, _ = os.Hostname()
@@ -167,7 +173,7 @@ func flClient(args []string, out io.Writer) error {
 	defer stop()
 	return silent(fedavg.RunClient(ctx, fedavg.ClientConfig{
 		Server: *server, ClientID: *id, Partitions: *partitions, Partition: *partition, NonIID: *nonIID,
-		ConnectTimeout: *connect, Out: out,
+		ConnectTimeout: *connect, FailAfterLoad: fail, Out: out,
 	}))
 }
 

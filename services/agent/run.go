@@ -16,7 +16,7 @@ import (
 type clientRun struct {
 	offer  events.Offer
 	stop   chan string        // why the agent stops it
-	report chan taskd.Message // the first error or Finished line
+	report chan taskd.Message // Started, error and Finished lines, in order
 	freed  bool               // the slot was given back (loop goroutine)
 }
 
@@ -51,7 +51,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 		if _, running := a.procs[k]; running || a.done[k] || a.quarantined[key{o.TaskID, o.Run, o.SpecSeq}] || a.busyTask(o.TaskID) {
 			continue
 		}
-		r := &clientRun{offer: o, stop: make(chan string, 1), report: make(chan taskd.Message, 1)}
+		r := &clientRun{offer: o, stop: make(chan string, 1), report: make(chan taskd.Message, 8)}
 		a.procs[k] = r
 		a.runs.Go(func() { a.runTask(ctx, r) })
 	}
@@ -123,39 +123,61 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskStarted, TaskID: o.TaskID, Run: o.Run, PID: proc.PID(), Command: argv})
 	a.cfg.Logger.Info("task started", "task_id", o.TaskID, "run", o.Run, "pid", proc.PID())
 
-	finished := false
-	select {
-	case <-proc.Done():
-		ex := proc.Exit()
-		switch ex.Outcome {
-		case taskd.OutcomeFinished:
-			finished = true
-			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
-			free(false, true)
-		case taskd.OutcomeErrored:
-			fail(ex.Exception, exitStatus(ex))
-		default:
-			fail(fmt.Sprintf("the client process exited without reporting Finished or an error (%s)", exitText(ex)), exitStatus(ex))
+	finished, running := false, false
+	onStarted := func() {
+		if !running {
+			running = true
+			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskRunning, TaskID: o.TaskID, Run: o.Run})
 		}
-	case m := <-r.report:
-		if m.Kind == taskd.KindError {
-			fail(m.Text, nil)
-		} else {
-			finished = true
-			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
-			free(false, true)
+	}
+	decided := false
+	for !decided {
+		select {
+		case <-proc.Done():
+			// Every line was handed over before Done: read what is left.
+			for len(r.report) > 0 {
+				if m := <-r.report; m.Kind == taskd.KindInfo {
+					onStarted()
+				}
+			}
+			ex := proc.Exit()
+			switch ex.Outcome {
+			case taskd.OutcomeFinished:
+				finished = true
+				a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
+				free(false, true)
+			case taskd.OutcomeErrored:
+				fail(ex.Exception, exitStatus(ex))
+			default:
+				fail(fmt.Sprintf("the client process exited without reporting Finished or an error (%s)", exitText(ex)), exitStatus(ex))
+			}
+			decided = true
+		case m := <-r.report:
+			switch {
+			case m.Kind == taskd.KindInfo && !m.IsFinished():
+				onStarted()
+				continue
+			case m.Kind == taskd.KindError:
+				fail(m.Text, nil)
+			default:
+				finished = true
+				a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
+				free(false, true)
+			}
+			decided = true
+		case reason := <-r.stop:
+			kind := commands.ClientTaskStopped
+			if reason == reasonShutdown {
+				kind = commands.ClientTaskInterrupted
+			}
+			if _, err := proc.Stop(context.Background()); err != nil {
+				a.cfg.Logger.Error("client process would not stop", "task_id", o.TaskID, "pid", proc.PID(), "err", err)
+			}
+			a.report(ctx, commands.ReportClientTask{Kind: kind, TaskID: o.TaskID, Run: o.Run, Reason: reason})
+			free(false, false)
+			a.reportExit(ctx, o, proc)
+			return
 		}
-	case reason := <-r.stop:
-		kind := commands.ClientTaskStopped
-		if reason == reasonShutdown {
-			kind = commands.ClientTaskInterrupted
-		}
-		if _, err := proc.Stop(context.Background()); err != nil {
-			a.cfg.Logger.Error("client process would not stop", "task_id", o.TaskID, "pid", proc.PID(), "err", err)
-		}
-		a.report(ctx, commands.ReportClientTask{Kind: kind, TaskID: o.TaskID, Run: o.Run, Reason: reason})
-		free(false, false)
-		return
 	}
 	if finished {
 		// A process that said "Finished" may exit by itself.
@@ -167,6 +189,17 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 	if _, err := proc.Stop(context.Background()); err != nil {
 		a.cfg.Logger.Error("client process would not stop", "task_id", o.TaskID, "pid", proc.PID(), "err", err)
 	}
+	a.reportExit(ctx, o, proc)
+}
+
+// reportExit records that a client process is gone.
+func (a *Agent) reportExit(ctx context.Context, o events.Offer, proc *taskd.Process) {
+	select {
+	case <-proc.Done():
+	default:
+		return // it would not stop; already logged
+	}
+	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskExited, TaskID: o.TaskID, Run: o.Run, Exit: exitStatus(proc.Exit())})
 }
 
 // launch downloads and verifies the task's files and starts the client
@@ -197,10 +230,10 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: a.cfg.Grace,
 		OnMessage: func(m taskd.Message) {
 			a.cfg.Output(o.TaskID, o.Run, m)
-			if m.Kind == taskd.KindError || m.IsFinished() {
+			if m.Kind == taskd.KindError || (m.Kind == taskd.KindInfo && (m.IsFinished() || m.Text == "Started")) {
 				select {
 				case r.report <- m:
-				default:
+				default: // the run goroutine already has what decides the outcome
 				}
 			}
 		},

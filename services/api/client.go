@@ -42,6 +42,7 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	}
 	m := nats.NewMsg(subject)
 	m.Data = body
+	m.Header.Set(RequestedAtHeader, time.Now().UTC().Format(time.RFC3339Nano))
 	if c.source != "" {
 		m.Header.Set(SourceHeader, c.source)
 	}

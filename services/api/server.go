@@ -161,6 +161,9 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 			if src := req.Headers().Get(SourceHeader); src != "" {
 				rctx = commands.WithSource(rctx, src)
 			}
+			if at, err := time.Parse(time.RFC3339Nano, req.Headers().Get(RequestedAtHeader)); err == nil {
+				rctx = commands.WithRequestedAt(rctx, at)
+			}
 			if len(req.Data()) > s.cfg.MaxRequest {
 				respondError(req, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
 				return

@@ -32,6 +32,10 @@ const (
 // causes record it as their source.
 const SourceHeader = "Flmngr-Source"
 
+// RequestedAtHeader carries when the caller sent a command (RFC 3339 with
+// nanoseconds); the events it causes record it.
+const RequestedAtHeader = "Flmngr-Requested-At"
+
 // EventRef names an appended event.
 type EventRef struct {
 	ID   string `json:"id"`

@@ -27,7 +27,11 @@ type ClientConfig struct {
 	IdleTimeout time.Duration
 	// Train is the training set (default: the MNIST training set).
 	Train Dataset
-	Out   io.Writer
+	// FailAfterLoad, when set, makes the client fail with this message
+	// once its data is loaded, as the original's "test-error" argument
+	// did (experiment 2).
+	FailAfterLoad string
+	Out           io.Writer
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -75,6 +79,9 @@ func runClient(ctx context.Context, cfg ClientConfig, rep *Reporter) error {
 		return fmt.Errorf("partition %d of %d does not exist", part, cfg.Partitions)
 	}
 	data := Partition(train, part, cfg.Partitions, cfg.NonIID)
+	if cfg.FailAfterLoad != "" {
+		return errors.New(cfg.FailAfterLoad)
+	}
 	rep.Print("client %s trains on partition %d of %d (%d examples, non-IID %v)", cfg.ClientID, part, cfg.Partitions, len(data), cfg.NonIID)
 	nc, err := dial(ctx, cfg.Server, cfg.ConnectTimeout)
 	if err != nil {

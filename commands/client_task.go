@@ -104,6 +104,7 @@ type RecordOffers struct {
 	Offers    []events.Offer
 	Decisions []events.Decision
 	Cause     string
+	Finished  []string
 }
 
 func (c RecordOffers) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
@@ -119,7 +120,7 @@ func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
 	if offers == nil {
 		offers = []events.Offer{}
 	}
-	return []events.Payload{&events.ClientOffersChanged{Offers: offers, Decisions: c.Decisions, Cause: c.Cause}}, nil
+	return []events.Payload{&events.ClientOffersChanged{Offers: offers, Decisions: c.Decisions, Cause: c.Cause, Finished: c.Finished}}, nil
 }
 
 func offersEqual(a, b []events.Offer) bool {

@@ -90,6 +90,10 @@ type ClientOffersChanged struct {
 	Offers    []Offer    `json:"offers"`
 	Decisions []Decision `json:"decisions"`
 	Cause     string     `json:"cause"`
+	// Finished names the tasks withdrawn because their run finished (as
+	// opposed to stopped or failed): their client processes may finish
+	// by themselves.
+	Finished []string `json:"finished,omitempty"`
 }
 
 // ClientTaskDownloaded records that a client fetched and verified a task's

@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/flmngr/flmngr/tasks/fedavg"
@@ -137,9 +135,9 @@ func flServer(args []string, out io.Writer) error {
 	if err := applyConfig(fs, *config); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return silent(fedavg.RunServer(ctx, fedavg.ServerConfig{
+	// SIGTERM ends the process at once, as flmngr's stop expects of a
+	// task; there is nothing to save.
+	return silent(fedavg.RunServer(context.Background(), fedavg.ServerConfig{
 		Listen: *listen, Rounds: *rounds, MinClients: *minClients, WaitClients: *wait,
 		Train:   fedavg.TrainConfig{Epochs: *epochs, LR: *lr, BatchSize: *batch},
 		Trigger: *trigger, TriggerAccuracy: *triggerAcc, Out: out,
@@ -169,9 +167,7 @@ func flClient(args []string, out io.Writer) error {
 	if *id == "" {
 		*id, _ = os.Hostname()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return silent(fedavg.RunClient(ctx, fedavg.ClientConfig{
+	return silent(fedavg.RunClient(context.Background(), fedavg.ClientConfig{
 		Server: *server, ClientID: *id, Partitions: *partitions, Partition: *partition, NonIID: *nonIID,
 		ConnectTimeout: *connect, FailAfterLoad: fail, Out: out,
 	}))

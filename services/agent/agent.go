@@ -119,6 +119,7 @@ type Agent struct {
 	// Owned by the loop goroutine.
 	offers      []events.Offer
 	offersSeq   uint64
+	finished    map[string]bool // tasks the last offers withdrew because they finished
 	quarantined map[key]bool
 	done        map[commands.TaskRun]bool
 	procs       map[commands.TaskRun]*clientRun
@@ -321,6 +322,10 @@ func (a *Agent) applyOffers(ctx context.Context, e events.Envelope) {
 		return
 	}
 	a.offers, a.offersSeq = p.Offers, e.Seq
+	a.finished = map[string]bool{}
+	for _, id := range p.Finished {
+		a.finished[id] = true
+	}
 	if a.cfg.OnOffers != nil {
 		a.cfg.OnOffers(e)
 	}

@@ -25,6 +25,7 @@ func runKey(o events.Offer) commands.TaskRun { return commands.TaskRun{TaskID: o
 // stop reasons
 const (
 	reasonWithdrawn = "the task is no longer offered"
+	reasonFinished  = "the task finished"
 	reasonShutdown  = "the agent shut down"
 )
 
@@ -40,7 +41,11 @@ func (a *Agent) reconcile(ctx context.Context) {
 	}
 	for k, r := range a.procs {
 		if !offered[k] && !r.freed {
-			r.requestStop(reasonWithdrawn)
+			if a.finished[k.TaskID] {
+				r.requestStop(reasonFinished)
+			} else {
+				r.requestStop(reasonWithdrawn)
+			}
 		}
 	}
 	for _, o := range a.offers {
@@ -130,6 +135,22 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskRunning, TaskID: o.TaskID, Run: o.Run})
 		}
 	}
+	// onLine handles a Started, error or Finished line; it reports
+	// whether the outcome is decided.
+	onLine := func(m taskd.Message) bool {
+		switch {
+		case m.Kind == taskd.KindInfo && !m.IsFinished():
+			onStarted()
+			return false
+		case m.Kind == taskd.KindError:
+			fail(m.Text, nil)
+		default:
+			finished = true
+			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
+			free(false, true)
+		}
+		return true
+	}
 	decided := false
 	for !decided {
 		select {
@@ -153,19 +174,16 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 			}
 			decided = true
 		case m := <-r.report:
-			switch {
-			case m.Kind == taskd.KindInfo && !m.IsFinished():
-				onStarted()
-				continue
-			case m.Kind == taskd.KindError:
-				fail(m.Text, nil)
-			default:
-				finished = true
-				a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
-				free(false, true)
-			}
-			decided = true
+			decided = onLine(m)
 		case reason := <-r.stop:
+			if reason == reasonFinished {
+				// The task's run finished on the server: let the client
+				// process finish by itself, within the grace period.
+				if m, ok := a.awaitEnd(r, proc, onStarted); ok {
+					decided = onLine(m)
+					continue
+				}
+			}
 			kind := commands.ClientTaskStopped
 			if reason == reasonShutdown {
 				kind = commands.ClientTaskInterrupted
@@ -190,6 +208,33 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 		a.cfg.Logger.Error("client process would not stop", "task_id", o.TaskID, "pid", proc.PID(), "err", err)
 	}
 	a.reportExit(ctx, o, proc)
+}
+
+// awaitEnd waits up to the grace period for a process to report Finished
+// or an error, or to exit. It hands back what decides the outcome.
+func (a *Agent) awaitEnd(r *clientRun, proc *taskd.Process, onStarted func()) (taskd.Message, bool) {
+	timer := time.NewTimer(a.cfg.Grace)
+	defer timer.Stop()
+	for {
+		select {
+		case m := <-r.report:
+			if m.Kind == taskd.KindError || m.IsFinished() {
+				return m, true
+			}
+			onStarted()
+		case <-proc.Done():
+			ex := proc.Exit()
+			switch ex.Outcome {
+			case taskd.OutcomeFinished:
+				return taskd.Message{Kind: taskd.KindInfo, Text: taskd.Finished}, true
+			case taskd.OutcomeErrored:
+				return taskd.Message{Kind: taskd.KindError, Text: ex.Exception}, true
+			}
+			return taskd.Message{}, false
+		case <-timer.C:
+			return taskd.Message{}, false
+		}
+	}
 }
 
 // reportExit records that a client process is gone.

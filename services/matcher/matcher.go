@@ -255,6 +255,21 @@ func (t *task) offer() events.Offer {
 	return o
 }
 
+// finishedWithdrawals names the tasks a client is offered now, will not be
+// offered any more, and whose run finished. Callers hold m.mu.
+func (m *Matcher) finishedWithdrawals(c *client, next []events.Offer) []string {
+	var out []string
+	for _, o := range c.state.Offers {
+		if slices.ContainsFunc(next, func(n events.Offer) bool { return n.TaskID == o.TaskID && n.Run == o.Run }) {
+			continue
+		}
+		if t := m.tasks[o.TaskID]; t != nil && t.state.Run == o.Run && t.state.Status == commands.StatusFinished {
+			out = append(out, o.TaskID)
+		}
+	}
+	return out
+}
+
 func commandsOffersEqual(a, b []events.Offer) bool {
 	if len(a) != len(b) {
 		return false
@@ -276,10 +291,12 @@ func (m *Matcher) work(ctx context.Context) {
 		id, cause, ok := m.take()
 		var offers []events.Offer
 		var decisions []events.Decision
+		var finished []string
 		if ok {
 			m.inflight[id] = true
 			if c := m.clients[id]; c != nil {
 				offers, decisions = m.desired(c)
+				finished = m.finishedWithdrawals(c, offers)
 			}
 		}
 		m.mu.Unlock()
@@ -292,7 +309,7 @@ func (m *Matcher) work(ctx context.Context) {
 			}
 		}
 		rctx, cancel := context.WithTimeout(commands.WithSource(ctx, "matcher"), 15*time.Second)
-		_, err := m.cmds.Execute(rctx, commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions, Cause: cause})
+		_, err := m.cmds.Execute(rctx, commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions, Cause: cause, Finished: finished})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			m.cfg.Logger.Warn("record offers", "client_id", id, "err", err)

@@ -93,6 +93,17 @@ type serverRun struct {
 	stop      chan struct{}
 }
 
+// stopping reports whether a stop was requested; what the process says
+// while it dies does not change the run's outcome.
+func (r *serverRun) stopping() bool {
+	select {
+	case <-r.stop:
+		return r.reason != reasonFinished && r.reason != reasonErrored
+	default:
+		return false
+	}
+}
+
 func (r *serverRun) requestStop(reason string) {
 	r.once.Do(func() {
 		r.reason = reason
@@ -270,6 +281,8 @@ func (s *Supervisor) onMessage(r *serverRun, m taskd.Message) {
 	case m.Kind == taskd.KindTrigger:
 		_ = s.record(r.task, &events.TaskTriggerFired{Run: r.run, Name: m.Trigger, Arguments: m.Arguments})
 		s.wg.Go(func() { s.runTrigger(r, m.Trigger, m.Arguments) })
+	case m.Kind == taskd.KindError && r.stopping():
+		s.cfg.Logger.Info("error line while stopping", "task_id", r.task, "run", r.run, "exception", m.Text)
 	case m.Kind == taskd.KindError:
 		_ = s.record(r.task, &events.TaskErrored{Run: r.run, Exception: m.Text})
 		r.requestStop(reasonErrored)

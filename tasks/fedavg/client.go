@@ -64,13 +64,6 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 }
 
 func runClient(ctx context.Context, cfg ClientConfig, rep *Reporter) error {
-	train := cfg.Train
-	if train == nil {
-		var err error
-		if train, _, err = Load(); err != nil {
-			return err
-		}
-	}
 	part := cfg.Partition
 	if part < 0 {
 		part = PartitionOf(cfg.ClientID, cfg.Partitions)
@@ -78,7 +71,15 @@ func runClient(ctx context.Context, cfg ClientConfig, rep *Reporter) error {
 	if part >= cfg.Partitions {
 		return fmt.Errorf("partition %d of %d does not exist", part, cfg.Partitions)
 	}
-	data := Partition(train, part, cfg.Partitions, cfg.NonIID)
+	var data Dataset
+	if cfg.Train != nil {
+		data = Partition(cfg.Train, part, cfg.Partitions, cfg.NonIID)
+	} else {
+		var err error
+		if data, err = Train(part, cfg.Partitions, cfg.NonIID); err != nil {
+			return err
+		}
+	}
 	if cfg.FailAfterLoad != "" {
 		return errors.New(cfg.FailAfterLoad)
 	}

@@ -103,43 +103,82 @@ func escapePath(p string) string {
 	return b.String()
 }
 
-var mnist struct {
-	once        sync.Once
-	train, test Dataset
-	err         error
+type rawSet struct {
+	images []GoMNIST.RawImage
+	labels []int
 }
 
-// Load reads MNIST once per process.
-func Load() (train, test Dataset, err error) {
-	mnist.once.Do(func() {
-		dir, err := DataDir()
-		if err != nil {
-			mnist.err = err
-			return
+var (
+	trainOnce, testOnce sync.Once
+	trainRaw, testRaw   rawSet
+	trainErr, testErr   error
+	testSet             Dataset
+)
+
+func readSet(prefix string) (rawSet, error) {
+	dir, err := DataDir()
+	if err != nil {
+		return rawSet{}, err
+	}
+	s, err := GoMNIST.ReadSet(filepath.Join(dir, prefix+"-images-idx3-ubyte.gz"), filepath.Join(dir, prefix+"-labels-idx1-ubyte.gz"))
+	if err != nil {
+		return rawSet{}, fmt.Errorf("load MNIST from %s: %w", dir, err)
+	}
+	r := rawSet{images: s.Images, labels: make([]int, len(s.Labels))}
+	for i, l := range s.Labels {
+		r.labels[i] = int(l)
+	}
+	return r, nil
+}
+
+// Train reads the MNIST training set once per process and returns one
+// client's partition of it, converted.
+func Train(index, n int, nonIID bool) (Dataset, error) {
+	trainOnce.Do(func() { trainRaw, trainErr = readSet("train") })
+	if trainErr != nil {
+		return nil, trainErr
+	}
+	return convert(trainRaw, partitionIndices(trainRaw.labels, index, n, nonIID)), nil
+}
+
+// Test reads and converts the MNIST test set once per process.
+func Test() (Dataset, error) {
+	testOnce.Do(func() {
+		testRaw, testErr = readSet("t10k")
+		if testErr == nil {
+			all := make([]int, len(testRaw.labels))
+			for i := range all {
+				all[i] = i
+			}
+			testSet = convert(testRaw, all)
 		}
-		tr, te, err := GoMNIST.Load(dir)
-		if err != nil {
-			mnist.err = fmt.Errorf("load MNIST from %s: %w", dir, err)
-			return
-		}
-		mnist.train, mnist.test = convert(tr), convert(te)
 	})
-	return mnist.train, mnist.test, mnist.err
+	return testSet, testErr
 }
 
-func convert(s *GoMNIST.Set) Dataset {
-	out := make(Dataset, s.Count())
-	for i := range out {
-		img, label := s.Get(i)
-		var smp Sample
-		for j, px := range img {
+// convert turns the chosen images into sparse samples, with one
+// allocation for all their pixels.
+func convert(r rawSet, indices []int) Dataset {
+	nnz := 0
+	for _, i := range indices {
+		for _, px := range r.images[i] {
 			if px != 0 {
-				smp.Index = append(smp.Index, uint16(j))
-				smp.Value = append(smp.Value, float64(px)/255)
+				nnz++
 			}
 		}
-		smp.Label = int(label)
-		out[i] = smp
+	}
+	idx := make([]uint16, 0, nnz)
+	val := make([]float64, 0, nnz)
+	out := make(Dataset, len(indices))
+	for k, i := range indices {
+		start := len(idx)
+		for j, px := range r.images[i] {
+			if px != 0 {
+				idx = append(idx, uint16(j))
+				val = append(val, float64(px)/255)
+			}
+		}
+		out[k] = Sample{Index: idx[start:len(idx):len(idx)], Value: val[start:len(val):len(val)], Label: r.labels[i]}
 	}
 	return out
 }
@@ -148,20 +187,35 @@ func convert(s *GoMNIST.Set) Dataset {
 // (IID: MNIST's order is shuffled already), or, non-IID, two shards of a
 // label-sorted copy, as in McMahan et al.'s pathological split.
 func Partition(d Dataset, index, n int, nonIID bool) Dataset {
+	labels := make([]int, len(d))
+	for i, s := range d {
+		labels[i] = s.Label
+	}
+	var out Dataset
+	for _, i := range partitionIndices(labels, index, n, nonIID) {
+		out = append(out, d[i])
+	}
+	return out
+}
+
+func partitionIndices(labels []int, index, n int, nonIID bool) []int {
+	all := make([]int, len(labels))
+	for i := range all {
+		all[i] = i
+	}
 	if n <= 1 {
-		return d
+		return all
 	}
 	if !nonIID {
-		per := len(d) / n
-		return d[index*per : (index+1)*per]
+		per := len(all) / n
+		return all[index*per : (index+1)*per]
 	}
-	sorted := slices.Clone(d)
-	slices.SortStableFunc(sorted, func(a, b Sample) int { return a.Label - b.Label })
+	slices.SortStableFunc(all, func(a, b int) int { return labels[a] - labels[b] })
 	shards := 2 * n
-	size := len(sorted) / shards
-	var out Dataset
+	size := len(all) / shards
+	var out []int
 	for _, s := range []int{index, shards - 1 - index} {
-		out = append(out, sorted[s*size:(s+1)*size]...)
+		out = append(out, all[s*size:(s+1)*size]...)
 	}
 	return out
 }

@@ -54,7 +54,7 @@ func freeAddr(t *testing.T) string {
 // TestFederatedAveragingLearnsMNIST runs a server and two clients on real
 // MNIST: accuracy rises every round and reaches 0.85 after three.
 func TestFederatedAveragingLearnsMNIST(t *testing.T) {
-	if _, _, err := fedavg.Load(); err != nil {
+	if _, err := fedavg.Test(); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)

@@ -96,7 +96,7 @@ func runServer(ctx context.Context, cfg ServerConfig, rep *Reporter) (float64, e
 	rep.Print("listening on %s for %d clients", ln.Addr(), cfg.MinClients)
 	test := cfg.Test
 	if test == nil {
-		if _, test, err = Load(); err != nil {
+		if test, err = Test(); err != nil {
 			return 0, err
 		}
 	}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExperimentReportReproducesTheFigures runs both experiments twice
+// with the binary, then recomputes their figures offline from the
+// recorded timeline: they must be the ones the runs printed.
+func TestExperimentReportReproducesTheFigures(t *testing.T) {
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"exp1", "exp2"} {
+		t.Run(kind, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), kind)
+			run, err := exec.Command(bin, "experiment", kind, "--runs", "2", "--out", out).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", kind, err, run)
+			}
+			for _, f := range []string{"timeline.ndjson", "events.json", "runs/01/events.json", "raw_times.txt", "summary.txt", "summary.json", "timeline.png"} {
+				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+			}
+			summary, _ := os.ReadFile(filepath.Join(out, "summary.txt"))
+			raw, _ := os.ReadFile(filepath.Join(out, "raw_times.txt"))
+			if strings.Contains(string(raw), "Not found") {
+				t.Fatalf("a step was not found:\n%s", raw)
+			}
+			report, err := exec.Command(bin, "experiment", "report", "--from", out).CombinedOutput()
+			if err != nil {
+				t.Fatalf("report: %v\n%s", err, report)
+			}
+			if !strings.Contains(string(report), string(summary)) || !strings.Contains(string(report), string(raw)) {
+				t.Fatalf("the report differs from the run's figures:\n%s\n--- run:\n%s%s", report, raw, summary)
+			}
+		})
+	}
+}

@@ -192,3 +192,29 @@ func (*ClientTaskExited) EventType() string      { return ClientTaskExitedV1 }
 func (*ClientTaskQuarantined) EventType() string { return ClientTaskQuarantinedV1 }
 func (*ClientDisconnected) EventType() string    { return ClientDisconnectedV1 }
 func (*ClientReconnected) EventType() string     { return ClientReconnectedV1 }
+
+// TaskRunOf names the task run a client event is about, for the events
+// that are about one.
+func TaskRunOf(p Payload) (task, run string, ok bool) {
+	switch p := p.(type) {
+	case *ClientTaskDownloaded:
+		return p.TaskID, p.Run, true
+	case *ClientTaskStarted:
+		return p.TaskID, p.Run, true
+	case *ClientTaskRunning:
+		return p.TaskID, p.Run, true
+	case *ClientTaskFinished:
+		return p.TaskID, p.Run, true
+	case *ClientTaskErrored:
+		return p.TaskID, p.Run, true
+	case *ClientTaskStopped:
+		return p.TaskID, p.Run, true
+	case *ClientTaskInterrupted:
+		return p.TaskID, p.Run, true
+	case *ClientTaskQuarantined:
+		return p.TaskID, p.Run, true
+	case *ClientTaskExited:
+		return p.TaskID, p.Run, true
+	}
+	return "", "", false
+}

@@ -103,31 +103,9 @@ func clientTask(client, task, run string) func(events.Envelope) bool {
 		if e.Aggregate.ID != client {
 			return false
 		}
-		t, r := taskRunOf(e.Event)
-		return t == task && (run == "" || r == run)
+		t, r, ok := events.TaskRunOf(e.Event)
+		return ok && t == task && (run == "" || r == run)
 	}
-}
-
-func taskRunOf(p events.Payload) (string, string) {
-	switch p := p.(type) {
-	case *events.ClientTaskDownloaded:
-		return p.TaskID, p.Run
-	case *events.ClientTaskStarted:
-		return p.TaskID, p.Run
-	case *events.ClientTaskRunning:
-		return p.TaskID, p.Run
-	case *events.ClientTaskFinished:
-		return p.TaskID, p.Run
-	case *events.ClientTaskErrored:
-		return p.TaskID, p.Run
-	case *events.ClientTaskQuarantined:
-		return p.TaskID, p.Run
-	case *events.ClientTaskExited:
-		return p.TaskID, p.Run
-	case *events.ClientTaskStopped:
-		return p.TaskID, p.Run
-	}
-	return "", ""
 }
 
 // mark is a point of a step: an event's recorded time, the time its

@@ -32,7 +32,7 @@ func Entry(e events.Envelope) TimelineEntry {
 		t.Task = e.Aggregate.ID
 	}
 	t.Run, t.Detail = describe(e.Event)
-	if task := taskOf(e.Event); task != "" {
+	if task, _, ok := events.TaskRunOf(e.Event); ok {
 		t.Task = task
 	}
 	return t
@@ -107,31 +107,6 @@ func describe(p events.Payload) (run, detail string) {
 		return "", "after " + p.Gap.String()
 	}
 	return "", ""
-}
-
-// taskOf names the task a client event is about.
-func taskOf(p events.Payload) string {
-	switch p := p.(type) {
-	case *events.ClientTaskDownloaded:
-		return p.TaskID
-	case *events.ClientTaskStarted:
-		return p.TaskID
-	case *events.ClientTaskFinished:
-		return p.TaskID
-	case *events.ClientTaskRunning:
-		return p.TaskID
-	case *events.ClientTaskExited:
-		return p.TaskID
-	case *events.ClientTaskErrored:
-		return p.TaskID
-	case *events.ClientTaskStopped:
-		return p.TaskID
-	case *events.ClientTaskInterrupted:
-		return p.TaskID
-	case *events.ClientTaskQuarantined:
-		return p.TaskID
-	}
-	return ""
 }
 
 func exitDetail(s events.ExitStatus) string {

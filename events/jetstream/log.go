@@ -84,6 +84,20 @@ type Log struct {
 // Open creates or updates the event stream and returns a Log on it. It is
 // safe to call from many processes at once.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	return open(ctx, nc, cfg, func(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, streamConfig(cfg))
+	})
+}
+
+// Attach returns a Log on an existing event stream without creating or
+// changing it: for tools that read or append but do not own the stream.
+func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	return open(ctx, nc, cfg, func(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+		return js.Stream(ctx, cfg.Stream)
+	})
+}
+
+func open(ctx context.Context, nc *nats.Conn, cfg Config, stream func(context.Context, jetstream.JetStream, Config) (jetstream.Stream, error)) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -94,7 +108,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := stream(ctx, js, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("event stream %s: %w", cfg.Stream, err)
+	}
+	return &Log{nc: nc, js: js, stream: s, cfg: cfg}, nil
+}
+
+func streamConfig(cfg Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:               cfg.Stream,
 		Description:        "flmngr event log: every state change of every task and client",
 		Subjects:           []string{cfg.Prefix + ".>"},
@@ -108,11 +130,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		DenyDelete:         true,
 		DenyPurge:          true,
 		RePublish:          &jetstream.RePublish{Source: cfg.Prefix + ".>", Destination: cfg.LivePrefix + ".>"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create event stream %s: %w", cfg.Stream, err)
 	}
-	return &Log{nc: nc, js: js, stream: stream, cfg: cfg}, nil
 }
 
 // JetStream returns the JetStream context the log uses.
@@ -302,26 +320,6 @@ func (l *Log) Get(ctx context.Context, seq uint64) (events.Envelope, error) {
 		return events.Envelope{}, fmt.Errorf("get event %d: %w", seq, err)
 	}
 	return events.Decode(m.Data, m.Sequence)
-}
-
-// Attach returns a Log on an existing event stream without creating or
-// changing it: for tools that read or append but do not own the stream.
-func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	cfg = cfg.Defaults()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	stream, err := js.Stream(ctx, cfg.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("event stream %s: %w", cfg.Stream, err)
-	}
-	return &Log{nc: nc, js: js, stream: stream, cfg: cfg}, nil
 }
 
 // EventSubject is the subject events of one type of one aggregate are

@@ -64,6 +64,8 @@ type Config struct {
 	// MaxCached bounds how many aggregate states are kept in memory
 	// (default 100,000).
 	MaxCached int
+	// OnAppend, when set, is told about every batch of events appended.
+	OnAppend func([]events.Envelope)
 }
 
 // Result is the outcome of a command.
@@ -228,6 +230,9 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			envs[i].Seq = first + uint64(i)
 		}
 		h.remember(agg, st, envs)
+		if h.cfg.OnAppend != nil {
+			h.cfg.OnAppend(envs)
+		}
 		return Result{Seq: last, Events: envs}, nil
 	}
 	return Result{}, Conflict("%s is changing too fast; try again", agg)

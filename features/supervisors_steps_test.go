@@ -108,7 +108,7 @@ func startFlmngrProcess(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wd.proc, err = startProcess(wd.dir, "flmngr-up", "up", "--data", wd.dataDir(), "--listen", addr, "--name", "features")
+	wd.proc, err = startProcess(wd.dir, "flmngr-up", "up", "--data", wd.dataDir(), "--listen", addr, "--http", "127.0.0.1:0", "--name", "features")
 	if err != nil {
 		return err
 	}

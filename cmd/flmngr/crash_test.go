@@ -53,7 +53,7 @@ func startUp(t *testing.T, data, listen string) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "up", "--data", data, "--listen", listen, "--log-level", "warn")
+	cmd := exec.Command(bin, "up", "--data", data, "--listen", listen, "--http", "127.0.0.1:0", "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,7 @@ func runDemo(args []string, out io.Writer) error {
 	}
 	defer c.Close()
 	fmt.Fprintf(out, "flmngr %s is up: NATS %s, data %s\n", version, c.ClientURL(), c.DataDir())
+	printGateway(out, c)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -17,7 +17,7 @@ func TestDemoRunsTheMainJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "demo", "--data", filepath.Join(t.TempDir(), "data"), "--listen", freeListen(t), "--exit")
+	cmd := exec.Command(bin, "demo", "--data", filepath.Join(t.TempDir(), "data"), "--listen", freeListen(t), "--http", "127.0.0.1:0", "--exit")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)

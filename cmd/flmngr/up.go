@@ -16,13 +16,17 @@ import (
 )
 
 type serveFlags struct {
-	data     string
-	replicas int
-	name     string
-	logLevel string
+	data      string
+	replicas  int
+	name      string
+	logLevel  string
+	http      string
+	openReads bool
 }
 
 func (s *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.http, "http", "127.0.0.1:9001", "address of the HTTP API, the original's endpoints and the web console (\"\" turns it off; 0.0.0.0:9001 exposes it)")
+	fs.BoolVar(&s.openReads, "open-reads", false, "serve HTTP reads without the admin token")
 	fs.StringVar(&s.data, "data", defaultDataDir(), "data directory: JetStream store and views ($FLMNGR_DATA)")
 	fs.IntVar(&s.replicas, "replicas", 1, "replicas of the event stream (3 on a NATS cluster)")
 	fs.StringVar(&s.name, "name", "", "name of this cloud instance in events (default: host name)")
@@ -73,6 +77,7 @@ func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Clo
 		return nil, nil, err
 	}
 	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
+	cfg.Gateway, cfg.OpenReads = sf.http, sf.openReads
 	c, err := cloud.Open(ctx, cfg)
 	return c, logger, err
 }
@@ -87,10 +92,12 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 	defer c.Close()
 	data := c.DataDir()
 	if url := c.ClientURL(); url != "" {
-		fmt.Fprintf(out, "flmngr %s is up\n  NATS:  %s\n  data:  %s\n  views: %d events applied\n\nTry: flmngr task list --nats %s\nStop with Ctrl-C.\n", version, url, data, c.Views.Applied(), url)
+		fmt.Fprintf(out, "flmngr %s is up\n  NATS:  %s\n  data:  %s\n  views: %d events applied\n", version, url, data, c.Views.Applied())
 	} else {
-		fmt.Fprintf(out, "flmngr %s cloud is up on %s\n  views: %s (%d events applied)\nStop with Ctrl-C.\n", version, strings.Split(cfg.NATSURL, ",")[0], data, c.Views.Applied())
+		fmt.Fprintf(out, "flmngr %s cloud is up on %s\n  views: %s (%d events applied)\n", version, strings.Split(cfg.NATSURL, ",")[0], data, c.Views.Applied())
 	}
+	printGateway(out, c)
+	fmt.Fprintf(out, "\nStop with Ctrl-C.\n")
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down", "signal", context.Cause(ctx))
@@ -98,4 +105,19 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 		return err
 	}
 	return nil
+}
+
+// printGateway shows where the console is and, the first time only, the
+// admin token.
+func printGateway(out io.Writer, c *cloud.Cloud) {
+	if c.GatewayURL() == "" {
+		return
+	}
+	fmt.Fprintf(out, "  HTTP:  %s (API under /api/v1, web console at /)\n", c.GatewayURL())
+	tokenFile := filepath.Join(c.DataDir(), "admin-token")
+	if c.TokenCreated {
+		fmt.Fprintf(out, "  admin token (shown this once; kept in %s):\n    %s\n", tokenFile, c.AdminToken)
+	} else {
+		fmt.Fprintf(out, "  admin token: in %s\n", tokenFile)
+	}
 }

@@ -75,16 +75,27 @@ func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Env
 	return 0, err
 }
 
-// follow runs an ordered consumer; when until > 0 it stops with errCaughtUp
-// once an event at or beyond that sequence was handled.
+// follow runs an ordered consumer on the event stream; when until > 0 it
+// stops with errCaughtUp once an event at or beyond that sequence was
+// handled.
 func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
+	return followStream(ctx, l.js, l.cfg.Stream, l.cfg.Timeout, opts, until, fn)
+}
+
+// FollowStream is Log.FollowRaw for any stream: messages in stream order
+// from opts.From, until ctx ends or fn fails.
+func FollowStream(ctx context.Context, js jetstream.JetStream, stream string, opts FollowOptions, fn func(seq uint64, data []byte) error) error {
+	return followStream(ctx, js, stream, 5*time.Second, opts, 0, fn)
+}
+
+func followStream(ctx context.Context, js jetstream.JetStream, stream string, timeout time.Duration, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: opts.Filters, InactiveThreshold: time.Minute}
 	if opts.From > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = opts.From
 	}
-	cctx, cancel := l.bound(ctx)
-	cons, err := l.js.OrderedConsumer(cctx, l.cfg.Stream, cfg)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cons, err := js.OrderedConsumer(cctx, stream, cfg)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("follow %v: %w", opts.Filters, err)

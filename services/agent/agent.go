@@ -18,6 +18,7 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/logs"
 	"github.com/flmngr/flmngr/taskd"
 )
 
@@ -147,6 +148,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.files, err = files.Attach(ctx, a.log.JetStream()); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
+		sink, output := logs.NewPublisher(a.log.JetStream()).Sink("client-"+a.cfg.ClientID), a.cfg.Output
+		a.cfg.Output = func(task, run string, m taskd.Message) { sink(task, run, m); output(task, run, m) }
 	}
 	info, infoStamp, err := a.readInfo()
 	if err != nil {

@@ -208,7 +208,7 @@ func fanOut(b *testing.B, n int) {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	addr := freeAddr(b)
-	up := exec.Command(bin, "up", "--data", filepath.Join(b.TempDir(), "data"), "--listen", addr, "--log-level", "warn")
+	up := exec.Command(bin, "up", "--data", filepath.Join(b.TempDir(), "data"), "--listen", addr, "--http", "127.0.0.1:0", "--log-level", "warn")
 	up.Stderr = os.Stderr
 	if err := up.Start(); err != nil {
 		b.Fatal(err)

@@ -129,6 +129,14 @@ func (c *Client) Match(ctx context.Context, criterion string) ([]MatchResult, er
 	return out, err
 }
 
+// CheckCredentials reports whether a username and password open a task's
+// downloads.
+func (c *Client) CheckCredentials(ctx context.Context, task, username, password string) (bool, error) {
+	var r CredentialsReply
+	err := c.call(ctx, SubjectCheckCreds, CredentialsRequest{TaskID: task, Username: username, Password: password}, &r)
+	return r.OK, err
+}
+
 // latest is the consistency the typed queries ask for: everything
 // appended before the query.
 var latest = Consistency{Latest: true}

@@ -45,8 +45,10 @@ type Config struct {
 	MaxRequest int
 	// Files checks uploads before they are recorded (nil: uploads are
 	// refused).
-	Files  FileVerifier
-	Logger *slog.Logger
+	Files FileVerifier
+	// Observe, when set, is told how long each request took.
+	Observe func(endpoint string, d time.Duration, failed bool)
+	Logger  *slog.Logger
 }
 
 // Server serves the command and query endpoints.
@@ -105,6 +107,7 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"timeline", SubjectTimeline, s.timeline},
 		{"status", SubjectStatus, s.status},
 		{"match", SubjectMatch, s.match},
+		{"task_credentials", SubjectCheckCreds, s.checkCredentials},
 		{"rebuild", SubjectRebuild, s.rebuild},
 	}
 	var svcs []micro.Service
@@ -155,7 +158,14 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 			return
 		}
 		go func() {
-			defer func() { <-s.sem }()
+			start := time.Now()
+			failed := false
+			defer func() {
+				<-s.sem
+				if s.cfg.Observe != nil {
+					s.cfg.Observe(ep.name, time.Since(start), failed)
+				}
+			}()
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			defer cancel()
 			if src := req.Headers().Get(SourceHeader); src != "" {
@@ -170,6 +180,7 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 			}
 			out, err := ep.fn(rctx, req.Data())
 			if err != nil {
+				failed = true
 				e := commands.AsError(err)
 				if e.Kind == commands.KindInternal || e.Kind == commands.KindUnavailable {
 					s.cfg.Logger.Error("request failed", "subject", ep.subject, "err", err)
@@ -418,4 +429,22 @@ func (s *Server) match(ctx context.Context, data []byte) (any, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// checkCredentials compares a task's download username and password with
+// what is stored (the password as a bcrypt hash).
+func (s *Server) checkCredentials(ctx context.Context, data []byte) (any, error) {
+	var r CredentialsRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	v, err := s.views.Task(r.TaskID)
+	if err != nil {
+		return nil, commands.Internal(err, "read task view")
+	}
+	if v == nil {
+		return nil, commands.NotFound("task %s not found", r.TaskID)
+	}
+	ok := v.Spec.Username != "" && r.Username == v.Spec.Username && commands.CheckPassword(v.Spec.PasswordHash, r.Password)
+	return CredentialsReply{OK: ok}, nil
 }

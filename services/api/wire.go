@@ -24,6 +24,7 @@ const (
 	SubjectTimeline   = "flmngr.q.timeline"
 	SubjectStatus     = "flmngr.q.status"
 	SubjectMatch      = "flmngr.q.match"
+	SubjectCheckCreds = "flmngr.q.task.credentials"
 
 	SubjectRebuild = "flmngr.admin.rebuild"
 )
@@ -130,4 +131,17 @@ type MatchResult struct {
 	Matched       bool   `json:"matched"`
 	Error         string `json:"error,omitempty"`
 	AttributesSeq uint64 `json:"attributes_seq"`
+}
+
+// CredentialsRequest checks a task's download credentials; the password
+// hash never leaves the query service.
+type CredentialsRequest struct {
+	TaskID   string `json:"task_id"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// CredentialsReply says whether they match.
+type CredentialsReply struct {
+	OK bool `json:"ok"`
 }

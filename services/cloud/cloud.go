@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,7 +19,10 @@ import (
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/gateway"
+	"github.com/flmngr/flmngr/services/logs"
 	"github.com/flmngr/flmngr/services/matcher"
+	"github.com/flmngr/flmngr/services/metrics"
 	"github.com/flmngr/flmngr/services/presence"
 	"github.com/flmngr/flmngr/services/supervisor"
 	"github.com/flmngr/flmngr/taskd"
@@ -52,7 +56,12 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Output, when set, gets every line the servers print.
 	Output func(task, run string, m taskd.Message)
-	Logger *slog.Logger
+	// Gateway is the HTTP address of the API, the original's endpoints and
+	// the console ("" turns it off; port 0 picks a free one).
+	Gateway string
+	// OpenReads serves reads without the admin token.
+	OpenReads bool
+	Logger    *slog.Logger
 }
 
 // Validate reports whether the configuration is usable.
@@ -75,10 +84,17 @@ type Cloud struct {
 	Views   *pbadger.Store
 	Cmds    *commands.Handler
 	Files   *files.Store
-	cancel  context.CancelFunc
-	stopAPI func()
-	wg      sync.WaitGroup
-	errs    chan error
+	Logs    *logs.Publisher
+	Metrics *metrics.Metrics
+	// AdminToken guards the gateway's mutating calls; TokenCreated is
+	// true when this start created it (show it once).
+	AdminToken   string
+	TokenCreated bool
+	gatewayURL   string
+	cancel       context.CancelFunc
+	stopAPI      func()
+	wg           sync.WaitGroup
+	errs         chan error
 }
 
 // Open starts the cloud side and returns once it serves requests.
@@ -125,12 +141,23 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Cmds = commands.NewHandler(c.Log, commands.Config{Source: "cloud/" + cfg.Name, HashPassword: cfg.HashPassword})
+	if err := logs.Open(ctx, c.Log.JetStream(), cfg.Replicas); err != nil {
+		return nil, err
+	}
+	c.Logs = logs.NewPublisher(c.Log.JetStream())
+	output := c.Logs.Sink("server")
+	if cfg.Output != nil {
+		pub := output
+		output = func(task, run string, m taskd.Message) { pub(task, run, m); cfg.Output(task, run, m) }
+	}
+	c.Metrics = metrics.New(c.Views)
+	c.Cmds = commands.NewHandler(c.Log, commands.Config{Source: "cloud/" + cfg.Name, HashPassword: cfg.HashPassword, OnAppend: c.Metrics.Appended})
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.goRun("views", func() error { return c.Views.Run(runCtx, c.Log) })
 	sup := supervisor.New(c.Log, c.Cmds, c.Files, supervisor.Config{
-		Name: cfg.Name, WorkDir: filepath.Join(cfg.DataDir, "work"), Grace: cfg.Grace, Output: cfg.Output,
+		Name: cfg.Name, WorkDir: filepath.Join(cfg.DataDir, "work"), Grace: cfg.Grace, Output: output,
+		OnSpawn: c.Metrics.Spawned, OnExit: c.Metrics.Exited,
 		Logger: cfg.Logger.With("component", "supervisor"),
 	})
 	c.goRun("supervisor", func() error { return sup.Run(runCtx) })
@@ -138,13 +165,45 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.goRun("matcher", func() error { return m.Run(runCtx) })
 	p := presence.New(c.nc, c.Cmds, c.Views, presence.Config{Timeout: cfg.HeartbeatTimeout, Logger: cfg.Logger.With("component", "presence")})
 	c.goRun("presence", func() error { return p.Run(runCtx) })
-	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Logger: cfg.Logger.With("component", "api")})
+	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Observe: c.Metrics.Command,
+		Logger: cfg.Logger.With("component", "api")})
 	c.stopAPI, err = srv.Start(runCtx, c.nc)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.startGateway(runCtx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
+
+// startGateway serves the HTTP gateway unless it is turned off.
+func (c *Cloud) startGateway(ctx context.Context) error {
+	if c.cfg.Gateway == "" {
+		return nil
+	}
+	var err error
+	c.AdminToken, c.TokenCreated, err = gateway.LoadToken(filepath.Join(c.cfg.DataDir, "admin-token"))
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	addr := c.cfg.Gateway
+	g, err := gateway.New(ctx, c.nc, c.Metrics, gateway.Config{Listen: addr, Token: c.AdminToken, OpenReads: c.cfg.OpenReads,
+		Logger: c.cfg.Logger.With("component", "gateway")})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	c.gatewayURL = "http://" + ln.Addr().String()
+	c.goRun("gateway", func() error { return g.Run(ctx, ln) })
+	return nil
+}
+
+// GatewayURL is where the HTTP gateway listens ("" when it is off).
+func (c *Cloud) GatewayURL() string { return c.gatewayURL }
 
 func (c *Cloud) goRun(name string, fn func() error) {
 	c.wg.Add(1)

@@ -171,6 +171,24 @@ func (s *Store) Fetch(ctx context.Context, task string, ref events.FileRef, dir 
 	return nil
 }
 
+// WriteTo streams a stored file to w, checking its bytes on the way; a
+// mismatch is reported after the fact (the bytes are out).
+func (s *Store) WriteTo(ctx context.Context, task string, ref events.FileRef, w io.Writer) (int64, error) {
+	info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return 0, commands.NotFound("file %s of task %s is not in the file store", ref.Name, task)
+	}
+	if err != nil {
+		return 0, err
+	}
+	h := sha256.New()
+	n, err := s.read(ctx, info, io.MultiWriter(w, h), ref.Size)
+	if err == nil {
+		err = check(ref, n, h)
+	}
+	return n, err
+}
+
 // read copies an object's chunks to w with batched direct gets, which
 // costs one request per batch instead of a consumer per object. It stops
 // past limit bytes.

@@ -40,7 +40,10 @@ type Config struct {
 	TriggerTimeout time.Duration
 	// Output, when set, gets every line a server or trigger prints.
 	Output func(task, run string, m taskd.Message)
-	Logger *slog.Logger
+	// OnSpawn and OnExit, when set, count server processes.
+	OnSpawn func()
+	OnExit  func(outcome string)
+	Logger  *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +58,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Output == nil {
 		c.Output = func(string, string, taskd.Message) {}
+	}
+	if c.OnSpawn == nil {
+		c.OnSpawn = func() {}
+	}
+	if c.OnExit == nil {
+		c.OnExit = func(string) {}
 	}
 	return c
 }
@@ -265,6 +274,7 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	if err != nil {
 		return nil, nil, err
 	}
+	s.cfg.OnSpawn()
 	s.mu.Lock()
 	s.runs[task] = r
 	s.mu.Unlock()
@@ -317,6 +327,7 @@ func (s *Supervisor) monitor(r *serverRun) {
 		}
 	}
 	ex := r.proc.Exit()
+	s.cfg.OnExit(string(ex.Outcome))
 	status := events.ExitStatus{Code: ex.Code, Signal: ex.Signal, Duration: ex.Duration, LastLogs: ex.LastLogs}
 	_ = s.record(r.task, &events.TaskServerExited{Run: r.run, ExitStatus: status})
 	switch {

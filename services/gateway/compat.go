@@ -1,0 +1,423 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+// The original gateway's endpoints: POST /<rpc name> with the original's
+// request bodies and replies (200 and the return value as JSON; 400 or 500
+// and the error text as a JSON string), OPTIONS for CORS, POST
+// /upload_files and GET /download/<task_id>/<file>.
+
+type rpc struct {
+	write  bool
+	schema *schema
+	call   func(ctx context.Context, g *Gateway, body []byte) (any, error)
+}
+
+var rpcs = map[string]*rpc{
+	"rpc_exec_create_task":            {write: true, call: rpcCreateTask},
+	"rpc_exec_start_server_task":      {write: true, call: rpcStartTask},
+	"rpc_exec_stop_server_task":       {write: true, call: rpcStopTask},
+	"rpc_exec_update_task":            {write: true, call: rpcUpdateTask},
+	"rpc_exec_update_user_info":       {write: true, call: rpcUpdateUser},
+	"rpc_exec_get_task_by_id":         {call: rpcGetTask},
+	"rpc_exec_client_requesting_task": {call: rpcRequestingTask},
+	"rpc_exec_get_user_info":          {call: rpcGetUser},
+}
+
+func init() {
+	for name, r := range rpcs {
+		s, err := loadSchema(name)
+		if err != nil {
+			panic("gateway: schema of " + name + ": " + err.Error())
+		}
+		r.schema = s
+	}
+}
+
+func (g *Gateway) compatRoutes() {
+	g.handle("OPTIONS /{fn}", public, false, g.compatPreflight)
+	g.handle("POST /{fn}", public, false, g.compatRPC)
+	g.handle("OPTIONS /upload_files", public, false, g.compatPreflight)
+	g.handle("POST /upload_files", write, true, g.compatUpload)
+	g.handle("GET /download/{task}/{file...}", public, false, g.compatDownload)
+}
+
+func cors(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+}
+
+func (g *Gateway) compatPreflight(w http.ResponseWriter, r *http.Request) {
+	cors(w)
+	writeJSON(w, http.StatusOK, map[string]string{"message": "CORS preflight response"})
+}
+
+func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
+	cors(w)
+	name := r.PathValue("fn")
+	rp, ok := rpcs[name]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown function " + name})
+		return
+	}
+	if err := g.authorize(r, rp.write); err != nil {
+		writeJSON(w, status(commands.KindOf(err)), commands.AsError(err).Message)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
+	var v any
+	if err == nil {
+		err = json.Unmarshal(body, &v)
+	}
+	if err != nil || v == nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Invalid or missing JSON body"})
+		return
+	}
+	if msg := rp.schema.validate(v); msg != "" {
+		writeJSON(w, http.StatusBadRequest, name+" cannot be executed due to invalid arguments: "+msg)
+		return
+	}
+	out, err := rp.call(r.Context(), g, body)
+	if err != nil {
+		code, text := compatError(name, v, err)
+		if code >= 500 {
+			g.log.Info("compatible call failed", "rpc", name, "err", err)
+		}
+		writeJSON(w, code, text)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// compatError turns an error into the original's status and text, so its
+// pages, which match on that text, keep working.
+func compatError(name string, body any, err error) (int, string) {
+	e := commands.AsError(err)
+	fields, _ := body.(map[string]any)
+	id, _ := fields["task_id"].(string)
+	user, _ := fields["user_id"].(string)
+	switch e.Kind {
+	case commands.KindInvalid:
+		return http.StatusBadRequest, name + " cannot be executed due to invalid arguments: " + e.Message
+	case commands.KindNotFound:
+		switch {
+		case name == "rpc_exec_client_requesting_task":
+			return http.StatusInternalServerError, "Could not retrieve info from user with ID=" + user
+		case user != "":
+			return http.StatusInternalServerError, "User with ID=" + user + " not registered"
+		}
+		return http.StatusInternalServerError, "Task with ID=" + id + " not registered"
+	case commands.KindConflict:
+		switch {
+		case name == "rpc_exec_create_task":
+			return http.StatusInternalServerError, "UNIQUE constraint failed: tasks.ID"
+		case strings.Contains(e.Message, "upload it first"):
+			return http.StatusInternalServerError, fmt.Sprintf("Directory 'tasks/task_%s' does not exist. %s", id, e.Message)
+		case name == "rpc_exec_start_server_task":
+			return http.StatusInternalServerError, "Task with ID=" + id + " alredy exists"
+		case name == "rpc_exec_stop_server_task":
+			return http.StatusInternalServerError, "Task with ID=" + id + " not found"
+		}
+		return http.StatusInternalServerError, e.Message
+	case commands.KindUnavailable:
+		return http.StatusServiceUnavailable, e.Message
+	case commands.KindUnauthorized, commands.KindForbidden:
+		return status(e.Kind), e.Message
+	}
+	return http.StatusInternalServerError, "Internal error"
+}
+
+func unmarshal(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return commands.Invalid("", "%v", err)
+	}
+	return nil
+}
+
+func rpcCreateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c commands.CreateTask
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	_, err := g.api.CreateTask(ctx, c)
+	return nil, err
+}
+
+func rpcStartTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c commands.StartTask
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	_, err := g.api.StartTask(ctx, c)
+	return nil, err
+}
+
+func rpcStopTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c commands.StopTask
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	_, err := g.api.StopTask(ctx, c.TaskID)
+	return nil, err
+}
+
+// rpcUpdateTask is the original update: a missing task_id does nothing.
+func rpcUpdateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c commands.UpdateTask
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	if c.TaskID == "" {
+		return nil, nil
+	}
+	_, err := g.api.UpdateTask(ctx, c)
+	return nil, err
+}
+
+// rpcUpdateUser is the original upsert of a user's info.
+func rpcUpdateUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c commands.ReportClientInfo
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	c.Register = true
+	_, err := g.api.ReportClient(ctx, c)
+	return nil, err
+}
+
+// originalDate is the original records' date format.
+const originalDate = "2006-01-02 15:04:05"
+
+// OriginalTask is the original task record, without the password.
+type OriginalTask struct {
+	ID                string   `json:"ID"`
+	Host              string   `json:"host"`
+	Port              int      `json:"port"`
+	Running           bool     `json:"running"`
+	SelectionCriteria string   `json:"selection_criteria"`
+	ServerArguments   string   `json:"server_arguments"`
+	ClientArguments   *string  `json:"client_arguments"`
+	Username          string   `json:"username"`
+	Tags              []string `json:"tags"`
+	FilesPaths        []string `json:"files_paths"`
+	CreationDate      string   `json:"creation_date"`
+	LastModDate       string   `json:"last_mod_date"`
+}
+
+func originalTask(t api.Task) OriginalTask {
+	return OriginalTask{ID: t.ID, Host: t.Spec.Host, Port: t.Spec.Port, Running: t.Running,
+		SelectionCriteria: t.Spec.SelectionCriteria, ServerArguments: t.Spec.ServerArguments, ClientArguments: t.Spec.ClientArguments,
+		Username: t.Spec.Username, Tags: orEmpty(t.Spec.Tags), FilesPaths: orEmpty(t.Spec.FilesPaths),
+		CreationDate: t.CreatedAt.Local().Format(originalDate), LastModDate: t.UpdatedAt.Local().Format(originalDate)}
+}
+
+func rpcGetTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c struct {
+		TaskID string `json:"task_id"`
+	}
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	t, err := g.api.Task(ctx, c.TaskID)
+	if err != nil {
+		return nil, err
+	}
+	return originalTask(t), nil
+}
+
+// OfferedTask is the original's answer to a client requesting tasks,
+// without the password.
+type OfferedTask struct {
+	ID              string   `json:"ID"`
+	Host            string   `json:"host"`
+	Port            int      `json:"port"`
+	Tags            []string `json:"tags"`
+	ClientArguments *string  `json:"client_arguments"`
+	Username        string   `json:"username"`
+	FilesPaths      []string `json:"files_paths"`
+}
+
+// rpcRequestingTask answers with the running tasks the client is offered,
+// in priority order.
+func rpcRequestingTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c struct {
+		UserID string `json:"user_id"`
+	}
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	u, err := g.api.User(ctx, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out := []OfferedTask{}
+	for _, o := range u.Offers {
+		t, err := g.api.Task(ctx, o.TaskID)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, OfferedTask{ID: o.TaskID, Host: o.Host, Port: o.Port, Tags: orEmpty(o.Tags), ClientArguments: o.ClientArguments,
+			Username: t.Spec.Username, FilesPaths: orEmpty(t.Spec.FilesPaths)})
+	}
+	return out, nil
+}
+
+// OriginalUser is the original user record.
+type OriginalUser struct {
+	CreationDate             string   `json:"creation_date"`
+	LastModDate              string   `json:"last_mod_date"`
+	ID                       string   `json:"ID"`
+	DataQnt                  int64    `json:"data_qnt"`
+	AvgAccContrib            *float64 `json:"avg_acc_contrib"`
+	AvgDisconnectionPerRound *float64 `json:"avg_disconnection_per_round"`
+	Sensors                  []string `json:"sensors"`
+}
+
+func originalUser(c projections.ClientView) OriginalUser {
+	return OriginalUser{CreationDate: c.CreatedAt.Local().Format(originalDate), LastModDate: c.UpdatedAt.Local().Format(originalDate),
+		ID: c.ID, DataQnt: c.Attributes.DataQnt, AvgAccContrib: c.Attributes.AvgAccContrib,
+		AvgDisconnectionPerRound: c.Attributes.AvgDisconnectionPerRound, Sensors: orEmpty(c.Attributes.Sensors)}
+}
+
+func rpcGetUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
+	var c struct {
+		UserID string `json:"user_id"`
+	}
+	if err := unmarshal(body, &c); err != nil {
+		return nil, err
+	}
+	u, err := g.api.User(ctx, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return originalUser(u), nil
+}
+
+// compatUpload is the original file server's POST /upload_files: a
+// multipart form with task_id and files.
+func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
+	cors(w)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	fail := func(code int, msg string) { writeJSON(w, code, map[string]string{"error": msg}) }
+	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
+	if err := r.ParseMultipartForm(32 << 20); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(http.StatusRequestEntityTooLarge, "Upload too large")
+			return
+		}
+		fail(http.StatusBadRequest, "Task ID is required")
+		return
+	}
+	defer r.MultipartForm.RemoveAll()
+	id := r.FormValue("task_id")
+	if id == "" {
+		fail(http.StatusBadRequest, "Task ID is required")
+		return
+	}
+	if !events.ValidID(id) {
+		fail(http.StatusBadRequest, "Invalid task ID")
+		return
+	}
+	parts := r.MultipartForm.File["files"]
+	if len(parts) == 0 {
+		fail(http.StatusBadRequest, "No files uploaded")
+		return
+	}
+	for _, p := range parts {
+		if strings.ContainsAny(p.Filename, "/\\") || commands.ValidateFileName("files", p.Filename) != nil {
+			fail(http.StatusBadRequest, "Invalid file name: "+p.Filename)
+			return
+		}
+	}
+	if _, err := g.api.Task(ctx, id); err != nil {
+		if commands.KindOf(err) == commands.KindNotFound {
+			fail(http.StatusNotFound, "Task not found")
+		} else {
+			g.writeError(w, r, err)
+		}
+		return
+	}
+	var refs []events.FileRef
+	var names []string
+	for _, p := range parts {
+		f, err := p.Open()
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		ref, err := g.files.Put(ctx, id, p.Filename, f)
+		f.Close()
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		refs = append(refs, ref)
+		names = append(names, ref.Name)
+	}
+	if _, err := g.api.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs}); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Files uploaded successfully", "files": names})
+}
+
+// compatDownload is the original file server's GET
+// /download/<task_id>/<file>, with HTTP Basic auth against the task's
+// username and password. Only the task's own files are served.
+func (g *Gateway) compatDownload(w http.ResponseWriter, r *http.Request) {
+	id, name := r.PathValue("task"), r.PathValue("file")
+	t, err := g.api.Task(r.Context(), id)
+	if commands.KindOf(err) == commands.KindNotFound || (err == nil && !events.ValidID(id)) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Task not found"})
+		return
+	}
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	user, pass, ok := r.BasicAuth()
+	if ok {
+		ok, err = g.api.CheckCredentials(r.Context(), id, user, pass)
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+	}
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Login Required"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized access. Please provide valid credentials."})
+		return
+	}
+	i := slices.IndexFunc(t.Files, func(f events.FileRef) bool { return f.Name == name })
+	if i < 0 {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "File not found"})
+		return
+	}
+	ref := t.Files[i]
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(ref.Name)))
+	w.Header().Set("Content-Length", fmt.Sprint(ref.Size))
+	if _, err := g.files.WriteTo(r.Context(), id, ref, w); err != nil {
+		g.log.Warn("download failed", "task_id", id, "file", name, "err", err)
+	}
+}

@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flmngr/flmngr/commands"
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/metrics"
+)
+
+// Config configures the gateway.
+type Config struct {
+	// Listen is the HTTP address (default 127.0.0.1:9001, the original's
+	// port, on loopback only).
+	Listen string
+	// Token is the admin token.
+	Token string
+	// OpenReads lets reads through without the token.
+	OpenReads bool
+	// Timeout bounds each request (streams excepted; default 15s).
+	Timeout time.Duration
+	// MaxBody bounds a JSON body (default 1 MiB); uploads are bounded by
+	// the file store's limit.
+	MaxBody int64
+	Logger  *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9001"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 15 * time.Second
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = 1 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Gateway serves HTTP.
+type Gateway struct {
+	cfg     Config
+	token   string
+	nc      *nats.Conn
+	api     *api.Client
+	log     *slog.Logger
+	events  *fjs.Log
+	files   *files.Store
+	metrics *metrics.Metrics
+	mux     *http.ServeMux
+}
+
+// New returns a gateway talking to flmngr over nc; Run serves it.
+func New(ctx context.Context, nc *nats.Conn, m *metrics.Metrics, cfg Config) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Token) < 32 {
+		return nil, errors.New("gateway: an admin token of at least 32 characters is required")
+	}
+	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	fs, err := files.Attach(ctx, log.JetStream())
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"),
+		log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
+	g.routes()
+	return g, nil
+}
+
+// Handler is the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.mux }
+
+// access levels of a route
+const (
+	public = iota
+	read
+	write
+)
+
+// handle registers a route with its access level, a time bound (except
+// for streams) and panics turned into 500s.
+func (g *Gateway) handle(pattern string, level int, stream bool, fn http.HandlerFunc) {
+	g.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				g.log.Error("handler panicked", "path", r.URL.Path, "panic", p)
+				g.writeError(w, r, commands.Internal(fmt.Errorf("%v", p), "panic"))
+			}
+			g.metrics.HTTP(pattern, time.Since(start))
+		}()
+		if level != public {
+			if err := g.authorize(r, level == write); err != nil {
+				g.writeError(w, r, err)
+				return
+			}
+		}
+		if !stream {
+			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		fn(w, r)
+	})
+}
+
+// decode reads a JSON body strictly: a size limit, no unknown fields.
+func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return commands.Invalid(te.Field, "%s must be %s, not %s", te.Field, te.Type, te.Value)
+		}
+		if _, after, ok := strings.Cut(err.Error(), `unknown field "`); ok {
+			name, _, _ := strings.Cut(after, `"`)
+			return commands.Invalid(name, "unknown field %q", name)
+		}
+		return commands.Invalid("", "bad JSON body: %v", err)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down within a bounded time.
+func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           g.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	return nil
+}

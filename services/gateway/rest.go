@@ -1,0 +1,403 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+func (g *Gateway) routes() {
+	g.handle("GET /api/v1/tasks", read, false, g.listTasks)
+	g.handle("POST /api/v1/tasks", write, false, g.createTask)
+	g.handle("GET /api/v1/tasks/{id}", read, false, g.getTask)
+	g.handle("PATCH /api/v1/tasks/{id}", write, false, g.updateTask)
+	g.handle("DELETE /api/v1/tasks/{id}", write, false, g.deleteTask)
+	g.handle("POST /api/v1/tasks/{id}/start", write, false, g.startTask)
+	g.handle("POST /api/v1/tasks/{id}/stop", write, false, g.stopTask)
+	g.handle("GET /api/v1/tasks/{id}/files", read, false, g.listFiles)
+	g.handle("POST /api/v1/tasks/{id}/files", write, true, g.uploadFiles)
+	g.handle("GET /api/v1/tasks/{id}/metrics", read, false, g.taskMetrics)
+	g.handle("GET /api/v1/tasks/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
+		return pbadger.TimelineQuery{Task: r.PathValue("id")}
+	}))
+	g.handle("GET /api/v1/tasks/{id}/metrics/stream", read, true, g.metricsStream)
+	g.handle("GET /api/v1/tasks/{id}/logs/stream", read, true, g.logsStream)
+	g.handle("GET /api/v1/clients", read, false, g.listClients)
+	g.handle("GET /api/v1/clients/{id}", read, false, g.getClient)
+	g.handle("GET /api/v1/clients/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
+		return pbadger.TimelineQuery{Client: r.PathValue("id")}
+	}))
+	g.handle("GET /api/v1/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
+		return pbadger.TimelineQuery{Task: r.URL.Query().Get("task"), Client: r.URL.Query().Get("client")}
+	}))
+	g.handle("GET /api/v1/events/stream", read, true, g.eventsStream)
+	g.handle("GET /api/v1/status", read, false, g.status)
+	g.handle("GET /api/v1/match", read, false, g.match)
+	g.handle("POST /api/v1/login", public, false, g.login)
+	g.handle("POST /api/v1/logout", public, false, g.logout)
+	g.handle("GET /api/v1/whoami", public, false, g.whoami)
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		g.handle(m+" /api/", public, false, func(w http.ResponseWriter, r *http.Request) {
+			g.writeError(w, r, commands.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
+		})
+	}
+	g.handle("GET /healthz", public, false, g.healthz)
+	g.handle("GET /metrics", read, false, g.metrics.Handler().ServeHTTP)
+	g.compatRoutes()
+	g.consoleRoutes()
+}
+
+// Task is a task as the REST API returns it: the view without secrets
+// and the clients running it now.
+type Task struct {
+	api.Task
+	Clients []string `json:"clients"`
+}
+
+// runningBy maps task ids to the clients running them.
+func (g *Gateway) runningBy(ctx context.Context) (map[string][]string, error) {
+	clients, err := g.api.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, c := range clients {
+		for _, r := range c.Running {
+			out[r.TaskID] = append(out[r.TaskID], c.ID)
+		}
+	}
+	return out, nil
+}
+
+func (g *Gateway) listTasks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ts, err := g.api.Tasks(r.Context(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: q.Get("status"), Tag: q.Get("tag")}})
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	running, err := g.runningBy(r.Context())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	out := make([]Task, len(ts))
+	for i, t := range ts {
+		out[i] = Task{Task: t, Clients: orEmpty(running[t.ID])}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (g *Gateway) getTask(w http.ResponseWriter, r *http.Request) {
+	t, err := g.api.Task(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	running, err := g.runningBy(r.Context())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Task{Task: t, Clients: orEmpty(running[t.ID])})
+}
+
+// reply answers a command with 200 and its events, or 201 for a create.
+func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, res api.CommandReply, err error, code int) {
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, code, res)
+}
+
+func (g *Gateway) createTask(w http.ResponseWriter, r *http.Request) {
+	var c commands.CreateTask
+	if err := g.decode(w, r, &c); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	res, err := g.api.CreateTask(r.Context(), c)
+	g.reply(w, r, res, err, http.StatusCreated)
+}
+
+func (g *Gateway) updateTask(w http.ResponseWriter, r *http.Request) {
+	var c commands.UpdateTask
+	if err := g.decode(w, r, &c); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if c.TaskID != "" && c.TaskID != r.PathValue("id") {
+		g.writeError(w, r, commands.Invalid("task_id", "task_id %q does not match the path", c.TaskID))
+		return
+	}
+	c.TaskID = r.PathValue("id")
+	res, err := g.api.UpdateTask(r.Context(), c)
+	g.reply(w, r, res, err, http.StatusOK)
+}
+
+func (g *Gateway) deleteTask(w http.ResponseWriter, r *http.Request) {
+	res, err := g.api.DeleteTask(r.Context(), r.PathValue("id"))
+	g.reply(w, r, res, err, http.StatusOK)
+}
+
+func (g *Gateway) startTask(w http.ResponseWriter, r *http.Request) {
+	c := commands.StartTask{TaskID: r.PathValue("id")}
+	if r.ContentLength != 0 {
+		var body struct {
+			Arguments *string `json:"arguments"`
+		}
+		if err := g.decode(w, r, &body); err != nil && !errors.Is(err, io.EOF) {
+			g.writeError(w, r, err)
+			return
+		}
+		c.Arguments = body.Arguments
+	}
+	res, err := g.api.StartTask(r.Context(), c)
+	g.reply(w, r, res, err, http.StatusOK)
+}
+
+func (g *Gateway) stopTask(w http.ResponseWriter, r *http.Request) {
+	res, err := g.api.StopTask(r.Context(), r.PathValue("id"))
+	g.reply(w, r, res, err, http.StatusOK)
+}
+
+func (g *Gateway) listFiles(w http.ResponseWriter, r *http.Request) {
+	t, err := g.api.Task(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, orEmptyFiles(t.Files))
+}
+
+func orEmptyFiles(f []events.FileRef) []events.FileRef {
+	if f == nil {
+		return []events.FileRef{}
+	}
+	return f
+}
+
+// maxUpload bounds a whole upload request.
+const maxUpload = 256 << 20
+
+// uploadFiles stores the parts named "files" of a multipart form and
+// records them.
+func (g *Gateway) uploadFiles(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	id := r.PathValue("id")
+	if _, err := g.api.Task(ctx, id); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	refs, err := g.storeParts(ctx, w, r, id, "files")
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	res, err := g.api.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs})
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"seq": res.Seq, "files": refs})
+}
+
+// storeParts streams the file parts of a multipart body into the file
+// store; other fields are returned through fields when it is not nil.
+func (g *Gateway) storeParts(ctx context.Context, w http.ResponseWriter, r *http.Request, task, field string) ([]events.FileRef, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, commands.Invalid(field, "a multipart/form-data body with %q parts is required", field)
+	}
+	var refs []events.FileRef
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if part.FormName() != field || part.FileName() == "" {
+			part.Close()
+			continue
+		}
+		ref, err := g.files.Put(ctx, task, part.FileName(), part)
+		part.Close()
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, ref)
+	}
+	if len(refs) == 0 {
+		return nil, commands.Invalid(field, "no files uploaded")
+	}
+	return refs, nil
+}
+
+// Round is one completed round of a run.
+type Round struct {
+	Seq     uint64             `json:"seq"`
+	Time    time.Time          `json:"time"`
+	Run     string             `json:"run"`
+	Round   int                `json:"round"`
+	Metrics map[string]float64 `json:"metrics"`
+	Raw     map[string]string  `json:"raw,omitempty"`
+}
+
+func roundOf(e events.Envelope) Round {
+	p := e.Event.(*events.TaskRoundCompleted)
+	return Round{Seq: e.Seq, Time: e.Time, Run: p.Run, Round: p.Round, Metrics: p.Metrics, Raw: p.Raw}
+}
+
+// taskMetrics lists the rounds of a run (?run=, default the current one).
+func (g *Gateway) taskMetrics(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	t, err := g.api.Task(r.Context(), id)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	run := r.URL.Query().Get("run")
+	if run == "" {
+		run = t.Run
+	}
+	out := []Round{}
+	err = g.events.Scan(r.Context(), g.events.EventSubject(events.Task(id), events.TaskRoundCompletedV1), 1, func(e events.Envelope) error {
+		if rd := roundOf(e); rd.Run == run {
+			out = append(out, rd)
+		}
+		return nil
+	})
+	if err != nil {
+		g.writeError(w, r, commands.Unavailable(err, "event log"))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) timelineOf(query func(*http.Request) pbadger.TimelineQuery) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := query(r)
+		v := r.URL.Query()
+		var err error
+		if s := v.Get("after"); s != "" {
+			if q.After, err = strconv.ParseUint(s, 10, 64); err != nil {
+				g.writeError(w, r, commands.Invalid("after", "after must be a sequence number"))
+				return
+			}
+		}
+		if s := v.Get("limit"); s != "" {
+			if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 {
+				g.writeError(w, r, commands.Invalid("limit", "limit must be a positive number"))
+				return
+			}
+		}
+		page, err := g.api.Timeline(r.Context(), api.TimelineRequest{TimelineQuery: q})
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		if page.Entries == nil {
+			page.Entries = []projections.TimelineEntry{}
+		}
+		writeJSON(w, http.StatusOK, page)
+	}
+}
+
+// WhyTask is the evaluation of one running task for one client.
+type WhyTask struct {
+	TaskID    string `json:"task_id"`
+	Criterion string `json:"criterion"`
+	Matched   bool   `json:"matched"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (g *Gateway) listClients(w http.ResponseWriter, r *http.Request) {
+	cs, err := g.api.Users(r.Context())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []projections.ClientView{}
+	}
+	writeJSON(w, http.StatusOK, cs)
+}
+
+func (g *Gateway) getClient(w http.ResponseWriter, r *http.Request) {
+	c, err := g.api.User(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	ts, err := g.api.Tasks(r.Context(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: "running"}})
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	why := make([]WhyTask, 0, len(ts))
+	for _, t := range ts {
+		wt := WhyTask{TaskID: t.ID, Criterion: t.Spec.SelectionCriteria}
+		if crit, err := commands.CompileCriterion(t.Spec.SelectionCriteria); err != nil {
+			wt.Error = err.Error()
+		} else if ok, err := crit.Match(c.ID, c.Attributes); err != nil {
+			wt.Error = err.Error()
+		} else {
+			wt.Matched = ok
+		}
+		why = append(why, wt)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		projections.ClientView
+		Why []WhyTask `json:"why"`
+	}{c, why})
+}
+
+func (g *Gateway) status(w http.ResponseWriter, r *http.Request) {
+	s, err := g.api.Status(r.Context())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (g *Gateway) match(w http.ResponseWriter, r *http.Request) {
+	res, err := g.api.Match(r.Context(), r.URL.Query().Get("criterion"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if res == nil {
+		res = []api.MatchResult{}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.api.Status(r.Context()); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

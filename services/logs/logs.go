@@ -1,0 +1,110 @@
+// Package logs keeps the output of task processes (servers and clients)
+// in a JetStream stream of its own, bounded in age and size, so that it can
+// be followed live and replayed from any point (the gateway's log streams
+// resume from a sequence) without ever mixing into the event log. Lines
+// are published asynchronously and dropped, with a count, when the stream
+// cannot keep up: a chatty task never slows its supervisor down.
+package logs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flmngr/flmngr/taskd"
+)
+
+// Stream and subjects: flmngr.logs.<task>.<run>.<origin>, origin "server"
+// or "client-<id>".
+const (
+	Stream = "FLMNGR_LOGS"
+	Prefix = "flmngr.logs"
+)
+
+// Line is one line of a task process.
+type Line struct {
+	Time   time.Time `json:"time"`
+	Task   string    `json:"task"`
+	Run    string    `json:"run"`
+	Origin string    `json:"origin"`
+	Stream string    `json:"stream"`
+	Kind   string    `json:"kind"`
+	Text   string    `json:"text"`
+	Seq    uint64    `json:"seq,omitempty"`
+}
+
+// Subject is where the lines of one process of a run go.
+func Subject(task, run, origin string) string {
+	return Prefix + "." + task + "." + run + "." + origin
+}
+
+// Open creates or updates the log stream.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas == 0 {
+		replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "flmngr task process output, kept a day",
+		Subjects:    []string{Prefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxAge:      24 * time.Hour,
+		MaxBytes:    1 << 30,
+		Discard:     jetstream.DiscardOld,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return fmt.Errorf("log stream: %w", err)
+	}
+	return nil
+}
+
+// Publisher publishes lines without waiting.
+type Publisher struct {
+	js      jetstream.JetStream
+	dropped atomic.Int64
+}
+
+// maxPending bounds unacknowledged publishes; beyond it lines are dropped.
+const maxPending = 4096
+
+// NewPublisher publishes through js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+// Sink returns an output hook for the processes of one origin.
+func (p *Publisher) Sink(origin string) func(task, run string, m taskd.Message) {
+	return func(task, run string, m taskd.Message) {
+		p.Publish(Line{Time: time.Now().UTC(), Task: task, Run: run, Origin: origin, Stream: m.Stream, Kind: string(m.Kind), Text: text(m)})
+	}
+}
+
+func text(m taskd.Message) string {
+	switch m.Kind {
+	case taskd.KindModel, taskd.KindTrigger:
+		return m.String()
+	}
+	return m.Text
+}
+
+// Publish sends a line, or drops it when too many are in flight.
+func (p *Publisher) Publish(l Line) {
+	if p == nil {
+		return
+	}
+	if p.js.PublishAsyncPending() >= maxPending {
+		p.dropped.Add(1)
+		return
+	}
+	b, _ := json.Marshal(l)
+	if _, err := p.js.PublishAsync(Subject(l.Task, l.Run, l.Origin), b); err != nil {
+		p.dropped.Add(1)
+	}
+}
+
+// Dropped counts lines that were not published.
+func (p *Publisher) Dropped() int64 { return p.dropped.Load() }

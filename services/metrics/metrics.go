@@ -1,0 +1,164 @@
+// Package metrics exposes flmngr's figures in the Prometheus text format:
+// tasks by state and clients online (read from the views at scrape time),
+// events appended per type, command latencies, server spawns and exits,
+// HTTP latencies and open streams. Every method is safe on a nil *Metrics,
+// so components work without it.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+)
+
+// Views is what the state gauges read.
+type Views interface {
+	Tasks(pbadger.TaskFilter) ([]projections.TaskView, error)
+	Clients() ([]projections.ClientView, error)
+}
+
+// Metrics holds the collectors.
+type Metrics struct {
+	reg      *prometheus.Registry
+	appended *prometheus.CounterVec
+	commands *prometheus.HistogramVec
+	spawns   prometheus.Counter
+	exits    *prometheus.CounterVec
+	http     *prometheus.HistogramVec
+	streams  prometheus.Gauge
+}
+
+// New registers the collectors; views may be nil.
+func New(views Views) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		appended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flmngr_events_appended_total",
+			Help: "Events appended to the log, by type."}, []string{"type"}),
+		commands: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flmngr_command_duration_seconds",
+			Help: "Time to handle a command or query on the NATS endpoints.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)},
+			[]string{"endpoint", "outcome"}),
+		spawns: prometheus.NewCounter(prometheus.CounterOpts{Name: "flmngr_supervisor_spawns_total",
+			Help: "Server processes the cloud's supervisor started."}),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flmngr_supervisor_exits_total",
+			Help: "Server processes that ended, by outcome."}, []string{"outcome"}),
+		http: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flmngr_http_request_duration_seconds",
+			Help: "Time to answer an HTTP request, by route.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"route"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_http_streams",
+			Help: "Server-Sent Events streams open."}),
+	}
+	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if views != nil {
+		m.reg.MustRegister(&stateCollector{views: views})
+	}
+	return m
+}
+
+// Appended counts appended events.
+func (m *Metrics) Appended(envs []events.Envelope) {
+	if m == nil {
+		return
+	}
+	for _, e := range envs {
+		m.appended.WithLabelValues(e.Type).Inc()
+	}
+}
+
+// Command observes one request to a NATS endpoint.
+func (m *Metrics) Command(endpoint string, d time.Duration, failed bool) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if failed {
+		outcome = "error"
+	}
+	m.commands.WithLabelValues(endpoint, outcome).Observe(d.Seconds())
+}
+
+// Spawned counts a server process started.
+func (m *Metrics) Spawned() {
+	if m != nil {
+		m.spawns.Inc()
+	}
+}
+
+// Exited counts a server process that ended.
+func (m *Metrics) Exited(outcome string) {
+	if m != nil {
+		m.exits.WithLabelValues(outcome).Inc()
+	}
+}
+
+// HTTP observes an HTTP request.
+func (m *Metrics) HTTP(route string, d time.Duration) {
+	if m != nil {
+		m.http.WithLabelValues(route).Observe(d.Seconds())
+	}
+}
+
+// StreamOpened and StreamClosed track open event streams.
+func (m *Metrics) StreamOpened() {
+	if m != nil {
+		m.streams.Inc()
+	}
+}
+
+func (m *Metrics) StreamClosed() {
+	if m != nil {
+		m.streams.Dec()
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// stateCollector reads tasks by state and clients online from the views
+// at scrape time.
+type stateCollector struct{ views Views }
+
+var (
+	tasksDesc   = prometheus.NewDesc("flmngr_tasks", "Tasks by state.", []string{"state"}, nil)
+	clientsDesc = prometheus.NewDesc("flmngr_clients", "Registered clients, online or not.", []string{"online"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tasksDesc
+	ch <- clientsDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if ts, err := c.views.Tasks(pbadger.TaskFilter{}); err == nil {
+		count := map[string]float64{}
+		for _, t := range ts {
+			count[string(t.Status)]++
+		}
+		for _, s := range []string{"idle", "start_requested", "running", "stop_requested", "stopped", "finished", "errored", "interrupted"} {
+			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, count[s], s)
+		}
+	}
+	if cs, err := c.views.Clients(); err == nil {
+		var on, off float64
+		for _, cl := range cs {
+			if cl.Online {
+				on++
+			} else {
+				off++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, on, "true")
+		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, off, "false")
+	}
+}

@@ -48,6 +48,12 @@ func freeListen(t *testing.T) string {
 
 // startUp runs `flmngr up` and returns once it printed that it is up.
 func startUp(t *testing.T, data, listen string) *exec.Cmd {
+	cmd, _ := startUpHTTP(t, data, listen)
+	return cmd
+}
+
+// startUpHTTP is startUp that also returns the gateway's URL.
+func startUpHTTP(t *testing.T, data, listen string) (*exec.Cmd, string) {
 	t.Helper()
 	bin, err := buildOnce()
 	if err != nil {
@@ -69,10 +75,15 @@ func startUp(t *testing.T, data, listen string) *exec.Cmd {
 		}
 	})
 	up := make(chan error, 1)
+	httpURL := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), " is up") {
+			line := sc.Text()
+			if u, ok := strings.CutPrefix(strings.TrimSpace(line), "HTTP:  "); ok {
+				httpURL <- strings.Fields(u)[0]
+			}
+			if strings.Contains(line, "Stop with Ctrl-C") {
 				up <- nil
 				for sc.Scan() {
 				}
@@ -89,7 +100,12 @@ func startUp(t *testing.T, data, listen string) *exec.Cmd {
 	case <-time.After(30 * time.Second):
 		t.Fatal("flmngr up did not come up")
 	}
-	return cmd
+	select {
+	case u := <-httpURL:
+		return cmd, u
+	default:
+		return cmd, ""
+	}
 }
 
 // TestSIGKILLDuringCreateBurst kills `flmngr up` with SIGKILL in the middle

@@ -219,6 +219,14 @@ func (c *Cloud) goRun(name string, fn func() error) {
 	}()
 }
 
+// StopServices stops answering on the NATS endpoints while everything
+// else goes on: what an operator sees when the services are down.
+func (c *Cloud) StopServices() {
+	if c.stopAPI != nil {
+		c.stopAPI()
+	}
+}
+
 // Errors reports components that stopped on their own.
 func (c *Cloud) Errors() <-chan error { return c.errs }
 

@@ -344,8 +344,8 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, p := range parts {
-		if strings.ContainsAny(p.Filename, "/\\") || commands.ValidateFileName("files", p.Filename) != nil {
-			fail(http.StatusBadRequest, "Invalid file name: "+p.Filename)
+		if name := rawFileName(p.Header); strings.ContainsAny(name, "/\\") || commands.ValidateFileName("files", name) != nil {
+			fail(http.StatusBadRequest, "Invalid file name: "+name)
 			return
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"time"
 
@@ -237,11 +239,12 @@ func (g *Gateway) storeParts(ctx context.Context, w http.ResponseWriter, r *http
 		if err != nil {
 			return nil, err
 		}
-		if part.FormName() != field || part.FileName() == "" {
+		name := rawFileName(part.Header)
+		if part.FormName() != field || name == "" {
 			part.Close()
 			continue
 		}
-		ref, err := g.files.Put(ctx, task, part.FileName(), part)
+		ref, err := g.files.Put(ctx, task, name, part)
 		part.Close()
 		if err != nil {
 			return nil, err
@@ -400,4 +403,16 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// rawFileName is the file name a multipart part was sent with. Go's own
+// accessors keep only its last element; flmngr checks the whole name
+// instead, so that "../x" is refused rather than quietly renamed and a
+// name with directories ("models/net.py") keeps them.
+func rawFileName(h textproto.MIMEHeader) string {
+	_, params, err := mime.ParseMediaType(h.Get("Content-Disposition"))
+	if err != nil {
+		return ""
+	}
+	return params["filename"]
 }

@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,9 +22,11 @@ import (
 // sequence it came from as its id, so a client that reconnects with
 // Last-Event-ID resumes right after the last message it saw.
 type sse struct {
-	mu sync.Mutex
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	mu    sync.Mutex
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	dirty bool // written since the last flush
+	err   error
 }
 
 // writeTimeout drops a subscriber that cannot take a message in time,
@@ -55,18 +59,49 @@ func (s *sse) send(id uint64, event string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.write(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", id, event, b))
+	return s.sendRaw(id, event, b)
 }
 
-// keepAlive comments the stream every 15 s until ctx ends.
-func (s *sse) keepAlive(ctx context.Context) {
-	t := time.NewTicker(15 * time.Second)
-	defer t.Stop()
+// sendRaw queues a message whose data is already JSON; the flusher sends
+// it within flushEvery, so a burst costs one write instead of one each.
+func (s *sse) sendRaw(id uint64, event string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", id, event, data); err != nil {
+		s.err = err
+		return err
+	}
+	s.dirty = true
+	return nil
+}
+
+// flushEvery bounds how long a message waits in the buffer.
+const flushEvery = 5 * time.Millisecond
+
+// run flushes queued messages and comments the stream every 15 s until
+// ctx ends.
+func (s *sse) run(ctx context.Context) {
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-flush.C:
+			s.mu.Lock()
+			if s.dirty && s.err == nil {
+				_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				s.err = s.rc.Flush()
+				s.dirty = false
+			}
+			s.mu.Unlock()
+		case <-ping.C:
 			if s.write(": ping\n\n") != nil {
 				return
 			}
@@ -98,7 +133,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, follow func(ctx
 	s := startSSE(w)
 	g.metrics.StreamOpened()
 	defer g.metrics.StreamClosed()
-	go s.keepAlive(ctx)
+	go s.run(ctx)
 	if err := follow(ctx, s); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		g.log.Debug("stream ended", "path", r.URL.Path, "err", err)
 	}
@@ -132,10 +167,36 @@ func (g *Gateway) eventsStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.stream(w, r, func(ctx context.Context, s *sse) error {
-		return g.events.Follow(ctx, fjs.FollowOptions{From: from, Filters: filters}, func(e events.Envelope) error {
-			return s.send(e.Seq, e.Type, wireEvent{Seq: e.Seq, Envelope: e})
+		return g.events.FollowRaw(ctx, fjs.FollowOptions{From: from, Filters: filters}, func(seq uint64, data []byte) error {
+			typ, ok := eventType(data)
+			if !ok {
+				e, err := events.Decode(data, seq)
+				if err != nil {
+					return err
+				}
+				return s.send(seq, e.Type, wireEvent{Seq: seq, Envelope: e})
+			}
+			// The stored envelope is sent as it is, with its sequence
+			// in front: no decoding, no encoding.
+			return s.sendRaw(seq, typ, append(fmt.Appendf(nil, `{"seq":%d,`, seq), data[1:]...))
 		})
 	})
+}
+
+// eventType reads the type of a stored envelope, which the codec writes
+// as its second field: {"id":"…","type":"…",….
+func eventType(data []byte) (string, bool) {
+	const typeKey = `","type":"`
+	i := bytes.Index(data, []byte(typeKey))
+	if i < 0 || !bytes.HasPrefix(data, []byte(`{"id":"`)) {
+		return "", false
+	}
+	rest := data[i+len(typeKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || !strings.Contains(string(rest[:j]), ".v") {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
 
 // metricsStream streams a task's completed rounds, from the start of the

@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -75,6 +77,10 @@ type Result struct {
 	Seq uint64 `json:"seq"`
 	// Events are the events appended, in order (empty: nothing changed).
 	Events []events.Envelope `json:"-"`
+	// Replayed is true when the command repeated an idempotency key the
+	// aggregate had already acted on: nothing was appended and Seq is
+	// the sequence of the first command's last event.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Handler executes commands: load, decide, append, retry on conflict. It is
@@ -94,7 +100,21 @@ type cached struct {
 	seq    uint64
 	task   TaskState
 	client ClientState
+	// keyed are the aggregate's most recent events appended under an
+	// idempotency key, oldest first; never modified in place, so copies
+	// of a cached state may share it.
+	keyed []keyedEvent
 }
+
+type keyedEvent struct {
+	id  string
+	seq uint64
+}
+
+// MaxRemembered is how many keyed commands each aggregate remembers: a
+// key repeated after that many newer keyed commands on the same
+// aggregate is acted on again.
+const MaxRemembered = 64
 
 func (c *cached) apply(e events.Envelope) {
 	switch e.Aggregate.Kind {
@@ -104,6 +124,34 @@ func (c *cached) apply(e events.Envelope) {
 		c.client.Apply(e)
 	}
 	c.seq = e.Seq
+	if isKeyedID(e.ID) {
+		n := min(len(c.keyed), MaxRemembered-1)
+		next := make([]keyedEvent, 0, n+1)
+		next = append(next, c.keyed[len(c.keyed)-n:]...)
+		c.keyed = append(next, keyedEvent{e.ID, e.Seq})
+	}
+}
+
+// replayed returns the sequence of the last event the command under key
+// appended to agg, if the aggregate remembers it.
+func (c *cached) replayed(key string, agg events.Aggregate) (uint64, bool) {
+	first := keyedID(key, agg, 0)
+	for i, k := range c.keyed {
+		if k.id != first {
+			continue
+		}
+		// A command's events are appended together, so its later
+		// events follow its first.
+		seq := k.seq
+		for j, next := range c.keyed[i+1:] {
+			if next.id != keyedID(key, agg, j+1) {
+				break
+			}
+			seq = next.seq
+		}
+		return seq, true
+	}
+	return 0, false
 }
 
 // NewHandler returns a Handler appending to store.
@@ -142,6 +190,55 @@ func WithRequestedAt(ctx context.Context, at time.Time) context.Context {
 	return context.WithValue(ctx, requestedKey{}, at.UTC())
 }
 
+type keyKey struct{}
+
+// WithIdempotencyKey makes the commands run with ctx idempotent under key:
+// their events get ids derived from the key and the aggregate, so a
+// command repeated with the same key (a retry after a lost reply, a
+// duplicate delivery, a storm of resubmissions from any number of
+// processes) appends its events once and answers with the first one's
+// result. ValidIdempotencyKey tells which keys are accepted.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyKey{}, key)
+}
+
+// IdempotencyKey returns the key WithIdempotencyKey put in ctx, if any.
+func IdempotencyKey(ctx context.Context) string {
+	k, _ := ctx.Value(keyKey{}).(string)
+	return k
+}
+
+// ValidIdempotencyKey reports whether key may be used: 1-128 printable
+// ASCII characters without spaces.
+func ValidIdempotencyKey(key string) bool {
+	if key == "" || len(key) > 128 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// keyedPrefix starts the ids of events appended under an idempotency key;
+// generated ids (NUIDs) are upper-case letters and digits, so they never
+// start with it.
+const keyedPrefix = "k-"
+
+func isKeyedID(id string) bool {
+	return len(id) > len(keyedPrefix) && id[:len(keyedPrefix)] == keyedPrefix
+}
+
+// keyedID derives the id of the i-th event a command under key appends to
+// agg.
+func keyedID(key string, agg events.Aggregate, i int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", agg, key, i)
+	return keyedPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
 // ValidSource reports whether s may name a component: 1-64 printable
 // ASCII characters without spaces.
 func ValidSource(s string) bool {
@@ -166,6 +263,10 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 	}
 	if err := validateID(field, agg.ID); err != nil {
 		return Result{}, err
+	}
+	key := IdempotencyKey(ctx)
+	if key != "" && !ValidIdempotencyKey(key) {
+		return Result{}, Invalid("idempotency_key", "idempotency key must be 1-128 printable ASCII characters without spaces")
 	}
 	if s, ok := cmd.(withSecrets); ok {
 		for _, sec := range s.secrets() {
@@ -192,6 +293,14 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 		if err != nil {
 			return Result{}, Unavailable(err, "event log unavailable")
 		}
+		if key != "" {
+			// A key's first event id is enough to recognise it; a
+			// command that appended nothing left no trace and is
+			// decided again.
+			if seq, ok := st.replayed(key, agg); ok {
+				return Result{Seq: seq, Replayed: true}, nil
+			}
+		}
 		payloads, err := decide(st, cmd)
 		if err != nil {
 			return Result{}, err
@@ -210,7 +319,11 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 		}
 		envs := make([]events.Envelope, len(payloads))
 		for i, p := range payloads {
-			envs[i], err = events.New(nuid.Next(), source, agg, now, p)
+			id := nuid.Next()
+			if key != "" {
+				id = keyedID(key, agg, i)
+			}
+			envs[i], err = events.New(id, source, agg, now, p)
 			if err != nil {
 				return Result{}, Internal(err, "build event")
 			}

@@ -46,6 +46,9 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	if c.source != "" {
 		m.Header.Set(SourceHeader, c.source)
 	}
+	if key := commands.IdempotencyKey(ctx); key != "" {
+		m.Header.Set(IdempotencyKeyHeader, key)
+	}
 	msg, err := c.nc.RequestMsgWithContext(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):

@@ -171,6 +171,9 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 			if src := req.Headers().Get(SourceHeader); src != "" {
 				rctx = commands.WithSource(rctx, src)
 			}
+			if key := req.Headers().Get(IdempotencyKeyHeader); key != "" {
+				rctx = commands.WithIdempotencyKey(rctx, key)
+			}
 			if at, err := time.Parse(time.RFC3339Nano, req.Headers().Get(RequestedAtHeader)); err == nil {
 				rctx = commands.WithRequestedAt(rctx, at)
 			}
@@ -230,7 +233,7 @@ func command[C any](s *Server, pointer bool) func(context.Context, []byte) (any,
 		if err != nil {
 			return nil, err
 		}
-		reply := CommandReply{Seq: res.Seq, Events: make([]EventRef, len(res.Events))}
+		reply := CommandReply{Seq: res.Seq, Events: make([]EventRef, len(res.Events)), Replayed: res.Replayed}
 		for i, e := range res.Events {
 			reply.Events[i] = EventRef{ID: e.ID, Type: e.Type, Seq: e.Seq}
 		}

@@ -37,6 +37,11 @@ const SourceHeader = "Flmngr-Source"
 // nanoseconds); the events it causes record it.
 const RequestedAtHeader = "Flmngr-Requested-At"
 
+// IdempotencyKeyHeader carries a command's idempotency key: a command
+// repeated with the same key appends its events once and is answered
+// with the first one's result (see commands.WithIdempotencyKey).
+const IdempotencyKeyHeader = "Flmngr-Idempotency-Key"
+
 // EventRef names an appended event.
 type EventRef struct {
 	ID   string `json:"id"`
@@ -50,6 +55,9 @@ type CommandReply struct {
 	// aggregate's last event when nothing changed).
 	Seq    uint64     `json:"seq"`
 	Events []EventRef `json:"events"`
+	// Replayed is true when the command repeated an idempotency key
+	// already acted on: nothing was appended this time.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Consistency is part of every query: the views answer only once they

@@ -62,7 +62,7 @@ func cors(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Idempotency-Key")
 }
 
 func (g *Gateway) compatPreflight(w http.ResponseWriter, r *http.Request) {

@@ -114,6 +114,13 @@ func (g *Gateway) handle(pattern string, level int, stream bool, fn http.Handler
 				return
 			}
 		}
+		if key := r.Header.Get("Idempotency-Key"); key != "" {
+			if !commands.ValidIdempotencyKey(key) {
+				g.writeError(w, r, commands.Invalid("Idempotency-Key", "the Idempotency-Key header must be 1-128 printable ASCII characters without spaces"))
+				return
+			}
+			r = r.WithContext(commands.WithIdempotencyKey(r.Context(), key))
+		}
 		if !stream {
 			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeout)
 			defer cancel()

@@ -289,3 +289,48 @@ func TestEventStreamResumesWithoutGapsOrDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// A client that retries a command with the same Idempotency-Key header
+// (after a lost reply, say) gets the first answer again and nothing is
+// appended twice.
+func TestIdempotencyKeyHeader(t *testing.T) {
+	e := deploy(t, false)
+	send := func(key, body string) (int, []byte) {
+		req, _ := http.NewRequest("POST", e.base+"/api/v1/tasks", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	const body = `{"task_id":"k1","host":"localhost","port":8080}`
+	var first struct {
+		Seq    uint64 `json:"seq"`
+		Events []any  `json:"events"`
+	}
+	code, b := send("create-k1", body)
+	if json.Unmarshal(b, &first); code != 201 || len(first.Events) != 1 {
+		t.Fatalf("first create: %d %s", code, b)
+	}
+	for range 5 {
+		var again struct {
+			Seq      uint64 `json:"seq"`
+			Events   []any  `json:"events"`
+			Replayed bool   `json:"replayed"`
+		}
+		code, b := send("create-k1", body)
+		if json.Unmarshal(b, &again); code != 201 || !again.Replayed || again.Seq != first.Seq || len(again.Events) != 0 {
+			t.Fatalf("repeated create: %d %s, want the first answer (seq %d) replayed", code, b, first.Seq)
+		}
+	}
+	// Without the key the repeat is a conflict, as it should be.
+	code, b = e.json("POST", "/api/v1/tasks", "admin", body)
+	e.expectError(code, b, 409, "conflict", "")
+	code, b = send("a key with spaces", body)
+	e.expectError(code, b, 400, "invalid", "Idempotency-Key")
+}

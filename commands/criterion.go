@@ -26,6 +26,8 @@ type CriterionEnv struct {
 	AvgDisconnectionPerRound *float64       `expr:"avg_disconnection_per_round"`
 	UserID                   string         `expr:"user_id"`
 	Attrs                    map[string]any `expr:"attrs"`
+
+	meter *meter
 }
 
 // Criterion is a compiled selection criterion. The zero value (an empty
@@ -44,7 +46,12 @@ func CompileCriterion(src string) (*Criterion, error) {
 	if len(src) > MaxCriterionLength {
 		return nil, Invalid("selection_criteria", "selection criterion is longer than %d bytes", MaxCriterionLength)
 	}
-	p, err := expr.Compile(src, expr.Env(CriterionEnv{}), expr.AsBool(), expr.MaxNodes(criterionMaxNodes))
+	g := &guard{}
+	p, err := expr.Compile(src, expr.Env(CriterionEnv{}), expr.AsBool(), expr.MaxNodes(criterionMaxNodes),
+		stepOption(), expr.Patch(g))
+	if g.err != nil {
+		err = g.err
+	}
 	if err != nil {
 		return nil, &Error{
 			Kind:    KindInvalid,
@@ -67,6 +74,7 @@ func (c *Criterion) Match(clientID string, a events.ClientAttributes) (bool, err
 		AvgDisconnectionPerRound: a.AvgDisconnectionPerRound,
 		UserID:                   clientID,
 		Attrs:                    a.Extra,
+		meter:                    newMeter(),
 	}
 	if env.Attrs == nil {
 		env.Attrs = map[string]any{}

@@ -56,6 +56,9 @@ type ClientState struct {
 	// Online is false from a disconnection until the client is heard
 	// from again.
 	Online bool `json:"online"`
+	// PublicKey is the NKey the client's agent connects with ("": none
+	// issued, or revoked).
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // maxDone bounds how many finished and quarantined runs a client
@@ -66,7 +69,11 @@ const maxDone = 256
 func (s *ClientState) Apply(e events.Envelope) {
 	switch p := e.Event.(type) {
 	case *events.ClientRegistered:
-		*s = ClientState{Exists: true, Attributes: p.Attributes, AttributesSeq: e.Seq, CreatedAt: e.Time, UpdatedAt: e.Time, Online: true}
+		*s = ClientState{Exists: true, Attributes: p.Attributes, AttributesSeq: e.Seq, CreatedAt: e.Time, UpdatedAt: e.Time, Online: true, PublicKey: s.PublicKey}
+	case *events.ClientKeyIssued:
+		s.PublicKey = p.PublicKey
+	case *events.ClientKeyRevoked:
+		s.PublicKey = ""
 	case *events.ClientInfoReported:
 		s.Attributes, s.AttributesSeq, s.UpdatedAt = p.Attributes, e.Seq, e.Time
 	case *events.ClientOffersChanged:

@@ -3,6 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error for callers: the gateway maps it to an HTTP
@@ -17,6 +18,7 @@ const (
 	KindUnauthorized Kind = "unauthorized"
 	KindForbidden    Kind = "forbidden"
 	KindUnavailable  Kind = "unavailable"
+	KindRateLimited  Kind = "rate_limited"
 	KindInternal     Kind = "internal"
 )
 
@@ -27,7 +29,9 @@ type Error struct {
 	Kind    Kind   `json:"kind"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
-	Err     error  `json:"-"`
+	// RetryAfterMS, on a rate_limited error, is when to try again.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
+	Err          error `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -58,6 +62,12 @@ func Conflict(format string, args ...any) *Error {
 // reached in time.
 func Unavailable(err error, format string, args ...any) *Error {
 	return &Error{Kind: KindUnavailable, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// RateLimited reports a caller that sends faster than it may; it may try
+// again after the given wait.
+func RateLimited(retry time.Duration, format string, args ...any) *Error {
+	return &Error{Kind: KindRateLimited, Message: fmt.Sprintf(format, args...), RetryAfterMS: max(1, retry.Milliseconds())}
 }
 
 // Internal reports a bug or an unexpected failure; the detail stays in Err.

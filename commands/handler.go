@@ -239,6 +239,12 @@ func keyedID(key string, agg events.Aggregate, i int) string {
 	return keyedPrefix + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// RequestedAt returns the time WithRequestedAt put in ctx, if any.
+func RequestedAt(ctx context.Context) (time.Time, bool) {
+	at, ok := ctx.Value(requestedKey{}).(time.Time)
+	return at, ok && !at.IsZero()
+}
+
 // ValidSource reports whether s may name a component: 1-64 printable
 // ASCII characters without spaces.
 func ValidSource(s string) bool {

@@ -18,6 +18,8 @@ const (
 	ClientTaskQuarantinedV1 = "client.task_quarantined.v1"
 	ClientDisconnectedV1    = "client.disconnected.v1"
 	ClientReconnectedV1     = "client.reconnected.v1"
+	ClientKeyIssuedV1       = "client.key_issued.v1"
+	ClientKeyRevokedV1      = "client.key_revoked.v1"
 )
 
 func init() {
@@ -36,6 +38,8 @@ func init() {
 		func() Payload { return &ClientTaskQuarantined{} },
 		func() Payload { return &ClientDisconnected{} },
 		func() Payload { return &ClientReconnected{} },
+		func() Payload { return &ClientKeyIssued{} },
+		func() Payload { return &ClientKeyRevoked{} },
 	)
 }
 
@@ -178,6 +182,21 @@ type ClientReconnected struct {
 	Gap time.Duration `json:"gap_ns"`
 }
 
+// ClientKeyIssued records the public NKey a client's agent proves its
+// identity with on NATS (its seed never leaves the machine that made it);
+// it replaces any earlier key.
+type ClientKeyIssued struct {
+	PublicKey string `json:"public_key"`
+}
+
+// ClientKeyRevoked records that a client's key no longer connects.
+type ClientKeyRevoked struct {
+	PublicKey string `json:"public_key"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+func (*ClientKeyIssued) EventType() string       { return ClientKeyIssuedV1 }
+func (*ClientKeyRevoked) EventType() string      { return ClientKeyRevokedV1 }
 func (*ClientRegistered) EventType() string      { return ClientRegisteredV1 }
 func (*ClientInfoReported) EventType() string    { return ClientInfoReportedV1 }
 func (*ClientOffersChanged) EventType() string   { return ClientOffersChangedV1 }

@@ -105,6 +105,13 @@ func describe(p events.Payload) (run, detail string) {
 		return "", "last seen " + p.LastSeen.Format(time.RFC3339)
 	case *events.ClientReconnected:
 		return "", "after " + p.Gap.String()
+	case *events.ClientKeyIssued:
+		return "", "key " + p.PublicKey
+	case *events.ClientKeyRevoked:
+		if p.Reason != "" {
+			return "", "key " + p.PublicKey + ": " + p.Reason
+		}
+		return "", "key " + p.PublicKey
 	}
 	return "", ""
 }

@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
@@ -109,11 +112,11 @@ type key struct {
 
 // Agent is a client agent.
 type Agent struct {
-	nc    *nats.Conn
-	api   *api.Client
-	log   *fjs.Log
-	files *files.Store
-	cfg   Config
+	nc     *nats.Conn
+	conn   *api.ClientConn
+	files  files.Remote
+	outbox *outbox
+	cfg    Config
 
 	post chan func() // work for the loop goroutine
 
@@ -133,36 +136,58 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{nc: nc, api: api.NewClient(nc, 15*time.Second).WithSource("agent/" + cfg.ClientID), cfg: cfg.withDefaults(), post: make(chan func(), 256),
+	cfg = cfg.withDefaults()
+	conn := api.NewClient(nc, 15*time.Second).WithSource("agent/" + cfg.ClientID).ForClient(cfg.ClientID)
+	return &Agent{nc: nc, conn: conn, files: files.Remote{Get: conn.FileChunk}, outbox: newOutbox(sendTo(conn), cfg.Logger),
+		cfg: cfg, post: make(chan func(), 256),
 		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{}}, nil
 }
+
+// Pending is how many reports wait for the cloud to acknowledge them.
+func (a *Agent) Pending() int { return a.outbox.Len() }
+
+// Drained is closed once no report waits for the cloud.
+func (a *Agent) Drained() <-chan struct{} { return a.outbox.drained() }
 
 // Run registers the client and runs its tasks until ctx ends; it then
 // stops every task process and records them as interrupted.
 func (a *Agent) Run(ctx context.Context) error {
-	var err error
-	if a.log, err = fjs.Attach(ctx, a.nc, fjs.Config{}); err != nil {
-		return fmt.Errorf("agent: %w (is the cloud up?)", err)
-	}
 	if !a.cfg.Simulate {
-		if a.files, err = files.Attach(ctx, a.log.JetStream()); err != nil {
+		js, err := jetstream.New(a.nc)
+		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
-		sink, output := logs.NewPublisher(a.log.JetStream()).Sink("client-"+a.cfg.ClientID), a.cfg.Output
+		sink, output := logs.NewPublisher(js).Sink("client-"+a.cfg.ClientID), a.cfg.Output
 		a.cfg.Output = func(task, run string, m taskd.Message) { sink(task, run, m); output(task, run, m) }
 	}
 	info, infoStamp, err := a.readInfo()
 	if err != nil {
 		return err
 	}
-	if _, err := a.api.ReportClient(ctx, commands.ReportClientInfo{ClientID: a.cfg.ClientID, ClientInfo: info, Register: true}); err != nil {
-		return fmt.Errorf("agent: report attributes: %w", err)
+	reconnected := make(chan struct{}, 1)
+	outboxDone := make(chan struct{})
+	outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { defer close(outboxDone); a.outbox.run(outboxCtx, reconnected) }()
+	defer func() {
+		// What the shutdown reported goes out if the cloud is there.
+		select {
+		case <-a.outbox.drained():
+		case <-time.After(5 * time.Second):
+			a.cfg.Logger.Warn("reports not delivered at shutdown", "pending", a.outbox.Len())
+		}
+		stopOutbox()
+		<-outboxDone
+	}()
+	// The first report is sent at once: bad attributes stop the agent
+	// with the cloud's reason rather than a warning in the log.
+	register := pending{key: "agent-" + nuid.Next(), at: time.Now(), info: &commands.ReportClientInfo{ClientInfo: info, Register: true}}
+	if err := a.untilReachable(ctx, "report attributes", func() error { return sendTo(a.conn)(ctx, register) }); err != nil {
+		return err
 	}
 	if err := a.restore(ctx); err != nil {
 		return err
 	}
-	offersSubject := a.log.LiveSubject(a.offersFilter())
-	sub, err := a.nc.Subscribe(offersSubject, func(m *nats.Msg) {
+	sub, err := a.nc.Subscribe(a.offersLive(), func(m *nats.Msg) {
 		live, err := fjs.ParseLive(m)
 		if err != nil {
 			a.cfg.Logger.Warn("bad live offers", "err", err)
@@ -196,6 +221,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		case fn := <-a.post:
 			fn()
 		case <-status:
+			select {
+			case reconnected <- struct{}{}:
+			default:
+			}
 			a.resync(ctx) // reconnected: catch up on offers missed meanwhile
 		case <-heartbeat.C:
 			a.beat()
@@ -207,9 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			if stamp != infoStamp {
 				infoStamp = stamp
-				if _, err := a.api.ReportClient(ctx, commands.ReportClientInfo{ClientID: a.cfg.ClientID, ClientInfo: info}); err != nil {
-					a.cfg.Logger.Warn("report attributes", "err", err)
-				}
+				a.outbox.add(pending{info: &commands.ReportClientInfo{ClientInfo: info}})
 			}
 		}
 	}
@@ -223,8 +250,10 @@ func (a *Agent) send(ctx context.Context, fn func()) {
 	}
 }
 
-func (a *Agent) offersFilter() string {
-	return a.log.EventSubject(events.Client(a.cfg.ClientID), events.ClientOffersChangedV1)
+// offersLive is where the client's offers events are republished.
+func (a *Agent) offersLive() string {
+	_, name, _ := strings.Cut(events.ClientOffersChangedV1, ".")
+	return fjs.Config{}.Defaults().LivePrefix + "." + events.KindClient + "." + a.cfg.ClientID + "." + name
 }
 
 // readInfo merges the attributes file over the flags and returns a stamp
@@ -268,9 +297,13 @@ func (a *Agent) readInfo() (commands.ClientInfo, string, error) {
 // finished runs, and runs an earlier life left running (their processes
 // died with it, so they are recorded as interrupted).
 func (a *Agent) restore(ctx context.Context) error {
-	evs, err := a.log.Load(ctx, events.Client(a.cfg.ClientID), 0)
+	var evs []events.Envelope
+	err := a.untilReachable(ctx, "load history", func() (err error) {
+		evs, err = a.conn.History(ctx, 0)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("agent: load history: %w", err)
+		return err
 	}
 	var st commands.ClientState
 	for _, e := range evs {
@@ -293,10 +326,30 @@ func (a *Agent) restore(ctx context.Context) error {
 	return nil
 }
 
+// untilReachable calls fn until the cloud answers it, backing off while
+// the cloud cannot be reached.
+func (a *Agent) untilReachable(ctx context.Context, what string, fn func() error) error {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if k := commands.KindOf(err); k != commands.KindUnavailable && k != commands.KindRateLimited {
+			return fmt.Errorf("agent: %s: %w", what, err)
+		}
+		a.cfg.Logger.Warn("waiting for the cloud", "step", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent: %s: %w", what, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
 // resync reads the client's last offers from the log, for when live
 // events may have been missed.
 func (a *Agent) resync(ctx context.Context) {
-	e, ok, err := a.log.LastEvent(ctx, a.offersFilter())
+	e, ok, err := a.conn.LastOffers(ctx)
 	if err != nil {
 		a.cfg.Logger.Warn("resync offers", "err", err)
 		return
@@ -336,13 +389,10 @@ func (a *Agent) applyOffers(ctx context.Context, e events.Envelope) {
 }
 
 // report records what happened to a task on this client.
-func (a *Agent) report(ctx context.Context, r commands.ReportClientTask) {
-	r.ClientID = a.cfg.ClientID
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	if _, err := a.api.ReportClientTask(ctx, r); err != nil {
-		a.cfg.Logger.Warn("report task", "task_id", r.TaskID, "kind", r.Kind, "err", err)
-	}
+// It goes out through the outbox: in order, once, whenever the cloud can
+// be reached.
+func (a *Agent) report(_ context.Context, r commands.ReportClientTask) {
+	a.outbox.add(pending{task: &r})
 }
 
 func (a *Agent) beat() {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,8 +11,10 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/flmngr/flmngr/commands"
+	evs "github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/jetstream/jstest"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/cloud"
 )
 
 func TestUnknownFieldIsInvalidAndNamed(t *testing.T) {
@@ -69,5 +72,50 @@ func TestNoServiceIsUnavailableNotAHang(t *testing.T) {
 	}
 	if time.Since(start) > 2*time.Second {
 		t.Fatalf("took %s", time.Since(start))
+	}
+}
+
+// A client that floods the cloud with reports is told to slow down, with
+// when to retry; other clients are not affected, and the flood never gets
+// more than its burst into the log.
+func TestFloodingClientIsRateLimited(t *testing.T) {
+	ctx := context.Background()
+	c, err := cloud.Open(ctx, cloud.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0", Name: "rate", ClientRate: 5, ClientBurst: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nc, err := nats.Connect(c.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	flood := api.NewClient(nc, 5*time.Second).ForClient("flood")
+	var ok, limited int
+	var retry int64
+	for i := range 100 {
+		_, err := flood.Report(ctx, commands.ReportClientInfo{Register: true, ClientInfo: commands.ClientInfo{DataQnt: new(int64(i))}})
+		switch commands.KindOf(err) {
+		case commands.KindRateLimited:
+			limited++
+			retry = commands.AsError(err).RetryAfterMS
+		default:
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok++
+		}
+	}
+	// 20 at once, then 5 a second: the loop takes well under 2 s.
+	if ok < 20 || ok > 32 || limited != 100-ok || retry <= 0 || retry > 1000 {
+		t.Fatalf("%d accepted, %d limited (retry after %d ms); want about 20 accepted and the rest limited", ok, limited, retry)
+	}
+	calm := api.NewClient(nc, 5*time.Second).ForClient("calm")
+	if _, err := calm.Report(ctx, commands.ReportClientInfo{Register: true}); err != nil {
+		t.Fatalf("another client while one floods: %v", err)
+	}
+	events, _ := c.Log.Load(ctx, evs.Client("flood"), 0)
+	if len(events) != ok {
+		t.Fatalf("%d events of the flooding client, want %d", len(events), ok)
 	}
 }

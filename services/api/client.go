@@ -31,9 +31,25 @@ func NewClient(nc *nats.Conn, timeout time.Duration) *Client {
 }
 
 func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
+	msg, err := c.request(ctx, subject, req)
+	if err != nil {
+		return err
+	}
+	if reply == nil {
+		return nil
+	}
+	if err := json.Unmarshal(msg.Data, reply); err != nil {
+		return commands.Internal(err, "decode reply of %s", subject)
+	}
+	return nil
+}
+
+// request sends req as JSON and returns the reply, or the error it
+// carries as *commands.Error.
+func (c *Client) request(ctx context.Context, subject string, req any) (*nats.Msg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return commands.Internal(err, "encode request")
+		return nil, commands.Internal(err, "encode request")
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -42,7 +58,11 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	}
 	m := nats.NewMsg(subject)
 	m.Data = body
-	m.Header.Set(RequestedAtHeader, time.Now().UTC().Format(time.RFC3339Nano))
+	at, ok := commands.RequestedAt(ctx)
+	if !ok {
+		at = time.Now()
+	}
+	m.Header.Set(RequestedAtHeader, at.UTC().Format(time.RFC3339Nano))
 	if c.source != "" {
 		m.Header.Set(SourceHeader, c.source)
 	}
@@ -52,26 +72,20 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	msg, err := c.nc.RequestMsgWithContext(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return commands.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
+		return nil, commands.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return commands.Unavailable(err, "flmngr did not answer %s in time", subject)
+		return nil, commands.Unavailable(err, "flmngr did not answer %s in time", subject)
 	case err != nil:
-		return commands.Unavailable(err, "request %s", subject)
+		return nil, commands.Unavailable(err, "request %s", subject)
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		e := &commands.Error{}
 		if json.Unmarshal(msg.Data, e) != nil || e.Kind == "" {
 			e = &commands.Error{Kind: commands.Kind(code), Message: msg.Header.Get(micro.ErrorHeader)}
 		}
-		return e
+		return nil, e
 	}
-	if reply == nil {
-		return nil
-	}
-	if err := json.Unmarshal(msg.Data, reply); err != nil {
-		return commands.Internal(err, "decode reply of %s", subject)
-	}
-	return nil
+	return msg, nil
 }
 
 func (c *Client) command(ctx context.Context, subject string, cmd any) (CommandReply, error) {
@@ -211,3 +225,13 @@ func (c *Client) WithSource(source string) *Client {
 
 // String names what the client talks to.
 func (c *Client) String() string { return fmt.Sprintf("flmngr at %s", c.nc.ConnectedUrlRedacted()) }
+
+// IssueClientKey records the public key a client's agent connects with.
+func (c *Client) IssueClientKey(ctx context.Context, cmd commands.IssueClientKey) (CommandReply, error) {
+	return c.command(ctx, SubjectIssueKey, cmd)
+}
+
+// RevokeClientKey stops a client's key from connecting.
+func (c *Client) RevokeClientKey(ctx context.Context, cmd commands.RevokeClientKey) (CommandReply, error) {
+	return c.command(ctx, SubjectRevokeKey, cmd)
+}

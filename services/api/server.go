@@ -46,6 +46,16 @@ type Config struct {
 	// Files checks uploads before they are recorded (nil: uploads are
 	// refused).
 	Files FileVerifier
+	// Events and Chunks serve the per-client endpoints (a client's own
+	// history and offers, the files of tasks offered to it).
+	Events ClientEvents
+	Chunks ChunkReader
+	// ClientRate and ClientBurst bound each client's requests on its own
+	// endpoints (default 50 a second, bursts of 500; a negative rate
+	// turns the limit off). OnLimited is told of every refusal.
+	ClientRate  float64
+	ClientBurst int
+	OnLimited   func(clientID string)
 	// Observe, when set, is told how long each request took.
 	Observe func(endpoint string, d time.Duration, failed bool)
 	Logger  *slog.Logger
@@ -58,6 +68,8 @@ type Server struct {
 	log   StreamInfo
 	cfg   Config
 	sem   chan struct{}
+
+	limiter *Limiter
 }
 
 // NewServer returns a Server; Run serves it.
@@ -77,7 +89,14 @@ func NewServer(exec Executor, views *pbadger.Store, log StreamInfo, cfg Config) 
 	if cfg.Version == "" {
 		cfg.Version = "0.1.0"
 	}
-	return &Server{exec: exec, views: views, log: log, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency)}
+	if cfg.ClientRate == 0 {
+		cfg.ClientRate = 50
+	}
+	if cfg.ClientBurst == 0 {
+		cfg.ClientBurst = 500
+	}
+	return &Server{exec: exec, views: views, log: log, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency),
+		limiter: NewLimiter(cfg.ClientRate, cfg.ClientBurst)}
 }
 
 type endpoint struct {
@@ -97,6 +116,8 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false)},
 		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false)},
 		{"client_task", SubjectClientTask, command[commands.ReportClientTask](s, false)},
+		{"client_key_issue", SubjectIssueKey, command[commands.IssueClientKey](s, false)},
+		{"client_key_revoke", SubjectRevokeKey, command[commands.RevokeClientKey](s, false)},
 		{"task_files", SubjectTaskFiles, s.taskFiles},
 	}
 	queries := []endpoint{
@@ -127,6 +148,7 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 	}{
 		{"flmngr-commands", "flmngr commands: create, update, delete, start and stop tasks; register clients and report their attributes", cmds},
 		{"flmngr-queries", "flmngr queries: tasks, clients (users), the timeline and status; view rebuilds", queries},
+		{"flmngr-clients", "flmngr per-client endpoints: a client agent's reports, history, offers and task files, on its own subjects", s.clientEndpoints()},
 	} {
 		svc, err := micro.AddService(nc, micro.Config{Name: def.name, Version: s.cfg.Version, Description: def.desc})
 		if err != nil {
@@ -168,6 +190,7 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 			}()
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			defer cancel()
+			rctx = context.WithValue(rctx, subjectKey{}, req.Subject())
 			if src := req.Headers().Get(SourceHeader); src != "" {
 				rctx = commands.WithSource(rctx, src)
 			}
@@ -189,6 +212,12 @@ func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
 					s.cfg.Logger.Error("request failed", "subject", ep.subject, "err", err)
 				}
 				respondError(req, e)
+				return
+			}
+			if raw, ok := out.(rawReply); ok {
+				if err := req.Respond(raw); err != nil {
+					s.cfg.Logger.Warn("reply failed", "subject", ep.subject, "err", err)
+				}
 				return
 			}
 			if err := req.RespondJSON(out); err != nil {

@@ -15,6 +15,8 @@ const (
 	SubjectRegisterClient = "flmngr.cmd.client.register"
 	SubjectReportClient   = "flmngr.cmd.client.report"
 	SubjectClientTask     = "flmngr.cmd.client.task"
+	SubjectIssueKey       = "flmngr.cmd.client.key_issue"
+	SubjectRevokeKey      = "flmngr.cmd.client.key_revoke"
 	SubjectTaskFiles      = "flmngr.cmd.task.files"
 
 	SubjectGetTask    = "flmngr.q.task.get"

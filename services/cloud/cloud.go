@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,11 +14,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/gateway"
 	"github.com/flmngr/flmngr/services/logs"
@@ -56,18 +60,41 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Output, when set, gets every line the servers print.
 	Output func(task, run string, m taskd.Message)
+	// OnAppend, when set, is told about every batch of events this cloud
+	// appended, once the log acknowledged them.
+	OnAppend func([]events.Envelope)
 	// Gateway is the HTTP address of the API, the original's endpoints and
 	// the console ("" turns it off; port 0 picks a free one).
 	Gateway string
 	// OpenReads serves reads without the admin token.
 	OpenReads bool
-	Logger    *slog.Logger
+	// ClientRate and ClientBurst bound each client agent's requests
+	// (default 50 a second, bursts of 500).
+	ClientRate  float64
+	ClientBurst int
+	// Auth makes the embedded server require an identity of every
+	// connection (see package auth): the operators' key is kept in
+	// DataDir/operator.nk, client keys come from the event log.
+	Auth bool
+	// TLSCert and TLSKey make the embedded server speak TLS only.
+	TLSCert, TLSKey string
+	// Creds authenticates the connection to an external NATS: an NKey
+	// seed file or a NATS .creds file (JWT). TLSCA verifies its
+	// certificate.
+	Creds, TLSCA string
+	Logger       *slog.Logger
 }
 
 // Validate reports whether the configuration is usable.
 func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("a data directory is required")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("TLS needs both a certificate and its key")
+	}
+	if c.NATSURL != "" && (c.Auth || c.TLSCert != "") {
+		return errors.New("authentication and TLS of an external NATS are its own configuration: pass --creds and --tls-ca to connect to it")
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("replicas must be between 1 and 5, got %d", c.Replicas)
@@ -86,6 +113,12 @@ type Cloud struct {
 	Files   *files.Store
 	Logs    *logs.Publisher
 	Metrics *metrics.Metrics
+	// Auth keeps the embedded server's identities (nil without Auth).
+	Auth *auth.Registry
+	// OperatorKey is the operators' key file; OperatorKeyCreated is true
+	// when this start created it.
+	OperatorKey        string
+	OperatorKeyCreated bool
 	// AdminToken guards the gateway's mutating calls; TokenCreated is
 	// true when this start created it (show it once).
 	AdminToken   string
@@ -118,13 +151,24 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 		}
 	}()
 	if cfg.NATSURL == "" {
-		c.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: cfg.DataDir, Listen: cfg.Listen, ServerName: "flmngr-" + cfg.Name})
-		if err != nil {
+		var connOpts []nats.Option
+		if connOpts, err = c.startEmbedded(); err != nil {
 			return nil, err
 		}
-		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.Name("flmngr-cloud "+cfg.Name))
+		c.nc, err = nats.Connect("", append(connOpts, nats.InProcessServer(c.ns), nats.Name("flmngr-cloud "+cfg.Name))...)
 	} else {
-		c.nc, err = nats.Connect(cfg.NATSURL, nats.Name("flmngr-cloud "+cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+		opts := []nats.Option{nats.Name("flmngr-cloud " + cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+		if cfg.Creds != "" {
+			o, err := auth.CredsOption(cfg.Creds)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, o)
+		}
+		if cfg.TLSCA != "" {
+			opts = append(opts, nats.RootCAs(cfg.TLSCA))
+		}
+		c.nc, err = nats.Connect(cfg.NATSURL, opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
@@ -151,10 +195,17 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 		output = func(task, run string, m taskd.Message) { pub(task, run, m); cfg.Output(task, run, m) }
 	}
 	c.Metrics = metrics.New(c.Views)
-	c.Cmds = commands.NewHandler(c.Log, commands.Config{Source: "cloud/" + cfg.Name, HashPassword: cfg.HashPassword, OnAppend: c.Metrics.Appended})
+	onAppend := c.Metrics.Appended
+	if cfg.OnAppend != nil {
+		onAppend = func(envs []events.Envelope) { c.Metrics.Appended(envs); cfg.OnAppend(envs) }
+	}
+	c.Cmds = commands.NewHandler(c.Log, commands.Config{Source: "cloud/" + cfg.Name, HashPassword: cfg.HashPassword, OnAppend: onAppend})
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.goRun("views", func() error { return c.Views.Run(runCtx, c.Log) })
+	if c.Auth != nil {
+		c.goRun("auth", func() error { return c.Auth.Run(runCtx, c.Log) })
+	}
 	sup := supervisor.New(c.Log, c.Cmds, c.Files, supervisor.Config{
 		Name: cfg.Name, WorkDir: filepath.Join(cfg.DataDir, "work"), Grace: cfg.Grace, Output: output,
 		OnSpawn: c.Metrics.Spawned, OnExit: c.Metrics.Exited,
@@ -166,6 +217,7 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	p := presence.New(c.nc, c.Cmds, c.Views, presence.Config{Timeout: cfg.HeartbeatTimeout, Logger: cfg.Logger.With("component", "presence")})
 	c.goRun("presence", func() error { return p.Run(runCtx) })
 	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Observe: c.Metrics.Command,
+		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited,
 		Logger: cfg.Logger.With("component", "api")})
 	c.stopAPI, err = srv.Start(runCtx, c.nc)
 	if err != nil {
@@ -175,6 +227,52 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// startEmbedded starts the embedded server, with identities and TLS as
+// configured, and returns the options of the cloud's own connection.
+func (c *Cloud) startEmbedded() ([]nats.Option, error) {
+	cfg := c.cfg
+	var conn []nats.Option
+	if cfg.Auth {
+		cloudKey, err := auth.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		c.OperatorKey = filepath.Join(cfg.DataDir, "operator.nk")
+		opKey, created, err := auth.LoadOrCreateKey(c.OperatorKey, "flmngr operator key: the CLI connects with it (--creds, $FLMNGR_CREDS).")
+		if err != nil {
+			return nil, fmt.Errorf("operator key: %w", err)
+		}
+		c.OperatorKeyCreated = created
+		c.Auth = auth.NewRegistry(cfg.Logger.With("component", "auth"), auth.Cloud(auth.PublicKey(cloudKey)), auth.Operator(auth.PublicKey(opKey)))
+		conn = append(conn, auth.KeyOption(cloudKey))
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		var err error
+		if tlsConfig, err = server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey}); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	var err error
+	c.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: cfg.DataDir, Listen: cfg.Listen, ServerName: "flmngr-" + cfg.Name,
+		Customize: func(o *server.Options) error {
+			if tlsConfig != nil {
+				o.TLS, o.TLSConfig, o.TLSTimeout = true, tlsConfig, 5
+			}
+			if c.Auth != nil {
+				return c.Auth.Configure(o)
+			}
+			return nil
+		}})
+	if err != nil {
+		return nil, err
+	}
+	if c.Auth != nil {
+		c.Auth.Attach(c.ns)
+	}
+	return conn, nil
 }
 
 // startGateway serves the HTTP gateway unless it is turned off.
@@ -200,6 +298,25 @@ func (c *Cloud) startGateway(ctx context.Context) error {
 	c.gatewayURL = "http://" + ln.Addr().String()
 	c.goRun("gateway", func() error { return g.Run(ctx, ln) })
 	return nil
+}
+
+// IssueClientKey makes a key for client id, records it, and returns it
+// once the embedded server accepts it (for agents run in this process).
+func (c *Cloud) IssueClientKey(ctx context.Context, id string) (nkeys.KeyPair, error) {
+	kp, err := auth.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Cmds.Execute(ctx, commands.IssueClientKey{ClientID: id, PublicKey: auth.PublicKey(kp)})
+	if err != nil {
+		return nil, err
+	}
+	if c.Auth != nil {
+		if err := c.Auth.WaitFor(ctx, res.Seq); err != nil {
+			return nil, fmt.Errorf("key of client %s not enforced yet: %w", id, err)
+		}
+	}
+	return kp, nil
 }
 
 // GatewayURL is where the HTTP gateway listens ("" when it is off).

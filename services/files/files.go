@@ -125,6 +125,25 @@ func (s *Store) Verify(ctx context.Context, task string, ref events.FileRef) err
 // written to a temporary file, which takes the file's name only when they
 // match: a mismatch leaves nothing behind.
 func (s *Store) Fetch(ctx context.Context, task string, ref events.FileRef, dir string) error {
+	return WriteVerified(dir, ref, func(w io.Writer) (int64, error) {
+		info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return 0, commands.NotFound("file %s of task %s is not in the file store", ref.Name, task)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return s.read(ctx, info, w, ref.Size)
+	})
+}
+
+// WriteVerified writes the file ref names under dir with the bytes copy
+// produces, creating directories under dir as its name needs. Everything
+// is written through an os.Root on dir, so no name or symbolic link can
+// lead a write outside it. The bytes go to a temporary file that takes
+// the file's name only when their size and digest match ref: a mismatch
+// leaves nothing behind.
+func WriteVerified(dir string, ref events.FileRef, copy func(io.Writer) (int64, error)) error {
 	if err := commands.ValidateFileRef(ref); err != nil {
 		return err
 	}
@@ -139,21 +158,15 @@ func (s *Store) Fetch(ctx context.Context, task string, ref events.FileRef, dir 
 			return fmt.Errorf("fetch %s: %w", ref.Name, err)
 		}
 	}
-	info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return commands.NotFound("file %s of task %s is not in the file store", ref.Name, task)
-	}
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", ref.Name, err)
-	}
 	tmp := name + ".flmngr-partial"
+	_ = root.Remove(tmp) // left by an attempt that was killed
 	// Task files are programs: executable, like the scripts they are.
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
 	}
 	h := sha256.New()
-	n, err := s.read(ctx, info, io.MultiWriter(f, h), ref.Size)
+	n, err := copy(io.MultiWriter(f, h))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -162,6 +175,9 @@ func (s *Store) Fetch(ctx context.Context, task string, ref events.FileRef, dir 
 	}
 	if err != nil {
 		_ = root.Remove(tmp)
+		if commands.KindOf(err) != commands.KindInternal {
+			return err
+		}
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
 	}
 	if err := root.Rename(tmp, name); err != nil {
@@ -221,6 +237,12 @@ func check(ref events.FileRef, n int64, h hash.Hash) error {
 // after their bytes are checked; every other file is removed; missing
 // files are fetched and verified.
 func (s *Store) Materialize(ctx context.Context, task string, refs []events.FileRef, dir string) error {
+	return MaterializeWith(refs, dir, func(ref events.FileRef) error { return s.Fetch(ctx, task, ref, dir) })
+}
+
+// MaterializeWith is Materialize with the files fetched by fetch (which
+// writes ref into dir, as Fetch and Remote.Fetch do).
+func MaterializeWith(refs []events.FileRef, dir string, fetch func(events.FileRef) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -247,7 +269,7 @@ func (s *Store) Materialize(ctx context.Context, task string, refs []events.File
 		if have[filepath.FromSlash(ref.Name)] {
 			continue
 		}
-		if err := s.Fetch(ctx, task, ref, dir); err != nil {
+		if err := fetch(ref); err != nil {
 			return err
 		}
 	}

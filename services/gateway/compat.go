@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,6 +95,14 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 	if msg := rp.schema.validate(v); msg != "" {
 		writeJSON(w, http.StatusBadRequest, name+" cannot be executed due to invalid arguments: "+msg)
 		return
+	}
+	fields, _ := v.(map[string]any)
+	if user, ok := fields["user_id"].(string); ok && (name == "rpc_exec_client_requesting_task" || name == "rpc_exec_update_user_info") {
+		if ok, retry := g.limiter.Allow(user); !ok {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(retry/time.Second)+1, 10))
+			writeJSON(w, http.StatusTooManyRequests, fmt.Sprintf("%s: user %s calls too often; retry in %s", name, user, retry.Round(time.Millisecond)))
+			return
+		}
 	}
 	out, err := rp.call(r.Context(), g, body)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/flmngr/flmngr/commands"
 )
@@ -23,6 +24,8 @@ func status(k commands.Kind) int {
 		return http.StatusForbidden
 	case commands.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case commands.KindRateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -49,6 +52,9 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	if e.Kind == commands.KindUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="flmngr"`)
+	}
+	if e.Kind == commands.KindRateLimited {
+		w.Header().Set("Retry-After", strconv.FormatInt((e.RetryAfterMS+999)/1000, 10))
 	}
 	writeJSON(w, status(e.Kind), errorBody{e})
 }

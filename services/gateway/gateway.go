@@ -64,6 +64,9 @@ type Gateway struct {
 	files   *files.Store
 	metrics *metrics.Metrics
 	mux     *http.ServeMux
+	// limiter bounds the original's client calls per user_id, as the
+	// cloud does for client agents.
+	limiter *api.Limiter
 }
 
 // New returns a gateway talking to flmngr over nc; Run serves it.
@@ -80,7 +83,7 @@ func New(ctx context.Context, nc *nats.Conn, m *metrics.Metrics, cfg Config) (*G
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"),
+	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: api.NewLimiter(50, 500),
 		log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
 	g.routes()
 	return g, nil

@@ -33,6 +33,7 @@ type Metrics struct {
 	exits    *prometheus.CounterVec
 	http     *prometheus.HistogramVec
 	streams  prometheus.Gauge
+	limited  prometheus.Counter
 }
 
 // New registers the collectors; views may be nil.
@@ -52,8 +53,10 @@ func New(views Views) *Metrics {
 			Help: "Time to answer an HTTP request, by route.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"route"}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_http_streams",
 			Help: "Server-Sent Events streams open."}),
+		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "flmngr_client_requests_limited_total",
+			Help: "Client agent requests refused for going over their rate limit."}),
 	}
-	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams,
+	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if views != nil {
 		m.reg.MustRegister(&stateCollector{views: views})
@@ -68,6 +71,14 @@ func (m *Metrics) Appended(envs []events.Envelope) {
 	}
 	for _, e := range envs {
 		m.appended.WithLabelValues(e.Type).Inc()
+	}
+}
+
+// Limited counts a client request refused by the rate limit. (Client ids
+// are not labels: their number is unbounded.)
+func (m *Metrics) Limited(string) {
+	if m != nil {
+		m.limited.Inc()
 	}
 }
 

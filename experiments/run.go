@@ -20,6 +20,7 @@ import (
 	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/agent"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
@@ -55,7 +56,7 @@ func Conduct(ctx context.Context, kind string, cfg Config) ([]Run, []Summary, er
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, nil, err
 	}
-	c, err := cloud.Open(ctx, cloud.Config{DataDir: filepath.Join(cfg.Out, "data"), Listen: "127.0.0.1:0", Name: kind, Logger: cfg.Logger, Grace: 2 * time.Second})
+	c, err := cloud.Open(ctx, cloud.Config{DataDir: filepath.Join(cfg.Out, "data"), Listen: "127.0.0.1:0", Name: kind, Logger: cfg.Logger, Grace: 2 * time.Second, Auth: true})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,7 +192,11 @@ func freePort() (int, error) {
 
 // startAgent runs a client agent with its own connection until stop.
 func (x *experiment) startAgent(ctx context.Context, id string) (stop func(), err error) {
-	nc, err := nats.Connect(x.cloud.ClientURL(), nats.Name("flmngr-client "+id))
+	key, err := x.cloud.IssueClientKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(x.cloud.ClientURL(), nats.Name("flmngr-client "+id), auth.KeyOption(key), nats.CustomInboxPrefix(auth.InboxPrefix(id)))
 	if err != nil {
 		return nil, err
 	}

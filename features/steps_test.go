@@ -17,6 +17,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 )
 
@@ -50,7 +51,7 @@ func TestFeatures(t *testing.T) {
 		},
 		Options: &godog.Options{
 			Format:   format(),
-			Paths:    []string{"."},
+			Paths:    featurePaths(),
 			TestingT: t,
 			Strict:   true,
 		},
@@ -58,6 +59,15 @@ func TestFeatures(t *testing.T) {
 	if suite.Run() != 0 {
 		t.Fatal("feature scenarios failed")
 	}
+}
+
+// featurePaths are the features to run: $FLMNGR_FEATURES (paths, with
+// :line to pick a scenario, separated by commas) or all of them.
+func featurePaths() []string {
+	if p := os.Getenv("FLMNGR_FEATURES"); p != "" {
+		return strings.Split(p, ",")
+	}
+	return []string{"."}
 }
 
 // world is one scenario's state, carried in its context.
@@ -127,7 +137,7 @@ func initScenario(sc *godog.ScenarioContext, root string) {
 func open(ctx context.Context) error {
 	wd := w(ctx)
 	c, err := cloud.Open(ctx, cloud.Config{DataDir: wd.dataDir(), Listen: "127.0.0.1:0", Name: "features",
-		Grace: 2 * time.Second, HeartbeatTimeout: time.Second})
+		Grace: 2 * time.Second, HeartbeatTimeout: time.Second, Auth: true})
 	if err != nil {
 		return err
 	}
@@ -139,13 +149,30 @@ func (wd *world) dataDir() string { return filepath.Join(wd.dir, "data") }
 
 // connect makes the scenario's own connection to the cloud at url.
 func (wd *world) connect(url string) error {
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	opts, err := wd.operator()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 	if err != nil {
 		return err
 	}
 	wd.url, wd.nc = url, nc
 	wd.api = api.NewClient(nc, 10*time.Second)
 	return nil
+}
+
+// operatorKey is the operators' key file of the deployment.
+func (wd *world) operatorKey() string { return filepath.Join(wd.dataDir(), "operator.nk") }
+
+// operator are the connection options of an operator: the key flmngr
+// made in its data directory.
+func (wd *world) operator() ([]nats.Option, error) {
+	o, err := auth.CredsOption(wd.operatorKey())
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{o}, nil
 }
 
 func (wd *world) closeCloud() {
@@ -188,7 +215,7 @@ func runCLI(ctx context.Context, line string) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, binary, args...)
-	cmd.Env = append(os.Environ(), "FLMNGR_NATS="+wd.url)
+	cmd.Env = append(os.Environ(), "FLMNGR_NATS="+wd.url, "FLMNGR_CREDS="+wd.operatorKey())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()

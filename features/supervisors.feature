@@ -201,6 +201,7 @@ Feature: Running tasks on the cloud and on clients
     And a client "c1" with sensors "camera"
     And the operator ran flmngr task start A
     And client "c1" runs task "A"
+    And client "c1" reported task "A" running
     When the agent of "c1" gets SIGTERM
     Then the client process of task "A" on "c1" is gone
     And client "c1" runs nothing

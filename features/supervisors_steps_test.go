@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -70,6 +71,7 @@ func initSupervisorSteps(sc *godog.ScenarioContext) {
 	})
 	sc.Step(`^client "([^"]*)" never started task "([^"]*)"( again)?$`, neverStarted)
 	sc.Step(`^the events of client "([^"]*)" are, in order:$`, clientEventsInOrder)
+	sc.Step(`^client "([^"]*)" reported task "([^"]*)" running$`, clientReportedRunning)
 	sc.Step(`^trigger "([^"]*)" of task "([^"]*)" ran with (error|exit code) "?([^"]*)"?$`, triggerRan)
 	sc.Step(`^the trigger of task "([^"]*)" got one argument "([^"]*)"$`, triggerArgument)
 }
@@ -112,7 +114,11 @@ func startFlmngrProcess(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect("nats://"+addr, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	var opts []nats.Option
+	if err := waitFor(ctx, func() (err error) { opts, err = wd.operator(); return err }); err != nil {
+		return err
+	}
+	nc, err := nats.Connect("nats://"+addr, append(opts, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 	if err != nil {
 		return err
 	}
@@ -228,7 +234,15 @@ func startAgent(ctx context.Context, id, sensors, policy string) error {
 	if policy == "" {
 		policy = "one"
 	}
-	p, err := startProcess(wd.dir, "agent-"+id, "client", "--id", id, "--sensors", sensors, "--policy", policy,
+	key := filepath.Join(wd.dir, "agents", id+".nk")
+	if _, err := os.Stat(key); err != nil {
+		// Each client gets its identity as an operator would give it.
+		out, err := exec.Command(binary, "client-credentials", "create", id, "--out", key, "--nats", wd.url, "--creds", wd.operatorKey()).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("client-credentials create %s: %v\n%s", id, err, out)
+		}
+	}
+	p, err := startProcess(wd.dir, "agent-"+id, "client", "--id", id, "--sensors", sensors, "--policy", policy, "--creds", key,
 		"--workdir", filepath.Join(wd.dir, "agents", id), "--nats", wd.url, "--heartbeat", "200ms", "--grace", "2s")
 	if err != nil {
 		return err
@@ -494,6 +508,22 @@ func clientEventsInOrder(ctx context.Context, c string, table *godog.Table) erro
 			return fmt.Errorf("events of %s do not contain %v in order:\n%s", c, want, strings.Join(seen, "\n"))
 		}
 		return nil
+	})
+}
+
+// clientReportedRunning waits until the client process said "Started".
+func clientReportedRunning(ctx context.Context, c, task string) error {
+	return waitFor(ctx, func() error {
+		entries, err := clientTimeline(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Type == events.ClientTaskRunningV1 && e.Task == task {
+				return nil
+			}
+		}
+		return fmt.Errorf("client %s has not reported task %s running", c, task)
 	})
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	MaxLine int
 	// LastLogs is how many log lines the exit keeps (default 20).
 	LastLogs int
+	// PIDFile, when set, records the child's process group while it runs
+	// (see KillStale), and is removed once the child is gone.
+	PIDFile string
 	// OnMessage gets every message, one call at a time, in the order each
 	// stream produced them. It should return quickly: the child blocks
 	// when its pipe is full.
@@ -157,6 +160,15 @@ func Start(cfg Config) (*Process, error) {
 		return nil, fmt.Errorf("taskd: start %s: %w", cfg.Argv[0], err)
 	}
 	p.pid, p.start = cmd.Process.Pid, time.Now()
+	if cfg.PIDFile != "" {
+		if err := writePIDFile(cfg.PIDFile, p.pid); err != nil {
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			_, _ = cmd.Process.Wait()
+			outR.Close()
+			errR.Close()
+			return nil, fmt.Errorf("taskd: pid file: %w", err)
+		}
+	}
 	p.readers.Add(2)
 	go p.read("stdout", outR)
 	go p.read("stderr", errR)
@@ -232,6 +244,9 @@ func (p *Process) wait() {
 	dur := time.Since(p.start)
 	// Leftovers of the task (grandchildren) die with it.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.cfg.PIDFile != "" {
+		_ = os.Remove(p.cfg.PIDFile)
+	}
 	drained := make(chan struct{})
 	go func() { p.readers.Wait(); close(drained) }()
 	select {

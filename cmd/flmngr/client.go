@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/services/agent"
+	"github.com/flmngr/flmngr/services/auth"
 )
 
 func runClient(args []string, out io.Writer) error {
@@ -65,10 +66,18 @@ func runClient(args []string, out io.Writer) error {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(cf.url, nats.Name("flmngr-client "+*id), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
-		nats.Timeout(5*time.Second))
+	opts, err := cf.options(cf.creds)
 	if err != nil {
-		return fmt.Errorf("cannot reach the cloud at %s: %v (set --nats or $FLMNGR_NATS)", cf.url, err)
+		return err
+	}
+	// Replies come to the client's own inbox: its identity may read no
+	// other. A lost link is retried for ever; so is a refused key, which
+	// an operator may issue any moment.
+	opts = append(opts, nats.Name("flmngr-client "+*id), nats.CustomInboxPrefix(auth.InboxPrefix(*id)),
+		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second), nats.IgnoreAuthErrorAbort())
+	nc, err := nats.Connect(cf.url, opts...)
+	if err != nil {
+		return cf.connectError(err, "create the client's key with flmngr client-credentials create "+*id+" and pass it with --creds")
 	}
 	defer nc.Close()
 	a, err := agent.New(nc, cfg)

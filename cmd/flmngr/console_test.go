@@ -68,7 +68,7 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"site-1", "site-2"} {
-		agent := exec.Command(bin, "client", "--id", id, "--sensors", "camera", "--data-qnt", "30000", "--nats", "nats://"+listen,
+		agent := exec.Command(bin, "client", "--id", id, "--sensors", "camera", "--data-qnt", "30000", "--nats", "nats://"+listen, "--creds", clientKey(t, data, listen, id),
 			"--workdir", filepath.Join(t.TempDir(), id), "--log-level", "warn")
 		agent.Stderr = os.Stderr
 		if err := agent.Start(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 )
 
 // buildBinary builds flmngr into a temp dir once per test binary.
@@ -35,6 +36,34 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// operator are the connection options of an operator of the deployment
+// whose data directory is data.
+func operator(t *testing.T, data string) nats.Option {
+	t.Helper()
+	o, err := auth.CredsOption(filepath.Join(data, "operator.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// clientKey gives client id its identity as an operator would, with the
+// CLI, and returns the key file.
+func clientKey(t *testing.T, data, listen, id string) string {
+	t.Helper()
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(filepath.Dir(data), id+".nk")
+	out, err := exec.Command(bin, "client-credentials", "create", id, "--out", key, "--force",
+		"--nats", "nats://"+listen, "--creds", filepath.Join(data, "operator.nk")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("client-credentials create %s: %v\n%s", id, err, out)
+	}
+	return key
+}
 
 func freeListen(t *testing.T) string {
 	t.Helper()
@@ -121,7 +150,7 @@ func TestSIGKILLDuringCreateBurst(t *testing.T) {
 	acked := make([]bool, total)
 	var mu sync.Mutex
 	burst := func(from int, killAfter int, kill func()) {
-		nc, err := nats.Connect("nats://"+listen, nats.MaxReconnects(0))
+		nc, err := nats.Connect("nats://"+listen, nats.MaxReconnects(0), operator(t, data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +206,7 @@ func TestSIGKILLDuringCreateBurst(t *testing.T) {
 	startUp(t, data, listen)
 	burst(0, 0, nil)
 
-	nc, err := nats.Connect("nats://" + listen)
+	nc, err := nats.Connect("nats://"+listen, operator(t, data))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/agent"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
@@ -40,6 +41,7 @@ func runDemo(args []string, out io.Writer) error {
 			"deployment then stays up for the CLI until Ctrl-C (or exits with --exit).")
 	var sf serveFlags
 	sf.register(fs)
+	sf.registerEmbedded(fs)
 	listen := fs.String("listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	clients := fs.Int("clients", 2, "local client agents to run (site-1, site-2, ...)")
 	exit := fs.Bool("exit", false, "exit once the task ended instead of staying up")
@@ -70,7 +72,15 @@ func runDemo(args []string, out io.Writer) error {
 	camera := []string{"camera"}
 	for i := 1; i <= *clients; i++ {
 		id := fmt.Sprintf("site-%d", i)
-		nc, err := nats.Connect(c.ClientURL(), nats.Name("flmngr-client "+id), nats.MaxReconnects(-1))
+		opts := []nats.Option{nats.Name("flmngr-client " + id), nats.MaxReconnects(-1), nats.CustomInboxPrefix(auth.InboxPrefix(id))}
+		if c.Auth != nil {
+			key, err := c.IssueClientKey(ctx, id)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, auth.KeyOption(key))
+		}
+		nc, err := nats.Connect(c.ClientURL(), opts...)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 )
 
 const defaultNATS = "nats://127.0.0.1:4222"
@@ -55,6 +57,8 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // connFlags are the flags of every command that talks to a running flmngr.
 type connFlags struct {
 	url     string
+	creds   string
+	tlsCA   string
 	timeout time.Duration
 	json    bool
 }
@@ -65,16 +69,58 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 		def = defaultNATS
 	}
 	fs.StringVar(&c.url, "nats", def, "NATS URL(s) of the flmngr deployment, comma-separated ($FLMNGR_NATS)")
+	fs.StringVar(&c.creds, "creds", os.Getenv("FLMNGR_CREDS"), "key file of the identity to connect as ($FLMNGR_CREDS; operators default to operator.nk in the data directory)")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("FLMNGR_TLS_CA"), "CA certificate (PEM) to verify the NATS server's TLS certificate with ($FLMNGR_TLS_CA)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for an answer")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 }
 
+// connect connects as an operator: with --creds, or the operator key
+// of the default data directory when there is one.
 func (c *connFlags) connect() (*nats.Conn, error) {
-	nc, err := nats.Connect(c.url, nats.Name("flmngr-cli"), nats.Timeout(min(c.timeout, 5*time.Second)))
+	creds := c.creds
+	if creds == "" {
+		if p := filepath.Join(defaultDataDir(), "operator.nk"); fileExists(p) {
+			creds = p
+		}
+	}
+	opts, err := c.options(creds)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach flmngr at %s: %v (is 'flmngr up' running? set --nats or $FLMNGR_NATS)", c.url, err)
+		return nil, err
+	}
+	nc, err := nats.Connect(c.url, append(opts, nats.Name("flmngr-cli"), nats.Timeout(min(c.timeout, 5*time.Second)))...)
+	if err != nil {
+		return nil, c.connectError(err, "pass the operator key with --creds (operator.nk in the cloud's data directory) or $FLMNGR_CREDS")
 	}
 	return nc, nil
+}
+
+// options are the identity and TLS options of a connection.
+func (c *connFlags) options(creds string) ([]nats.Option, error) {
+	var opts []nats.Option
+	if creds != "" {
+		o, err := auth.CredsOption(creds)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --creds: %v", errUsage, err)
+		}
+		opts = append(opts, o)
+	}
+	if c.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(c.tlsCA))
+	}
+	return opts, nil
+}
+
+func (c *connFlags) connectError(err error, credsHint string) error {
+	if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		return fmt.Errorf("flmngr at %s refused the connection: %v (%s)", c.url, err, credsHint)
+	}
+	return fmt.Errorf("cannot reach flmngr at %s: %v (is 'flmngr up' running? set --nats or $FLMNGR_NATS)", c.url, err)
+}
+
+func fileExists(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.Mode().IsRegular()
 }
 
 func (c *connFlags) client() (*api.Client, func(), error) {

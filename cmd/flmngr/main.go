@@ -28,6 +28,7 @@ func commandsList() []command {
 		{"up", "run the embedded deployment: NATS + JetStream + every cloud service", runUp},
 		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
 		{"client", "run a client agent: register, follow offers, run the offered tasks", runClient},
+		{"client-credentials", "create or revoke a client agent's identity on NATS", runCredentials},
 		{"task", "create, get, list, update, delete, upload, start and stop tasks", runTask},
 		{"match", "preview which clients a selection criterion selects", runMatch},
 		{"user", "register, report, get and list clients (users)", runUser},
@@ -70,7 +71,7 @@ func run(args []string, out, errOut io.Writer) int {
 			continue
 		}
 		name := c.name
-		if len(args) > 1 && (c.name == "task" || c.name == "user") && !strings.HasPrefix(args[1], "-") {
+		if len(args) > 1 && (c.name == "task" || c.name == "user" || c.name == "client-credentials") && !strings.HasPrefix(args[1], "-") {
 			name += " " + args[1]
 		}
 		err := c.run(args[1:], out)

@@ -16,6 +16,9 @@ import (
 )
 
 type serveFlags struct {
+	auth      bool
+	tlsCert   string
+	tlsKey    string
 	data      string
 	replicas  int
 	name      string
@@ -33,6 +36,13 @@ func (s *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
+// registerEmbedded adds the flags of the embedded NATS server.
+func (s *serveFlags) registerEmbedded(fs *flag.FlagSet) {
+	fs.BoolVar(&s.auth, "auth", true, "require an identity of every NATS connection: the operator key (operator.nk in --data) or a client's key (flmngr client-credentials create)")
+	fs.StringVar(&s.tlsCert, "tls-cert", "", "certificate (PEM) of the embedded NATS server: with --tls-key, it speaks TLS only")
+	fs.StringVar(&s.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
+}
+
 func (s *serveFlags) logger() (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
@@ -45,6 +55,7 @@ func runUp(args []string, out io.Writer) error {
 	fs := newFlags("up", "up [flags]", "Runs the embedded deployment: a NATS server with JetStream storing under\n--data, the event log, the views and every cloud service. Stop it with\nCtrl-C (SIGINT) or SIGTERM; start it again and everything is as it was.")
 	var sf serveFlags
 	sf.register(fs)
+	sf.registerEmbedded(fs)
 	listen := fs.String("listen", "127.0.0.1:4222", "address of the embedded NATS server for the CLI and client agents")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -57,13 +68,15 @@ func runCloud(args []string, out io.Writer) error {
 	var sf serveFlags
 	sf.register(fs)
 	url := fs.String("nats", os.Getenv("FLMNGR_NATS"), "NATS URL(s), comma-separated ($FLMNGR_NATS)")
+	creds := fs.String("creds", os.Getenv("FLMNGR_CREDS"), "the cloud's credentials on that NATS: an NKey seed file or a .creds file ($FLMNGR_CREDS)")
+	tlsCA := fs.String("tls-ca", os.Getenv("FLMNGR_TLS_CA"), "CA certificate (PEM) to verify the NATS servers with ($FLMNGR_TLS_CA)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	if *url == "" {
 		return fmt.Errorf("%w: --nats is required (or use 'flmngr up' for the embedded server)", errUsage)
 	}
-	return serve(out, sf, cloud.Config{NATSURL: *url})
+	return serve(out, sf, cloud.Config{NATSURL: *url, Creds: *creds, TLSCA: *tlsCA})
 }
 
 // openCloud opens the cloud side with the serve flags.
@@ -78,6 +91,7 @@ func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Clo
 	}
 	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
 	cfg.Gateway, cfg.OpenReads = sf.http, sf.openReads
+	cfg.Auth, cfg.TLSCert, cfg.TLSKey = sf.auth, sf.tlsCert, sf.tlsKey
 	c, err := cloud.Open(ctx, cfg)
 	return c, logger, err
 }
@@ -97,6 +111,7 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 		fmt.Fprintf(out, "flmngr %s cloud is up on %s\n  views: %s (%d events applied)\n", version, strings.Split(cfg.NATSURL, ",")[0], data, c.Views.Applied())
 	}
 	printGateway(out, c)
+	printAuth(out, c)
 	fmt.Fprintf(out, "\nStop with Ctrl-C.\n")
 	select {
 	case <-ctx.Done():
@@ -105,6 +120,22 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 		return err
 	}
 	return nil
+}
+
+// printAuth tells where the operator key is and how clients get theirs.
+func printAuth(out io.Writer, c *cloud.Cloud) {
+	if c.Auth == nil {
+		if c.ClientURL() != "" {
+			fmt.Fprintf(out, "  NATS authentication is OFF (--auth=false): anyone who reaches %s can act as anyone\n", c.ClientURL())
+		}
+		return
+	}
+	verb := "in"
+	if c.OperatorKeyCreated {
+		verb = "created in"
+	}
+	fmt.Fprintf(out, "  operator key: %s %s (the CLI finds it there, or pass --creds)\n", verb, c.OperatorKey)
+	fmt.Fprintf(out, "  client keys: flmngr client-credentials create ID, then flmngr client --id ID --creds ID.nk\n")
 }
 
 // printGateway shows where the console is and, the first time only, the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,6 +298,19 @@ func (a *Agent) readInfo() (commands.ClientInfo, string, error) {
 // finished runs, and runs an earlier life left running (their processes
 // died with it, so they are recorded as interrupted).
 func (a *Agent) restore(ctx context.Context) error {
+	if !a.cfg.Simulate {
+		// Client processes an earlier life left (it was killed, say) die
+		// before anything else: no task runs twice at once.
+		stale, err := taskd.KillStale(a.pidDir(), 10*time.Second)
+		for _, st := range stale {
+			if st.Killed > 0 {
+				a.cfg.Logger.Warn("killed processes an earlier life left", "pid_file", st.File, "group", st.PGID, "processes", st.Killed)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("agent: processes of an earlier life: %w", err)
+		}
+	}
 	var evs []events.Envelope
 	err := a.untilReachable(ctx, "load history", func() (err error) {
 		evs, err = a.conn.History(ctx, 0)
@@ -325,6 +339,9 @@ func (a *Agent) restore(ctx context.Context) error {
 	}
 	return nil
 }
+
+// pidDir holds the pid files of the client processes.
+func (a *Agent) pidDir() string { return filepath.Join(a.cfg.WorkDir, "run") }
 
 // untilReachable calls fn until the cloud answers it, backing off while
 // the cloud cannot be reached.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -273,6 +274,7 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 	}
 	proc, err := taskd.Start(taskd.Config{
 		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: a.cfg.Grace,
+		PIDFile: filepath.Join(a.pidDir(), "task_"+o.TaskID+".pid"),
 		OnMessage: func(m taskd.Message) {
 			a.cfg.Output(o.TaskID, o.Run, m)
 			if m.Kind == taskd.KindError || (m.Kind == taskd.KindInfo && (m.IsFinished() || m.Text == "Started")) {

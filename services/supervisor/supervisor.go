@@ -125,6 +125,17 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
+	// Whatever an earlier life of this supervisor left running (it was
+	// killed, say) is ended before anything else: nothing runs twice.
+	stale, err := taskd.KillStale(s.pidDir(), 10*time.Second)
+	for _, st := range stale {
+		if st.Killed > 0 {
+			s.cfg.Logger.Warn("killed processes an earlier life left", "pid_file", st.File, "group", st.PGID, "processes", st.Killed)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("supervisor: processes of an earlier life: %w", err)
+	}
 	if err := s.reconcile(ctx); err != nil {
 		return err
 	}
@@ -180,6 +191,9 @@ func (s *Supervisor) loadTask(ctx context.Context, id string) (commands.TaskStat
 	}
 	return st, err
 }
+
+// pidDir holds the pid files of the processes this supervisor runs.
+func (s *Supervisor) pidDir() string { return filepath.Join(s.cfg.WorkDir, "run") }
 
 // reconcile records as interrupted the runs this supervisor started before
 // it (re)started: their processes died with it.
@@ -269,6 +283,7 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	r := &serverRun{task: task, run: req.Run, stop: make(chan struct{})}
 	r.proc, err = taskd.Start(taskd.Config{
 		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: s.cfg.Grace,
+		PIDFile:   filepath.Join(s.pidDir(), "task_"+task+".pid"),
 		OnMessage: func(m taskd.Message) { s.onMessage(r, m) },
 	})
 	if err != nil {
@@ -387,6 +402,7 @@ func (s *Supervisor) runTrigger(r *serverRun, name, args string) {
 		return
 	}
 	p, err := taskd.Start(taskd.Config{Argv: argv, Dir: dir, Env: launch.Env(map[string]string{"task": r.task, "run": r.run}),
+		PIDFile:   filepath.Join(s.pidDir(), "trigger_"+r.task+".pid"),
 		OnMessage: func(m taskd.Message) { s.cfg.Output(r.task, r.run, m) }})
 	if err != nil {
 		ran.Error = err.Error()

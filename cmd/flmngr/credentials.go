@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/services/auth"
+)
+
+const credentialsUsage = `Usage: flmngr client-credentials create|revoke ID [flags]
+
+Gives a client agent its own identity on NATS, or takes it away.
+
+  create ID   make a key pair here, record its public half (the cloud's
+              NATS server accepts it at once) and write its secret seed to
+              --out (default ./ID.nk, mode 0600). Copy that file to the
+              client's machine and run: flmngr client --id ID --creds ID.nk
+              Creating again replaces the key (the old one stops working).
+  revoke ID   stop the client's key from connecting; its connections are
+              closed.
+
+A client's identity may only report for itself, read its own offers and
+history, and fetch the files of tasks it is offered.`
+
+func runCredentials(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(out, credentialsUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: a subcommand is required", errUsage)
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create":
+		return credentialsCreate(args, out)
+	case "revoke":
+		return credentialsRevoke(args, out)
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (create, revoke)", errUsage, sub)
+}
+
+func credentialsCreate(args []string, out io.Writer) error {
+	fs := newFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force]", "Makes client ID's key pair, records its public key, writes its seed to --out.")
+	var cf connFlags
+	cf.register(fs)
+	outFile := fs.String("out", "", "where to write the client's secret seed (default ./ID.nk)")
+	force := fs.Bool("force", false, "replace --out if it exists")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return fmt.Errorf("%w: a client ID is required", errUsage)
+	}
+	if *outFile == "" {
+		*outFile = id + ".nk"
+	}
+	if fileExists(*outFile) && !*force {
+		return fmt.Errorf("%w: %s exists; pass --force to replace it (the key in it stops working)", errUsage, *outFile)
+	}
+	kp, err := auth.NewKey()
+	if err != nil {
+		return err
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := c.IssueClientKey(context.Background(), commands.IssueClientKey{ClientID: id, PublicKey: auth.PublicKey(kp)})
+	if err != nil {
+		return err
+	}
+	if err := auth.WriteKey(*outFile, kp, "flmngr client key of "+id+": flmngr client --id "+id+" --creds <this file>", *force); err != nil {
+		return fmt.Errorf("the key is recorded but its seed could not be written (create it again): %w", err)
+	}
+	if cf.json {
+		return printJSON(out, map[string]any{"user_id": id, "public_key": auth.PublicKey(kp), "creds": *outFile, "seq": r.Seq})
+	}
+	abs, _ := filepath.Abs(*outFile)
+	fmt.Fprintf(out, "client %s: key %s recorded (event %d)\n  seed written to %s (mode 0600): copy it to the client and run\n    flmngr client --id %s --creds %s\n", id, auth.PublicKey(kp), r.Seq, abs, id, filepath.Base(*outFile))
+	fmt.Fprintf(out, "  on an external NATS deployment, add to its authorization users:\n    %s\n", auth.ServerBlock(id, auth.PublicKey(kp)))
+	return nil
+}
+
+func credentialsRevoke(args []string, out io.Writer) error {
+	fs := newFlags("client-credentials revoke", "client-credentials revoke ID [--reason TEXT]", "Stops client ID's key from connecting.")
+	var cf connFlags
+	cf.register(fs)
+	reason := fs.String("reason", "", "why, for the timeline")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return fmt.Errorf("%w: a client ID is required", errUsage)
+	}
+	c, done, err := cf.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := c.RevokeClientKey(context.Background(), commands.RevokeClientKey{ClientID: id, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	return report(out, cf.json, r, "client %s: key revoked", id)
+}

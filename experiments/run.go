@@ -20,8 +20,8 @@ import (
 	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/agent"
-	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )

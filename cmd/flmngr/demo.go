@@ -23,8 +23,8 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/agent"
-	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+)
+
+// proxy forwards TCP connections to a target until it is cut: then it
+// drops every connection and refuses new ones, as a dead link would.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	go p.serve()
+	return p
+}
+
+func (p *proxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+// Cut drops every connection and refuses new ones until Restore.
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+const slowClient = `echo '{"type":"info","info":"Started"}'
+sleep 12
+echo '{"type":"info","info":"Finished"}'
+`
+
+// A client agent cut from the cloud for 30 s keeps its task going, keeps
+// what it must report, and on reconnect converges: every report arrives
+// once, none twice; the cloud marked it offline during the gap (missed
+// heartbeats) and online after.
+func TestAgentSurvivesA30sDisconnection(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	s.startUp()
+	link := newProxy(t, s.listen)
+	s.startAgent("edge", link.URL())
+
+	src := filepath.Join(s.dir, "slow")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(slowClient), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.cli("task", "create", "slow", "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
+		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
+	s.cli("task", "upload", "slow", filepath.Join(src, "client.sh"))
+	s.cli("task", "start", "slow")
+
+	var pid int
+	s.waitFor("edge runs slow", time.Minute, func() error {
+		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		if count(tl, events.ClientTaskRunningV1, "slow") == 0 {
+			return errorf("edge has not reported slow running")
+		}
+		u, err := s.api.User(context.Background(), "edge")
+		if err != nil || len(u.Running) != 1 {
+			return errorf("edge runs %+v (%v)", u.Running, err)
+		}
+		pid = u.Running[0].PID
+		return nil
+	})
+	st, _ := s.api.Status(context.Background())
+	link.Cut()
+	cutAt := time.Now()
+	t.Logf("link cut with %d events in the log", st.StreamSeq)
+
+	// During the gap: edge's task goes on and finishes, its reports kept;
+	// the cloud marks edge offline.
+	time.Sleep(3 * time.Second)
+	if !alive(pid) {
+		t.Fatalf("edge's client process %d died with the link", pid)
+	}
+	s.waitFor("edge offline", 25*time.Second, func() error {
+		u, err := s.api.User(context.Background(), "edge")
+		if err != nil || u.Online {
+			return errorf("edge online %v (%v)", u.Online, err)
+		}
+		return nil
+	})
+	offlineAfter := time.Since(cutAt)
+	time.Sleep(time.Until(cutAt.Add(30 * time.Second)))
+	tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+	if n := count(tl, events.ClientTaskFinishedV1, "slow"); n != 0 {
+		t.Fatalf("the cloud heard of edge's finish while the link was cut")
+	}
+	if alive(pid) {
+		t.Fatalf("edge's client process %d still runs after 30 s; it should have finished during the gap", pid)
+	}
+
+	link.Restore()
+	restored := time.Now()
+	s.waitFor("edge converges", time.Minute, func() error {
+		u, err := s.api.User(context.Background(), "edge")
+		if err != nil {
+			return err
+		}
+		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		if !u.Online || count(tl, events.ClientTaskExitedV1, "slow") == 0 {
+			return errorf("edge online %v, %d entries", u.Online, len(tl))
+		}
+		return nil
+	})
+	converged := time.Since(restored)
+	tl = s.timeline(pbadger.TimelineQuery{Client: "edge"})
+	for _, typ := range []string{events.ClientTaskStartedV1, events.ClientTaskRunningV1, events.ClientTaskFinishedV1, events.ClientTaskExitedV1} {
+		if n := count(tl, typ, "slow"); n != 1 {
+			t.Fatalf("%d %s events, want exactly 1", n, typ)
+		}
+	}
+	for _, typ := range []string{events.ClientDisconnectedV1, events.ClientReconnectedV1} {
+		if n := count(tl, typ, ""); n != 1 {
+			t.Fatalf("%d %s events, want exactly 1", n, typ)
+		}
+	}
+	for _, typ := range []string{events.ClientTaskInterruptedV1, events.ClientTaskStoppedV1, events.ClientTaskErroredV1} {
+		if n := count(tl, typ, "slow"); n != 0 {
+			t.Fatalf("%d %s events: the disconnection disturbed the task", n, typ)
+		}
+	}
+	// The order is the truth: offline, then the finish that happened
+	// during the gap, then online again.
+	var order []string
+	for _, e := range tl {
+		switch e.Type {
+		case events.ClientDisconnectedV1, events.ClientTaskFinishedV1, events.ClientReconnectedV1:
+			order = append(order, e.Type)
+		}
+	}
+	if len(order) != 3 || order[0] != events.ClientDisconnectedV1 {
+		t.Fatalf("order %v: the disconnection comes first", order)
+	}
+	st2, _ := s.api.Status(context.Background())
+	t.Logf("offline after %s of silence; link restored after 30 s; converged %s later; %d events in the log (%d more)",
+		offlineAfter.Round(10*time.Millisecond), converged.Round(time.Millisecond), st2.StreamSeq, st2.StreamSeq-st.StreamSeq)
+}

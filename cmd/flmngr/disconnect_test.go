@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,4 +197,70 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 	st2, _ := s.api.Status(context.Background())
 	t.Logf("offline after %s of silence; link restored after 30 s; converged %s later; %d events in the log (%d more)",
 		offlineAfter.Round(10*time.Millisecond), converged.Round(time.Millisecond), st2.StreamSeq, st2.StreamSeq-st.StreamSeq)
+}
+
+// An agent killed while cut off loses nothing: what it could not report
+// is in its journal, and the agent that starts again delivers it, once,
+// before anything else (its finished run is not called interrupted).
+func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	s.startUp()
+	link := newProxy(t, s.listen)
+	s.startAgent("edge", link.URL())
+	src := filepath.Join(s.dir, "quick")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo '{"type":"info","info":"Started"}'; while [ ! -e go ]; do sleep 0.05; done; echo '{"type":"info","info":"Finished"}'`
+	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(script+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.cli("task", "create", "quick", "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
+		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
+	s.cli("task", "upload", "quick", filepath.Join(src, "client.sh"))
+	s.cli("task", "start", "quick")
+	var pid int
+	s.waitFor("edge runs quick", time.Minute, func() error {
+		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		u, err := s.api.User(context.Background(), "edge")
+		if err != nil || len(u.Running) != 1 || count(tl, events.ClientTaskRunningV1, "quick") != 1 {
+			return errorf("edge runs %+v (%v)", u.Running, err)
+		}
+		pid = u.Running[0].PID
+		return nil
+	})
+	link.Cut()
+	// The client process finishes while the link is down; then the agent
+	// is killed before it could tell anyone.
+	if err := os.WriteFile(filepath.Join(s.dir, "agents", "edge", "tasks", "task_quick", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the client process to finish", 10*time.Second, func() error {
+		if alive(pid) {
+			return errorf("still running")
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // the agent writes its reports down
+	s.signalAgent("edge", syscall.SIGKILL)
+	link.Restore()
+	restarted := time.Now()
+	s.startAgent("edge", link.URL())
+	s.waitFor("edge's reports", time.Minute, func() error {
+		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		if count(tl, events.ClientTaskExitedV1, "quick") == 0 {
+			return errorf("no exit of quick yet")
+		}
+		return nil
+	})
+	took := time.Since(restarted)
+	tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+	for typ, want := range map[string]int{events.ClientTaskStartedV1: 1, events.ClientTaskRunningV1: 1, events.ClientTaskFinishedV1: 1,
+		events.ClientTaskExitedV1: 1, events.ClientTaskInterruptedV1: 0} {
+		if n := count(tl, typ, "quick"); n != want {
+			t.Fatalf("%d %s events, want %d", n, typ, want)
+		}
+	}
+	t.Logf("the reports of the killed agent arrived %s after it started again", took.Round(time.Millisecond))
 }

@@ -165,6 +165,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	left := 0
+	if !a.cfg.Simulate {
+		if left, err = a.outbox.openJournal(filepath.Join(a.cfg.WorkDir, "outbox.jsonl")); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		defer a.outbox.close()
+		if left > 0 {
+			a.cfg.Logger.Info("reports of an earlier life to deliver", "reports", left)
+		}
+	}
 	reconnected := make(chan struct{}, 1)
 	outboxDone := make(chan struct{})
 	outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
@@ -181,9 +191,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	// The first report is sent at once: bad attributes stop the agent
 	// with the cloud's reason rather than a warning in the log.
-	register := pending{key: "agent-" + nuid.Next(), at: time.Now(), info: &commands.ReportClientInfo{ClientInfo: info, Register: true}}
+	register := pending{Key: "agent-" + nuid.Next(), At: time.Now(), Info: &commands.ReportClientInfo{ClientInfo: info, Register: true}}
 	if err := a.untilReachable(ctx, "report attributes", func() error { return sendTo(a.conn)(ctx, register) }); err != nil {
 		return err
+	}
+	if left > 0 {
+		// The history restore reads must include what the earlier life
+		// reported (a run it finished is not to be called interrupted).
+		select {
+		case <-a.outbox.drained():
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	if err := a.restore(ctx); err != nil {
 		return err
@@ -237,7 +256,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			if stamp != infoStamp {
 				infoStamp = stamp
-				a.outbox.add(pending{info: &commands.ReportClientInfo{ClientInfo: info}})
+				a.outbox.add(pending{Info: &commands.ReportClientInfo{ClientInfo: info}})
 			}
 		}
 	}
@@ -409,7 +428,7 @@ func (a *Agent) applyOffers(ctx context.Context, e events.Envelope) {
 // It goes out through the outbox: in order, once, whenever the cloud can
 // be reached.
 func (a *Agent) report(_ context.Context, r commands.ReportClientTask) {
-	a.outbox.add(pending{task: &r})
+	a.outbox.add(pending{Task: &r})
 }
 
 func (a *Agent) beat() {

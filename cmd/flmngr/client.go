@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ func runClient(args []string, out io.Writer) error {
 	heartbeat := fs.Duration("heartbeat", 5*time.Second, "interval between heartbeats")
 	grace := fs.Duration("grace", 5*time.Second, "how long a stopped task process may take before SIGKILL")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link; needs --creds")
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -75,7 +77,24 @@ func runClient(args []string, out io.Writer) error {
 	// an operator may issue any moment.
 	opts = append(opts, nats.Name("flmngr-client "+*id), nats.CustomInboxPrefix(auth.InboxPrefix(*id)),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second), nats.IgnoreAuthErrorAbort())
-	nc, err := nats.Connect(cf.url, opts...)
+	url := cf.url
+	if *leaf != "" {
+		if cf.creds == "" {
+			return fmt.Errorf("%w: --leaf needs the client's key (--creds)", errUsage)
+		}
+		kp, err := auth.ReadKey(cf.creds)
+		if err != nil {
+			return err
+		}
+		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "flmngr-leaf-" + *id, Remotes: strings.Split(*leaf, ","), Key: kp, CAFile: cf.tlsCA, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		opts = []nats.Option{nats.InProcessServer(ns), nats.Name("flmngr-client " + *id), nats.CustomInboxPrefix(auth.InboxPrefix(*id)), nats.MaxReconnects(-1)}
+		url = *leaf
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return cf.connectError(err, "create the client's key with flmngr client-credentials create "+*id+" and pass it with --creds")
 	}
@@ -86,6 +105,10 @@ func runClient(args []string, out io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(out, "client %s connected to %s (policy %s, work directory %s)\n", *id, nc.ConnectedUrlRedacted(), cfg.Policy, abs)
+	if *leaf != "" {
+		fmt.Fprintf(out, "client %s: leaf node linked to %s (policy %s, work directory %s)\n", *id, url, cfg.Policy, abs)
+	} else {
+		fmt.Fprintf(out, "client %s connected to %s (policy %s, work directory %s)\n", *id, nc.ConnectedUrlRedacted(), cfg.Policy, abs)
+	}
 	return a.Run(ctx)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -263,4 +264,65 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 		}
 	}
 	t.Logf("the reports of the killed agent arrived %s after it started again", took.Round(time.Millisecond))
+}
+
+// An edge site runs a leaf node in its agent: the agent's identity holds
+// over the leaf link (its permissions apply there as on a direct
+// connection), it runs a task through it, and a cut of the site's link
+// leaves its own connection up and loses no report.
+func TestEdgeLeafNode(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	s.upArgs = []string{"--leafnodes", "127.0.0.1:0"}
+	s.startUp()
+	out := s.upOut.String()
+	i := strings.Index(out, "leaf nodes: ")
+	if i < 0 {
+		t.Fatal("flmngr up printed no leaf node address")
+	}
+	leafURL := strings.Fields(out[i+len("leaf nodes: "):])[0]
+	link := newProxy(t, strings.TrimPrefix(leafURL, "nats-leaf://"))
+	s.agentArgs = []string{"--leaf", strings.Replace(link.URL(), "nats://", "nats-leaf://", 1)}
+	s.startAgent("edge", "nats://unused:1")
+
+	src := filepath.Join(s.dir, "quick")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo '{"type":"info","info":"Started"}'; while [ ! -e go ]; do sleep 0.05; done; echo '{"type":"info","info":"Finished"}'`
+	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(script+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.cli("task", "create", "quick", "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
+		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
+	s.cli("task", "upload", "quick", filepath.Join(src, "client.sh"))
+	s.cli("task", "start", "quick")
+	s.waitFor("edge runs quick through its leaf node", time.Minute, func() error {
+		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		if count(tl, events.ClientTaskRunningV1, "quick") != 1 {
+			return errorf("not yet running")
+		}
+		return nil
+	})
+	link.Cut()
+	if err := os.WriteFile(filepath.Join(s.dir, "agents", "edge", "tasks", "task_quick", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if n := count(s.timeline(pbadger.TimelineQuery{Client: "edge"}), events.ClientTaskFinishedV1, "quick"); n != 0 {
+		t.Fatal("the cloud heard of the finish while the link was cut")
+	}
+	link.Restore()
+	restored := time.Now()
+	s.waitFor("edge's reports after the link is back", time.Minute, func() error {
+		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		if count(tl, events.ClientTaskExitedV1, "quick") != 1 || count(tl, events.ClientTaskFinishedV1, "quick") != 1 {
+			return errorf("not converged")
+		}
+		return nil
+	})
+	t.Logf("through the leaf node: converged %s after the link came back", time.Since(restored).Round(time.Millisecond))
+	if strings.Contains(s.agentOut["edge"].String(), "level=ERROR") {
+		t.Fatalf("the agent logged errors:\n%s", s.agentOut["edge"].String())
+	}
 }

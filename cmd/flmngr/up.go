@@ -16,6 +16,7 @@ import (
 )
 
 type serveFlags struct {
+	leafnodes string
 	auth      bool
 	tlsCert   string
 	tlsKey    string
@@ -41,6 +42,7 @@ func (s *serveFlags) registerEmbedded(fs *flag.FlagSet) {
 	fs.BoolVar(&s.auth, "auth", true, "require an identity of every NATS connection: the operator key (operator.nk in --data) or a client's key (flmngr client-credentials create)")
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "certificate (PEM) of the embedded NATS server: with --tls-key, it speaks TLS only")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
+	fs.StringVar(&s.leafnodes, "leafnodes", "", "address on which to accept NATS leaf nodes of edge sites (flmngr client --leaf), e.g. 0.0.0.0:7422; they authenticate with their client keys")
 }
 
 func (s *serveFlags) logger() (*slog.Logger, error) {
@@ -91,7 +93,7 @@ func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Clo
 	}
 	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
 	cfg.Gateway, cfg.OpenReads = sf.http, sf.openReads
-	cfg.Auth, cfg.TLSCert, cfg.TLSKey = sf.auth, sf.tlsCert, sf.tlsKey
+	cfg.Auth, cfg.TLSCert, cfg.TLSKey, cfg.LeafNodes = sf.auth, sf.tlsCert, sf.tlsKey, sf.leafnodes
 	c, err := cloud.Open(ctx, cfg)
 	return c, logger, err
 }
@@ -133,6 +135,9 @@ func printAuth(out io.Writer, c *cloud.Cloud) {
 	verb := "in"
 	if c.OperatorKeyCreated {
 		verb = "created in"
+	}
+	if u := c.LeafURL(); u != "" {
+		fmt.Fprintf(out, "  leaf nodes: %s (flmngr client --leaf %s --creds ID.nk)\n", u, u)
 	}
 	fmt.Fprintf(out, "  operator key: %s %s (the CLI finds it there, or pass --creds)\n", verb, c.OperatorKey)
 	fmt.Fprintf(out, "  client keys: flmngr client-credentials create ID, then flmngr client --id ID --creds ID.nk\n")

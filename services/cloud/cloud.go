@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -78,6 +79,9 @@ type Config struct {
 	Auth bool
 	// TLSCert and TLSKey make the embedded server speak TLS only.
 	TLSCert, TLSKey string
+	// LeafNodes is the address on which the embedded server accepts leaf
+	// nodes of edge sites ("" : none); they authenticate as clients do.
+	LeafNodes string
 	// Creds authenticates the connection to an external NATS: an NKey
 	// seed file or a NATS .creds file (JWT). TLSCA verifies its
 	// certificate.
@@ -124,6 +128,7 @@ type Cloud struct {
 	AdminToken   string
 	TokenCreated bool
 	gatewayURL   string
+	leafURL      string
 	cancel       context.CancelFunc
 	stopAPI      func()
 	wg           sync.WaitGroup
@@ -261,6 +266,28 @@ func (c *Cloud) startEmbedded() ([]nats.Option, error) {
 			if tlsConfig != nil {
 				o.TLS, o.TLSConfig, o.TLSTimeout = true, tlsConfig, 5
 			}
+			if cfg.LeafNodes != "" {
+				host, port, err := net.SplitHostPort(cfg.LeafNodes)
+				if err != nil {
+					return fmt.Errorf("leaf node address %q: %w", cfg.LeafNodes, err)
+				}
+				if o.LeafNode.Port, err = strconv.Atoi(port); err != nil {
+					return fmt.Errorf("leaf node port %q: %w", port, err)
+				}
+				if o.LeafNode.Port == 0 {
+					// The server tells no one the port it picks: pick it here.
+					l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+					if err != nil {
+						return err
+					}
+					o.LeafNode.Port = l.Addr().(*net.TCPAddr).Port
+					l.Close()
+				}
+				// One server: leaf nodes reach it as they were told to
+				// (through a proxy or NAT), not at the address it sees.
+				o.LeafNode.Host, o.LeafNode.TLSConfig, o.LeafNode.NoAdvertise = host, tlsConfig, true
+				c.leafURL = "nats-leaf://" + net.JoinHostPort(host, strconv.Itoa(o.LeafNode.Port))
+			}
 			if c.Auth != nil {
 				return c.Auth.Configure(o)
 			}
@@ -317,6 +344,11 @@ func (c *Cloud) IssueClientKey(ctx context.Context, id string) (nkeys.KeyPair, e
 		}
 	}
 	return kp, nil
+}
+
+// LeafURL is where leaf nodes connect ("" : nowhere).
+func (c *Cloud) LeafURL() string {
+	return c.leafURL
 }
 
 // GatewayURL is where the HTTP gateway listens ("" when it is off).

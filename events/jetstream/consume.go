@@ -48,6 +48,12 @@ func decoded(fn func(events.Envelope) error) func(uint64, []byte) error {
 	}
 }
 
+// Heartbeat is how often the server tells a waiting consumer that it is
+// still there. A consumer that misses two is pulled from again, and an
+// ordered one is created anew: how soon a follower notices that the NATS
+// server holding its consumer is gone (nats.go waits 10-30s by default).
+const Heartbeat = time.Second
+
 // errCaughtUp stops a follow that has reached its target.
 var errCaughtUp = errors.New("caught up")
 
@@ -128,7 +134,7 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 			failed = true
 			finish(errCaughtUp)
 		}
-	}, jetstream.PullMaxMessages(batch))
+	}, jetstream.PullMaxMessages(batch), jetstream.PullHeartbeat(Heartbeat))
 	if err != nil {
 		return fmt.Errorf("follow %v: %w", opts.Filters, err)
 	}
@@ -210,7 +216,7 @@ func (l *Log) Durable(ctx context.Context, opts DurableOptions, fn func(context.
 			return
 		}
 		_ = m.Ack()
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullHeartbeat(Heartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		onErr(fmt.Errorf("durable %s: %w", opts.Name, err))
 	}))
 	if err != nil {

@@ -200,14 +200,63 @@ func (l *Log) Append(ctx context.Context, expected uint64, envs ...events.Envelo
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	if len(msgs) == 1 {
-		ack, err := l.js.PublishMsg(ctx, msgs[0])
-		if err != nil {
-			return 0, mapPublishError(err)
-		}
-		return ack.Sequence, nil
+		return l.appendOne(ctx, msgs[0])
 	}
 	return l.appendBatch(ctx, msgs)
 }
+
+// appendAttempt bounds one attempt to store an event; the stream's
+// duplicate window makes another attempt with the same event id safe.
+const appendAttempt = time.Second
+
+// appendOne publishes one event, again and again while the outcome is
+// unknown and ctx allows: a stream leader that went away, a connection
+// that moves to another server of the cluster. An attempt that stored the
+// event although its acknowledgement was lost is answered, the next time,
+// as a duplicate with the event's sequence.
+func (l *Log) appendOne(ctx context.Context, m *nats.Msg) (uint64, error) {
+	wait := 25 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, appendAttempt)
+		// No responders are retried here, sooner than nats.go would.
+		ack, err := l.js.PublishMsg(actx, m, jetstream.WithRetryAttempts(0))
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return 0, mapPublishError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, mapPublishError(err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// transient reports whether a publish failed in a way that may go away by
+// itself: no answer (yet), no stream leader, a connection failing over.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jsErrCodeClusterNotAvailable, jsErrCodeDuplicateMessageInProcess:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// JetStream API error codes nats.go does not name.
+const (
+	jsErrCodeClusterNotAvailable       jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable
+	jsErrCodeDuplicateMessageInProcess jetstream.ErrorCode = 10158 // an earlier attempt is being stored
+)
 
 const (
 	expectedLastSubjSeqSubjectHeader = "Nats-Expected-Last-Subject-Sequence-Subject"

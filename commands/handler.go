@@ -295,7 +295,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 
 	stale := false
 	for range h.cfg.MaxAttempts {
-		st, err := h.state(ctx, agg, stale)
+		st, loaded, err := h.state(ctx, agg, stale)
 		if err != nil {
 			return Result{}, Unavailable(err, "event log unavailable")
 		}
@@ -308,6 +308,13 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			}
 		}
 		payloads, err := decide(st, cmd)
+		if (err != nil || len(payloads) == 0) && !loaded {
+			// Other processes (replicas of the cloud) may have appended
+			// since the state was cached, and only an append checks it:
+			// a decision to append nothing is made on the log's state.
+			stale = true
+			continue
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -368,14 +375,15 @@ func decide(st *cached, cmd Command) ([]events.Payload, error) {
 }
 
 // state returns a copy of the aggregate's state: the cached one, or one
-// loaded from the log when it is not cached or is known to be stale.
-func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (*cached, error) {
+// loaded from the log (loaded is true) when it is not cached or is known
+// to be stale.
+func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (st *cached, loaded bool, err error) {
 	h.mu.Lock()
 	c, ok := h.cache[agg]
 	h.mu.Unlock()
 	if ok && !stale {
 		cp := *c
-		return &cp, nil
+		return &cp, false, nil
 	}
 	if ok {
 		cp := *c
@@ -385,7 +393,7 @@ func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (
 	}
 	evs, err := h.store.Load(ctx, agg, c.seq)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for _, e := range evs {
 		c.apply(e)
@@ -394,7 +402,7 @@ func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (
 	h.put(agg, c)
 	h.mu.Unlock()
 	cp := *c
-	return &cp, nil
+	return &cp, true, nil
 }
 
 func (h *Handler) remember(agg events.Aggregate, st *cached, envs []events.Envelope) {

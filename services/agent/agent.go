@@ -167,6 +167,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	left := 0
 	if !a.cfg.Simulate {
+		if err := os.MkdirAll(a.cfg.WorkDir, 0o700); err != nil {
+			return fmt.Errorf("agent: work directory: %w", err)
+		}
 		if left, err = a.outbox.openJournal(filepath.Join(a.cfg.WorkDir, "outbox.jsonl")); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}

@@ -56,6 +56,10 @@ type Config struct {
 	ClientRate  float64
 	ClientBurst int
 	OnLimited   func(clientID string)
+	// KeysEnforced, when set, is waited on after a client key is issued
+	// or revoked, so that the reply means the NATS server already admits
+	// (or refuses) that key.
+	KeysEnforced func(ctx context.Context, seq uint64) error
 	// Observe, when set, is told how long each request took.
 	Observe func(endpoint string, d time.Duration, failed bool)
 	Logger  *slog.Logger
@@ -116,8 +120,8 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false)},
 		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false)},
 		{"client_task", SubjectClientTask, command[commands.ReportClientTask](s, false)},
-		{"client_key_issue", SubjectIssueKey, command[commands.IssueClientKey](s, false)},
-		{"client_key_revoke", SubjectRevokeKey, command[commands.RevokeClientKey](s, false)},
+		{"client_key_issue", SubjectIssueKey, s.keyEnforced(command[commands.IssueClientKey](s, false))},
+		{"client_key_revoke", SubjectRevokeKey, s.keyEnforced(command[commands.RevokeClientKey](s, false))},
 		{"task_files", SubjectTaskFiles, s.taskFiles},
 	}
 	queries := []endpoint{
@@ -267,6 +271,21 @@ func command[C any](s *Server, pointer bool) func(context.Context, []byte) (any,
 			reply.Events[i] = EventRef{ID: e.ID, Type: e.Type, Seq: e.Seq}
 		}
 		return reply, nil
+	}
+}
+
+// keyEnforced makes a key command answer only once the server enforces
+// what it recorded.
+func (s *Server) keyEnforced(fn func(context.Context, []byte) (any, error)) func(context.Context, []byte) (any, error) {
+	return func(ctx context.Context, data []byte) (any, error) {
+		v, err := fn(ctx, data)
+		if err != nil || s.cfg.KeysEnforced == nil {
+			return v, err
+		}
+		if err := s.cfg.KeysEnforced(ctx, v.(CommandReply).Seq); err != nil {
+			return nil, commands.Unavailable(err, "the key is recorded (event %d) but not enforced yet", v.(CommandReply).Seq)
+		}
+		return v, nil
 	}
 }
 

@@ -223,7 +223,7 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.goRun("presence", func() error { return p.Run(runCtx) })
 	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Observe: c.Metrics.Command,
 		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited,
-		Logger: cfg.Logger.With("component", "api")})
+		KeysEnforced: c.keysEnforced, Logger: cfg.Logger.With("component", "api")})
 	c.stopAPI, err = srv.Start(runCtx, c.nc)
 	if err != nil {
 		return nil, err
@@ -344,6 +344,13 @@ func (c *Cloud) IssueClientKey(ctx context.Context, id string) (nkeys.KeyPair, e
 		}
 	}
 	return kp, nil
+}
+
+func (c *Cloud) keysEnforced(ctx context.Context, seq uint64) error {
+	if c.Auth == nil {
+		return nil
+	}
+	return c.Auth.WaitFor(ctx, seq)
 }
 
 // LeafURL is where leaf nodes connect ("" : nowhere).

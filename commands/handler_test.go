@@ -2,7 +2,9 @@ package commands_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,5 +195,20 @@ func TestIdempotencyKeysAreRememberedBoundedly(t *testing.T) {
 	}
 	if res, err := h.Execute(key(0), report(0)); err != nil || res.Replayed || len(res.Events) == 0 {
 		t.Fatalf("report 0 again: %+v %v, want decided again", res, err)
+	}
+}
+
+// A password bcrypt cannot hash is the caller's mistake, named as such,
+// not an internal error.
+func TestPasswordTooLongForBcrypt(t *testing.T) {
+	h := commands.NewHandler(openLog(t), commands.Config{})
+	long := strings.Repeat("p", 73)
+	_, err := h.Execute(context.Background(), &commands.CreateTask{TaskID: "4fe5", Host: "localhost", Port: 8080, Username: "user", Password: long})
+	var e *commands.Error
+	if !errors.As(err, &e) || e.Kind != commands.KindInvalid || e.Field != "password" || !strings.Contains(e.Message, "72 bytes") {
+		t.Fatalf("a 73-byte password: %v, want invalid password naming 72 bytes", err)
+	}
+	if _, err := h.Execute(context.Background(), &commands.CreateTask{TaskID: "4fe5", Host: "localhost", Port: 8080, Username: "user", Password: long[:72]}); err != nil {
+		t.Fatalf("a 72-byte password: %v", err)
 	}
 }

@@ -24,7 +24,7 @@ const (
 	maxExtra     = 64
 	maxExtraText = 1024
 	maxUsername  = 128
-	maxPassword  = 128
+	maxPassword  = 72 // bcrypt hashes no more
 )
 
 func validateID(field, id string) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/auth"
@@ -33,7 +34,7 @@ func runClient(args []string, out io.Writer) error {
 	heartbeat := fs.Duration("heartbeat", 5*time.Second, "interval between heartbeats")
 	grace := fs.Duration("grace", 5*time.Second, "how long a stopped task process may take before SIGKILL")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link; needs --creds")
+	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -86,7 +87,8 @@ func runClient(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "flmngr-leaf-" + *id, Remotes: strings.Split(*leaf, ","), Key: kp, CAFile: cf.tlsCA, Logger: logger})
+		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "flmngr-leaf-" + *id, Remotes: strings.Split(*leaf, ","), Key: kp, CAFile: cf.tlsCA, Logger: logger,
+			StoreDir: filepath.Join(abs, "leaf")})
 		if err != nil {
 			return err
 		}
@@ -99,6 +101,13 @@ func runClient(args []string, out io.Writer) error {
 		return cf.connectError(err, "create the client's key with flmngr client-credentials create "+*id+" and pass it with --creds")
 	}
 	defer nc.Close()
+	if *leaf != "" {
+		// The reports that wait for the cloud stay in the leaf node's own
+		// JetStream, on this site's disk.
+		if cfg.Journal, err = jetstream.NewWithDomain(nc, agent.LeafDomain); err != nil {
+			return err
+		}
+	}
 	a, err := agent.New(nc, cfg)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -269,7 +270,8 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 // An edge site runs a leaf node in its agent: the agent's identity holds
 // over the leaf link (its permissions apply there as on a direct
 // connection), it runs a task through it, and a cut of the site's link
-// leaves its own connection up and loses no report.
+// leaves its own connection up and loses no report, even when the agent
+// is killed meanwhile: they wait in the leaf node's own JetStream.
 func TestEdgeLeafNode(t *testing.T) {
 	t.Parallel()
 	s := newSite(t)
@@ -312,6 +314,18 @@ func TestEdgeLeafNode(t *testing.T) {
 	if n := count(s.timeline(pbadger.TimelineQuery{Client: "edge"}), events.ClientTaskFinishedV1, "quick"); n != 0 {
 		t.Fatal("the cloud heard of the finish while the link was cut")
 	}
+	// The agent dies with its reports undelivered and starts again, the
+	// link still down: its reports wait in its leaf node's JetStream.
+	s.signalAgent("edge", syscall.SIGKILL)
+	s.startAgent("edge", "nats://unused:1")
+	work := filepath.Join(s.dir, "agents", "edge")
+	if _, err := os.Stat(filepath.Join(work, "outbox.jsonl")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an edge agent with a leaf node journals in outbox.jsonl (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(work, "leaf", "jetstream")); err != nil {
+		t.Fatalf("no leaf node JetStream in the work directory: %v", err)
+	}
+	time.Sleep(time.Second)
 	link.Restore()
 	restored := time.Now()
 	s.waitFor("edge's reports after the link is back", time.Minute, func() error {
@@ -321,7 +335,16 @@ func TestEdgeLeafNode(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("through the leaf node: converged %s after the link came back", time.Since(restored).Round(time.Millisecond))
+	took := time.Since(restored)
+	tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+	for typ, want := range map[string]int{events.ClientTaskStartedV1: 1, events.ClientTaskRunningV1: 1, events.ClientTaskFinishedV1: 1,
+		events.ClientTaskExitedV1: 1, events.ClientTaskInterruptedV1: 0} {
+		if n := count(tl, typ, "quick"); n != want {
+			t.Fatalf("%d %s events, want %d", n, typ, want)
+		}
+	}
+	t.Logf("through the leaf node, reports kept in its JetStream across an agent killed while cut off: converged %s after the link came back",
+		took.Round(time.Millisecond))
 	if strings.Contains(s.agentOut["edge"].String(), "level=ERROR") {
 		t.Fatalf("the agent logged errors:\n%s", s.agentOut["edge"].String())
 	}

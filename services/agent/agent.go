@@ -55,6 +55,10 @@ type Config struct {
 	// Grace is how long a stopped client process may take before SIGKILL
 	// (default 5s).
 	Grace time.Duration
+	// Journal, when set, is the JetStream of the site's own leaf node
+	// (StartLeaf with a StoreDir): the reports that wait for the cloud
+	// are kept in a stream there instead of in WorkDir/outbox.jsonl.
+	Journal jetstream.JetStream
 	// Simulate follows offers without downloading or running anything
 	// (for load tests).
 	Simulate bool
@@ -170,7 +174,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := os.MkdirAll(a.cfg.WorkDir, 0o700); err != nil {
 			return fmt.Errorf("agent: work directory: %w", err)
 		}
-		if left, err = a.outbox.openJournal(filepath.Join(a.cfg.WorkDir, "outbox.jsonl")); err != nil {
+		var j journal = newFileJournal(filepath.Join(a.cfg.WorkDir, "outbox.jsonl"))
+		if a.cfg.Journal != nil {
+			j = newStreamJournal(a.cfg.Journal, a.cfg.ClientID)
+		}
+		if left, err = a.outbox.useJournal(j); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
 		defer a.outbox.close()

@@ -30,10 +30,18 @@ type LeafConfig struct {
 	// ReconnectInterval is how often a lost link is tried again
 	// (default 1s).
 	ReconnectInterval time.Duration
+	// StoreDir, when set, turns on the leaf server's own JetStream, with
+	// its files there: the agent keeps the reports that wait for the
+	// cloud in it (Config.Journal), on the site's disk. Its JetStream
+	// domain is LeafDomain; the cloud's JetStream stays the cloud's.
+	StoreDir string
 	// Logger gets the leaf server's errors and warnings (a refused key,
 	// say) and, at debug level, its notices.
 	Logger *slog.Logger
 }
+
+// LeafDomain is the JetStream domain of an agent's leaf node.
+const LeafDomain = "flmngr-leaf"
 
 // natsLogger hands a NATS server's log to slog.
 type natsLogger struct{ l *slog.Logger }
@@ -95,6 +103,10 @@ func StartLeaf(cfg LeafConfig) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      cfg.Logger == nil,
 		LeafNode:   server.LeafNodeOpts{Remotes: []*server.RemoteLeafOpts{remote}, ReconnectInterval: interval},
+	}
+	if cfg.StoreDir != "" {
+		opts.JetStream, opts.StoreDir, opts.JetStreamDomain = true, cfg.StoreDir, LeafDomain
+		opts.JetStreamMaxMemory, opts.JetStreamMaxStore = 8<<20, 1<<30
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -1,14 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -40,8 +35,7 @@ type outbox struct {
 	queue   []pending
 	dropped int
 	idle    chan struct{} // closed while the queue is empty
-	journal *os.File
-	written int64
+	journal journal
 }
 
 type pending struct {
@@ -49,105 +43,8 @@ type pending struct {
 	At   time.Time                  `json:"at"`
 	Info *commands.ReportClientInfo `json:"info,omitempty"`
 	Task *commands.ReportClientTask `json:"task,omitempty"`
-}
 
-// journalLine is one line of the journal: a report, or the key of one
-// the cloud acknowledged.
-type journalLine struct {
-	Add *pending `json:"add,omitempty"`
-	Ack string   `json:"ack,omitempty"`
-}
-
-// maxJournal is the size past which the journal is rewritten with only
-// what waits.
-const maxJournal = 4 << 20
-
-// openJournal loads what an earlier life left in the journal at path and
-// keeps appending to it.
-func (o *outbox) openJournal(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("outbox journal: %w", err)
-	}
-	var left []pending
-	for line := range bytes.Lines(b) {
-		var l journalLine
-		if json.Unmarshal(line, &l) != nil {
-			continue // a line cut by a crash
-		}
-		switch {
-		case l.Add != nil:
-			left = append(left, *l.Add)
-		case l.Ack != "":
-			left = slices.DeleteFunc(left, func(p pending) bool { return p.Key == l.Ack })
-		}
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.queue = append(left, o.queue...)
-	if len(o.queue) > 0 {
-		o.idle = make(chan struct{})
-	}
-	if err := o.rewrite(path); err != nil {
-		return 0, err
-	}
-	return len(left), nil
-}
-
-// rewrite replaces the journal with the reports that wait; callers hold
-// o.mu (or own o alone).
-func (o *outbox) rewrite(path string) error {
-	if path == "" {
-		path = o.journal.Name()
-	}
-	var buf bytes.Buffer
-	for i := range o.queue {
-		b, _ := json.Marshal(journalLine{Add: &o.queue[i]})
-		buf.Write(append(b, '\n'))
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("outbox journal: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("outbox journal: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("outbox journal: %w", err)
-	}
-	if o.journal != nil {
-		o.journal.Close()
-	}
-	o.journal, o.written = f, int64(buf.Len())
-	return nil
-}
-
-// record appends a line to the journal; callers hold o.mu.
-func (o *outbox) record(l journalLine) {
-	if o.journal == nil {
-		return
-	}
-	b, _ := json.Marshal(l)
-	n, err := o.journal.Write(append(b, '\n'))
-	o.written += int64(n)
-	if err != nil {
-		o.log.Warn("outbox journal", "err", err)
-	}
-	if o.written > maxJournal {
-		if err := o.rewrite(""); err != nil {
-			o.log.Warn("outbox journal", "err", err)
-		}
-	}
-}
-
-func (o *outbox) close() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.journal != nil {
-		o.journal.Close()
-		o.journal = nil
-	}
+	seq uint64 // where a stream journal keeps it
 }
 
 func newOutbox(send func(context.Context, pending) error, log *slog.Logger) *outbox {
@@ -163,17 +60,64 @@ func (o *outbox) add(p pending) {
 		o.idle = make(chan struct{})
 	}
 	if len(o.queue) >= maxOutbox {
-		o.record(journalLine{Ack: o.queue[0].Key})
+		dropped := o.queue[0].Key
 		o.queue = o.queue[1:]
+		o.acked(dropped, o.queue)
 		o.dropped++
 		o.log.Warn("outbox full: dropped the oldest report", "dropped", o.dropped)
 	}
-	o.record(journalLine{Add: &p})
+	if o.journal != nil {
+		if err := o.journal.add(&p); err != nil {
+			o.log.Warn("outbox journal: report kept in memory only", "key", p.Key, "err", err)
+		}
+	}
 	o.queue = append(o.queue, p)
 	o.mu.Unlock()
 	select {
 	case o.notify <- struct{}{}:
 	default:
+	}
+}
+
+// useJournal loads what an earlier life left in j, queues it first, and
+// keeps journaling in j; it returns how many reports it loaded.
+func (o *outbox) useJournal(j journal) (int, error) {
+	left, err := j.load()
+	if err != nil {
+		return 0, fmt.Errorf("outbox journal: %w", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range o.queue { // reports made before the journal was opened
+		if err := j.add(&o.queue[i]); err != nil {
+			return 0, fmt.Errorf("outbox journal: %w", err)
+		}
+	}
+	o.queue = append(left, o.queue...)
+	if len(o.queue) > 0 {
+		o.idle = make(chan struct{})
+	}
+	o.journal = j
+	return len(left), nil
+}
+
+// acked tells the journal that key no longer waits and rest does;
+// callers hold o.mu.
+func (o *outbox) acked(key string, rest []pending) {
+	if o.journal == nil {
+		return
+	}
+	if err := o.journal.acked(key, rest); err != nil {
+		o.log.Warn("outbox journal", "err", err)
+	}
+}
+
+func (o *outbox) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.journal != nil {
+		o.journal.close()
+		o.journal = nil
 	}
 }
 
@@ -237,7 +181,7 @@ func (o *outbox) run(ctx context.Context, reconnected <-chan struct{}) {
 		o.mu.Lock()
 		if len(o.queue) > 0 && o.queue[0].Key == head.Key {
 			o.queue = o.queue[1:]
-			o.record(journalLine{Ack: head.Key})
+			o.acked(head.Key, o.queue)
 		}
 		if len(o.queue) == 0 {
 			close(o.idle)

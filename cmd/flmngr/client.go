@@ -97,6 +97,14 @@ func runClient(args []string, out io.Writer) error {
 		url = *leaf
 	}
 	nc, err := nats.Connect(url, opts...)
+	// A connection that arrives while the server reloads its identities
+	// (another client's key was just issued) may be refused or cut once,
+	// and a cloud may be starting: try a few times before giving up.
+	for try := 1; err != nil && try < 5; try++ {
+		logger.Warn("connection refused; trying again", "attempt", try, "err", err)
+		time.Sleep(time.Second)
+		nc, err = nats.Connect(url, opts...)
+	}
 	if err != nil {
 		return cf.connectError(err, "create the client's key with flmngr client-credentials create "+*id+" and pass it with --creds")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -102,7 +103,7 @@ func Parse(stream string, line []byte) Message {
 }
 
 // parseModel reads "round" and keeps every other field as a metric when it
-// is a number (or a string holding one), as raw text otherwise. "acc" is
+// is a finite number (or a string holding one), as raw text otherwise. "acc" is
 // also reported as "accuracy".
 func parseModel(m *Message, fields map[string]json.RawMessage) bool {
 	m.Metrics, m.Raw = map[string]float64{}, map[string]string{}
@@ -127,7 +128,8 @@ func parseModel(m *Message, fields map[string]json.RawMessage) bool {
 			m.Round = r
 			continue
 		}
-		if f, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil {
+		// NaN and infinities are no measurement (and no JSON): raw text.
+		if f, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
 			m.Metrics[k] = f
 		} else {
 			m.Raw[k] = text

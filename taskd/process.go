@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -216,7 +217,9 @@ func (p *Process) read(stream string, r *os.File) {
 	}
 }
 
-func toValid(s string) string { return Parse("", []byte(s)).Text }
+// toValid is the head of a cut line as log text: whatever it holds, it
+// is not a report.
+func toValid(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 func (p *Process) handle(m Message) {
 	p.mu.Lock()

@@ -338,3 +338,17 @@ func TestStartErrors(t *testing.T) {
 		t.Fatal("missing program accepted")
 	}
 }
+
+// A cut line is shown as the text it began with, even when that text
+// would parse as a report: a line too long to read is never one.
+func TestCutLineIsNeverAReport(t *testing.T) {
+	p, msgs := start(t, `printf '{"type":"error","exception":"not a report"}'; head -c 300000 /dev/zero | tr '\0' ' '; echo; echo '{"type":"info","info":"Finished"}'`,
+		func(c *taskd.Config) { c.MaxLine = 4096 })
+	if ex := waitExit(t, p); ex.Outcome != taskd.OutcomeFinished {
+		t.Fatalf("exit %+v: the cut line counted as an error report", ex)
+	}
+	got := drain(msgs)
+	if len(got) != 2 || got[0].Kind != taskd.KindLog || !strings.HasPrefix(got[0].Text, `{"type":"error","exception":"not a report"}`) {
+		t.Fatalf("cut line: %+v", got)
+	}
+}

@@ -158,7 +158,9 @@ func WriteVerified(dir string, ref events.FileRef, copy func(io.Writer) (int64, 
 			return fmt.Errorf("fetch %s: %w", ref.Name, err)
 		}
 	}
-	tmp := name + ".flmngr-partial"
+	// A short name beside the file's: a name of 255 bytes, the most a
+	// directory entry holds, leaves no room for a suffix.
+	tmp := filepath.Join(filepath.Dir(name), ".flmngr-partial-"+ref.SHA256[:16])
 	_ = root.Remove(tmp) // left by an attempt that was killed
 	// Task files are programs: executable, like the scripts they are.
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)

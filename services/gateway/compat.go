@@ -334,7 +334,7 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusRequestEntityTooLarge, "Upload too large")
 			return
 		}
-		fail(http.StatusBadRequest, "Task ID is required")
+		fail(http.StatusBadRequest, "Invalid multipart body: "+err.Error())
 		return
 	}
 	defer r.MultipartForm.RemoveAll()

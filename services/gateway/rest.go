@@ -236,8 +236,12 @@ func (g *Gateway) storeParts(ctx context.Context, w http.ResponseWriter, r *http
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
 			return nil, err
+		}
+		if err != nil {
+			return nil, commands.Invalid(field, "malformed multipart body: %v", err)
 		}
 		name := rawFileName(part.Header)
 		if part.FormName() != field || name == "" {

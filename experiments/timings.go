@@ -124,13 +124,23 @@ func requested(e events.Envelope, ok bool) mark {
 	return mark{*e.RequestedAt, true}
 }
 
-// downloadBegan is when a download began: its recorded end minus its
-// measured duration.
+// sent is when the component that reported an event sent it (its
+// requested time), or, for logs without one, when it was recorded.
+func sent(e events.Envelope, ok bool) mark {
+	if m := requested(e, ok); m.ok {
+		return m
+	}
+	return recorded(e, ok)
+}
+
+// downloadBegan is when a download began, on the agent's clock: when the
+// agent sent its end minus the duration it measured.
 func downloadBegan(e events.Envelope, ok bool) mark {
 	if !ok {
 		return mark{}
 	}
-	return mark{e.Time.Add(-e.Event.(*events.ClientTaskDownloaded).Duration), true}
+	end := sent(e, ok)
+	return mark{end.at.Add(-e.Event.(*events.ClientTaskDownloaded).Duration), true}
 }
 
 func newRun(name string, steps [][2]mark) Run {
@@ -177,7 +187,7 @@ func Exp1Runs(evs []events.Envelope) []Run {
 			{requested(start, okStart), recorded(server, okServer)},
 			{requested(reg, okReg), recorded(reg, okReg)},
 			{recorded(reg, okReg), recorded(offer, okOffer)},
-			{downloadBegan(dl, okDl), recorded(dl, okDl)},
+			{downloadBegan(dl, okDl), sent(dl, okDl)},
 			{recorded(dl, okDl), recorded(running, okRunning)},
 			{recorded(fin, okFin), recorded(exit, okExit)},
 		}))
@@ -206,8 +216,10 @@ func Exp2Runs(evs []events.Envelope) []Run {
 			{recorded(eDl, okEDl), recorded(eRun, okERun)},
 			{recorded(eRun, okERun), recorded(eErr, okEErr)},
 			{recorded(eErr, okEErr), recorded(eQ, okEQ)},
-			{recorded(eQ, okEQ), downloadBegan(cDl, okCDl)},
-			{downloadBegan(cDl, okCDl), recorded(cDl, okCDl)},
+			// Both ends on the agent's clock: it quarantines E and turns
+			// to C at once, before the cloud has recorded the quarantine.
+			{sent(eQ, okEQ), downloadBegan(cDl, okCDl)},
+			{downloadBegan(cDl, okCDl), sent(cDl, okCDl)},
 			{recorded(cDl, okCDl), recorded(cRun, okCRun)},
 			{recorded(eErr, okEErr), recorded(cStart, okCStart)},
 		}))

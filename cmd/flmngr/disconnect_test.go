@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -244,7 +245,13 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond) // the agent writes its reports down
+	s.waitFor("the agent to journal the exit", 10*time.Second, func() error {
+		b, _ := os.ReadFile(filepath.Join(s.dir, "agents", "edge", "outbox.jsonl"))
+		if !bytes.Contains(b, []byte(`"kind":"exited"`)) {
+			return errorf("no exit in the journal yet")
+		}
+		return nil
+	})
 	s.signalAgent("edge", syscall.SIGKILL)
 	link.Restore()
 	restarted := time.Now()

@@ -317,7 +317,12 @@ func TestEdgeLeafNode(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.dir, "agents", "edge", "tasks", "task_quick", "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	s.waitFor("the agent to keep the exit", 10*time.Second, func() error {
+		if !strings.Contains(s.agentOut["edge"].String(), `msg="task exited" component=agent client_id=edge task_id=quick`) {
+			return errorf("not yet")
+		}
+		return nil
+	})
 	if n := count(s.timeline(pbadger.TimelineQuery{Client: "edge"}), events.ClientTaskFinishedV1, "quick"); n != 0 {
 		t.Fatal("the cloud heard of the finish while the link was cut")
 	}

@@ -245,7 +245,10 @@ func (a *Agent) reportExit(ctx context.Context, o events.Offer, proc *taskd.Proc
 	default:
 		return // it would not stop; already logged
 	}
-	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskExited, TaskID: o.TaskID, Run: o.Run, Exit: exitStatus(proc.Exit())})
+	ex := proc.Exit()
+	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskExited, TaskID: o.TaskID, Run: o.Run, Exit: exitStatus(ex)})
+	// Logged once the report is in the outbox (and its journal).
+	a.cfg.Logger.Info("task exited", "task_id", o.TaskID, "run", o.Run, "outcome", ex.Outcome, "code", ex.Code, "duration", ex.Duration.Round(time.Millisecond))
 }
 
 // launch downloads and verifies the task's files and starts the client

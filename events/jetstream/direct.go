@@ -64,7 +64,11 @@ func DirectScan(ctx context.Context, nc *nats.Conn, stream, filter string, from 
 // starts and whether there is more.
 func scanBatch(ctx context.Context, nc *nats.Conn, stream, filter string, from uint64, fn func(uint64, *nats.Msg) error) (uint64, bool, error) {
 	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	// A channel that holds one whole batch and its end marker: a
+	// synchronous subscription would allocate room for 64k messages on
+	// every load, and loads are frequent.
+	ch := make(chan *nats.Msg, loadBatch+2)
+	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return 0, false, err
 	}
@@ -75,9 +79,11 @@ func scanBatch(ctx context.Context, nc *nats.Conn, stream, filter string, from u
 	}
 	last := from - 1
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return 0, false, fmt.Errorf("direct get %s from %d: %w", filter, from, err)
+		var msg *nats.Msg
+		select {
+		case msg = <-ch:
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("direct get %s from %d: %w", filter, from, ctx.Err())
 		}
 		switch status := msg.Header.Get("Status"); status {
 		case "":

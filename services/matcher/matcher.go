@@ -292,11 +292,16 @@ func (m *Matcher) work(ctx context.Context) {
 		var offers []events.Offer
 		var decisions []events.Decision
 		var finished []string
+		unchanged := false
 		if ok {
 			m.inflight[id] = true
 			if c := m.clients[id]; c != nil {
 				offers, decisions = m.desired(c)
 				finished = m.finishedWithdrawals(c, offers)
+				// Most reports change no offers: then there is nothing to
+				// record (the log has what this matcher has seen, or later
+				// events that will mark the client again).
+				unchanged = c.state.Exists && slices.EqualFunc(offers, c.state.Offers, commands.OfferEqual)
 			}
 		}
 		m.mu.Unlock()
@@ -308,11 +313,13 @@ func (m *Matcher) work(ctx context.Context) {
 				return
 			}
 		}
-		rctx, cancel := context.WithTimeout(commands.WithSource(ctx, "matcher"), 15*time.Second)
-		_, err := m.cmds.Execute(rctx, commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions, Cause: cause, Finished: finished})
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			m.cfg.Logger.Warn("record offers", "client_id", id, "err", err)
+		if !unchanged {
+			rctx, cancel := context.WithTimeout(commands.WithSource(ctx, "matcher"), 15*time.Second)
+			_, err := m.cmds.Execute(rctx, commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions, Cause: cause, Finished: finished})
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				m.cfg.Logger.Warn("record offers", "client_id", id, "err", err)
+			}
 		}
 		m.mu.Lock()
 		delete(m.inflight, id)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -321,5 +322,55 @@ func TestTLS(t *testing.T) {
 	if nc, err := nats.Connect(plain, auth.KeyOption(opKey), nats.Timeout(2*time.Second)); err == nil && !nc.TLSRequired() {
 		nc.Close()
 		t.Fatal("a plain connection was accepted")
+	}
+}
+
+// An edge site's leaf node links to a cloud that speaks TLS when it
+// trusts the cloud's certificate, and its client's identity holds over
+// that link; a leaf node that does not trust the certificate gets no
+// link at all.
+func TestLeafNodeOverTLS(t *testing.T) {
+	cert, key := selfSigned(t)
+	c := openCloud(t, cloud.Config{TLSCert: cert, TLSKey: key, LeafNodes: "127.0.0.1:0"})
+	ctx := context.Background()
+	kp, err := c.IssueClientKey(ctx, "edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := strings.Replace(c.LeafURL(), "nats-leaf://", "tls://", 1)
+	through := func(caFile string) *nats.Conn {
+		t.Helper()
+		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "leaf-edge", Remotes: []string{remote}, Key: kp, CAFile: caFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.CustomInboxPrefix(auth.InboxPrefix("edge")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	link := through(cert)
+	trusted := api.NewClient(link, 2*time.Second).ForClient("edge")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := trusted.Report(ctx, commands.ReportClientInfo{ClientInfo: commands.ClientInfo{Sensors: &[]string{"camera"}}, Register: true})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report through a leaf node that trusts the certificate: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // back-off while the link comes up
+	}
+	// The identity holds over the link: another client's subjects stay shut.
+	if _, err := api.NewClient(link, 2*time.Second).ForClient("other").Report(ctx, commands.ReportClientInfo{Register: true}); err == nil {
+		t.Fatal("edge reported as another client through its leaf node")
+	}
+	untrusted := api.NewClient(through(""), 2*time.Second).ForClient("edge")
+	if _, err := untrusted.Report(ctx, commands.ReportClientInfo{Register: true}); commands.KindOf(err) != commands.KindUnavailable {
+		t.Fatalf("a leaf node that does not trust the certificate: %v, want unavailable", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
@@ -261,7 +262,15 @@ func TestSIGKILLAgentMidRun(t *testing.T) {
 	})
 	s.cli("task", "start", "F", "--arguments", "--rounds 2")
 	s.waitStatus("F", 2*time.Minute, "finished")
-	tl := s.timeline(pbadger.TimelineQuery{Client: "site-1"})
+	// The server's end is recorded first; site-1's reports follow it.
+	var tl []projections.TimelineEntry
+	s.waitFor("site-1's reports of F's new run", 30*time.Second, func() error {
+		tl = s.timeline(pbadger.TimelineQuery{Client: "site-1"})
+		if count(tl, events.ClientTaskExitedV1, "F") < 1 || count(tl, events.ClientTaskFinishedV1, "F") < 1 {
+			return errorf("site-1 has not reported F's end yet")
+		}
+		return nil
+	})
 	if n := count(tl, events.ClientTaskStartedV1, "E"); n != 1 {
 		t.Fatalf("site-1 started E %d times, want once: its quarantine did not hold", n)
 	}

@@ -91,6 +91,28 @@ sleep 12
 echo '{"type":"info","info":"Finished"}'
 `
 
+// quickClient runs until a file named go appears in its task directory,
+// then finishes.
+const quickClient = `echo '{"type":"info","info":"Started"}'; while [ ! -e go ]; do sleep 0.05; done; echo '{"type":"info","info":"Finished"}'
+`
+
+// shellTask registers, uploads and starts a task whose client is the
+// shell script client (its server sleeps), for every camera client.
+func (s *site) shellTask(id, client string) {
+	s.t.Helper()
+	src := filepath.Join(s.dir, id)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(client), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.cli("task", "create", id, "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
+		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
+	s.cli("task", "upload", id, filepath.Join(src, "client.sh"))
+	s.cli("task", "start", id)
+}
+
 // A client agent cut from the cloud for 30 s keeps its task going, keeps
 // what it must report, and on reconnect converges: every report arrives
 // once, none twice; the cloud marked it offline during the gap (missed
@@ -102,17 +124,7 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 	link := newProxy(t, s.listen)
 	s.startAgent("edge", link.URL())
 
-	src := filepath.Join(s.dir, "slow")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(slowClient), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.cli("task", "create", "slow", "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
-		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
-	s.cli("task", "upload", "slow", filepath.Join(src, "client.sh"))
-	s.cli("task", "start", "slow")
+	s.shellTask("slow", slowClient)
 
 	var pid int
 	s.waitFor("edge runs slow", time.Minute, func() error {
@@ -211,18 +223,7 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 	s.startUp()
 	link := newProxy(t, s.listen)
 	s.startAgent("edge", link.URL())
-	src := filepath.Join(s.dir, "quick")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script := `echo '{"type":"info","info":"Started"}'; while [ ! -e go ]; do sleep 0.05; done; echo '{"type":"info","info":"Finished"}'`
-	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(script+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.cli("task", "create", "quick", "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
-		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
-	s.cli("task", "upload", "quick", filepath.Join(src, "client.sh"))
-	s.cli("task", "start", "quick")
+	s.shellTask("quick", quickClient)
 	var pid int
 	s.waitFor("edge runs quick", time.Minute, func() error {
 		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
@@ -294,18 +295,7 @@ func TestEdgeLeafNode(t *testing.T) {
 	s.agentArgs = []string{"--leaf", strings.Replace(link.URL(), "nats://", "nats-leaf://", 1)}
 	s.startAgent("edge", "nats://unused:1")
 
-	src := filepath.Join(s.dir, "quick")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script := `echo '{"type":"info","info":"Started"}'; while [ ! -e go ]; do sleep 0.05; done; echo '{"type":"info","info":"Finished"}'`
-	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(script+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.cli("task", "create", "quick", "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
-		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
-	s.cli("task", "upload", "quick", filepath.Join(src, "client.sh"))
-	s.cli("task", "start", "quick")
+	s.shellTask("quick", quickClient)
 	s.waitFor("edge runs quick through its leaf node", time.Minute, func() error {
 		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
 		if count(tl, events.ClientTaskRunningV1, "quick") != 1 {

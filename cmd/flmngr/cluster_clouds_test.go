@@ -92,7 +92,7 @@ func TestTwoCloudsActOnEachStartOnce(t *testing.T) {
 		}
 		for i, id := range tasks {
 			w.await(t, "server of "+id+" run "+run, runEvent(id, run, events.TaskServerStartedV1))
-			waitUntil(t, time.Minute, "the server process of "+id+" run "+run, func() bool {
+			jstest.WaitFor(t, time.Minute, "the server process of "+id+" run "+run, func() bool {
 				b, _ := os.ReadFile(spawns)
 				return bytes.Contains(b, []byte(id+" "+run+" "))
 			})

@@ -342,7 +342,7 @@ func requireReplicas(t *testing.T, cl *jstest.Cluster, n int) {
 	want := []string{"FLMNGR_EVENTS", "FLMNGR_LOGS", "OBJ_FLMNGR_FILES", "FLMNGR_EVENTS>flmngr-server-supervisor"}
 	var found map[string]int
 	// The supervisor creates its consumer once it runs.
-	waitUntil(t, 30*time.Second, fmt.Sprintf("%v to have leaders", want), func() bool {
+	jstest.WaitFor(t, 30*time.Second, fmt.Sprintf("%v to have leaders", want), func() bool {
 		found = replicas(t, js)
 		for _, name := range want {
 			if _, ok := found[name]; !ok {
@@ -438,22 +438,8 @@ func pickVictim(t *testing.T, cl *jstest.Cluster, cloudConn *nats.Conn, victim s
 func waitStreamLeader(t *testing.T, cl *jstest.Cluster, stream string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	waitUntil(t, time.Minute, "a leader of "+stream, func() bool { return cl.StreamLeader(stream) != nil })
+	jstest.WaitFor(t, time.Minute, "a leader of "+stream, func() bool { return cl.StreamLeader(stream) != nil })
 	return time.Since(start)
-}
-
-// waitUntil polls cond every few milliseconds until it holds.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
 }
 
 // logWatch keeps every event of the log, as a follower receives them.

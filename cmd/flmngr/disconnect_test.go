@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
@@ -111,6 +112,18 @@ func (s *site) shellTask(id, client string) {
 		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
 	s.cli("task", "upload", id, filepath.Join(src, "client.sh"))
 	s.cli("task", "start", id)
+}
+
+// ranOnce fails unless a client's timeline holds one run of task, begun
+// and ended once, never interrupted.
+func ranOnce(t *testing.T, tl []projections.TimelineEntry, task string) {
+	t.Helper()
+	for typ, want := range map[string]int{events.ClientTaskStartedV1: 1, events.ClientTaskRunningV1: 1, events.ClientTaskFinishedV1: 1,
+		events.ClientTaskExitedV1: 1, events.ClientTaskInterruptedV1: 0} {
+		if n := count(tl, typ, task); n != want {
+			t.Fatalf("%d %s events of %s, want %d", n, typ, task, want)
+		}
+	}
 }
 
 // A client agent cut from the cloud for 30 s keeps its task going, keeps
@@ -265,13 +278,7 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 		return nil
 	})
 	took := time.Since(restarted)
-	tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
-	for typ, want := range map[string]int{events.ClientTaskStartedV1: 1, events.ClientTaskRunningV1: 1, events.ClientTaskFinishedV1: 1,
-		events.ClientTaskExitedV1: 1, events.ClientTaskInterruptedV1: 0} {
-		if n := count(tl, typ, "quick"); n != want {
-			t.Fatalf("%d %s events, want %d", n, typ, want)
-		}
-	}
+	ranOnce(t, s.timeline(pbadger.TimelineQuery{Client: "edge"}), "quick")
 	t.Logf("the reports of the killed agent arrived %s after it started again", took.Round(time.Millisecond))
 }
 
@@ -338,13 +345,7 @@ func TestEdgeLeafNode(t *testing.T) {
 		return nil
 	})
 	took := time.Since(restored)
-	tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
-	for typ, want := range map[string]int{events.ClientTaskStartedV1: 1, events.ClientTaskRunningV1: 1, events.ClientTaskFinishedV1: 1,
-		events.ClientTaskExitedV1: 1, events.ClientTaskInterruptedV1: 0} {
-		if n := count(tl, typ, "quick"); n != want {
-			t.Fatalf("%d %s events, want %d", n, typ, want)
-		}
-	}
+	ranOnce(t, s.timeline(pbadger.TimelineQuery{Client: "edge"}), "quick")
 	t.Logf("through the leaf node, reports kept in its JetStream across an agent killed while cut off: converged %s after the link came back",
 		took.Round(time.Millisecond))
 	if strings.Contains(s.agentOut["edge"].String(), "level=ERROR") {

@@ -99,7 +99,7 @@ func (c *Cluster) waitReady(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the nats cluster to elect a meta leader", func() bool {
+	WaitFor(t, 30*time.Second, "the nats cluster to elect a meta leader", func() bool {
 		leader := false
 		for _, s := range c.Servers {
 			if !s.JetStreamIsCurrent() {
@@ -170,11 +170,12 @@ func (c *Cluster) shutdown() {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// WaitFor polls cond every few milliseconds until it holds, failing t
+// when timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {

@@ -55,8 +55,7 @@ const (
 	exp2Client = "exp2-client"
 )
 
-func exp1Task(n int) string   { return fmt.Sprintf("%s%02d", exp1Prefix, n) }
-func exp1Client(n int) string { return exp1Task(n) + "-c1" }
+func exp1Task(n int) string { return fmt.Sprintf("%s%02d", exp1Prefix, n) }
 
 // Run is one run's timings, in step order; NaN marks a step whose events
 // were not found (the original printed "Not found").

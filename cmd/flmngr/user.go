@@ -43,12 +43,11 @@ func runUser(args []string, out io.Writer) error {
 }
 
 type infoFlags struct {
-	sensors        *listFlag
-	dataQnt        *int64
-	acc, disconn   *float64
-	attrs          attrFlag
-	fs             *flag.FlagSet
-	registerOnMiss *bool
+	sensors      *listFlag
+	dataQnt      *int64
+	acc, disconn *float64
+	attrs        attrFlag
+	fs           *flag.FlagSet
 }
 
 func registerInfo(fs *flag.FlagSet) infoFlags {

@@ -64,12 +64,6 @@ func deploy(b *testing.B, clientID string) *deployment {
 	return d
 }
 
-// await returns the next event that satisfies match.
-func (d *deployment) await(b *testing.B, match func(events.Envelope) bool) events.Envelope {
-	b.Helper()
-	return d.awaitAll(b, match)[0]
-}
-
 // awaitAll returns, for each matcher, the next event that satisfies it, in
 // whatever order they come.
 func (d *deployment) awaitAll(b *testing.B, matches ...func(events.Envelope) bool) []events.Envelope {

@@ -25,8 +25,6 @@ type env struct {
 	cloud *cloud.Cloud
 }
 
-func fastHash(s string) (string, error) { return "$2a$" + s, nil }
-
 func deploy(t *testing.T, openReads bool) *env {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
@@ -134,7 +132,7 @@ func TestRESTStatusCodes(t *testing.T) {
 	e.expectError(code, b, 400, "invalid", "port")
 	code, b = e.json("POST", "/api/v1/tasks", "admin", `{"task_id":"t2","host":"localhost","port":1,"colour":"red"}`)
 	e.expectError(code, b, 400, "invalid", "colour")
-	code, b = e.json("POST", "/api/v1/tasks", "admin", `{"task_id":"t2","host":"`+strings.Repeat("h", 2<<20)+`","port":1}`)
+	code, _ = e.json("POST", "/api/v1/tasks", "admin", `{"task_id":"t2","host":"`+strings.Repeat("h", 2<<20)+`","port":1}`)
 	if code != 413 {
 		t.Fatalf("a 2 MiB body: %d", code)
 	}
@@ -182,6 +180,9 @@ func TestRESTStatusCodes(t *testing.T) {
 	code, b = e.json("GET", "/api/v1/timeline?after=x", "admin", "")
 	e.expectError(code, b, 400, "invalid", "after")
 	code, b = e.json("GET", "/metrics", "admin", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d %s", code, b)
+	}
 	for _, want := range []string{`flmngr_tasks{state="idle"} 1`, `flmngr_events_appended_total{type="task.created.v1"} 1`, "flmngr_command_duration_seconds_bucket", "flmngr_supervisor_spawns_total"} {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("metrics lack %q:\n%s", want, b)

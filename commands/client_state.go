@@ -53,9 +53,15 @@ type ClientState struct {
 	Done []TaskRun `json:"done,omitempty"`
 	// Quarantined are the runs that failed on this client.
 	Quarantined []Quarantine `json:"quarantined"`
-	// Online is false from a disconnection until the client is heard
-	// from again.
+	// Online is true while the client's agent is heard from: from its
+	// first report until the cloud misses its heartbeats, and again when
+	// it is heard from. A client registered by an operator and never
+	// connected is not online, and SeenAt is zero: never seen.
 	Online bool `json:"online"`
+	// SeenAt is when the client's agent was last heard from, as far as
+	// the log tells (its reports, or the last heartbeat before it went
+	// silent).
+	SeenAt time.Time `json:"seen_at,omitzero"`
 	// PublicKey is the NKey the client's agent connects with ("": none
 	// issued, or revoked).
 	PublicKey string `json:"public_key,omitempty"`
@@ -69,7 +75,8 @@ const maxDone = 256
 func (s *ClientState) Apply(e events.Envelope) {
 	switch p := e.Event.(type) {
 	case *events.ClientRegistered:
-		*s = ClientState{Exists: true, Attributes: p.Attributes, AttributesSeq: e.Seq, CreatedAt: e.Time, UpdatedAt: e.Time, Online: true, PublicKey: s.PublicKey}
+		*s = ClientState{Exists: true, Attributes: p.Attributes, AttributesSeq: e.Seq, CreatedAt: e.Time, UpdatedAt: e.Time, PublicKey: s.PublicKey,
+			SeenAt: s.SeenAt}
 	case *events.ClientKeyIssued:
 		s.PublicKey = p.PublicKey
 	case *events.ClientKeyRevoked:
@@ -99,9 +106,28 @@ func (s *ClientState) Apply(e events.Envelope) {
 		}
 	case *events.ClientDisconnected:
 		s.Online = false
+		s.SeenAt = later(s.SeenAt, p.LastSeen)
 	case *events.ClientReconnected:
-		s.Online = true
+		s.Online, s.SeenAt = true, later(s.SeenAt, e.Time)
 	}
+	if e.Source == AgentSource(e.Aggregate.ID) {
+		// The agent's first word brings the client online; after that,
+		// presence says when it goes silent and comes back.
+		if s.SeenAt.IsZero() {
+			s.Online = true
+		}
+		s.SeenAt = later(s.SeenAt, e.Time)
+	}
+}
+
+// AgentSource is the source of the events client id's own agent causes.
+func AgentSource(id string) string { return "agent/" + id }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (s *ClientState) without(task, run string) []RunningTask {

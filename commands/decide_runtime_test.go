@@ -77,11 +77,14 @@ func TestClientRuntimeCommands(t *testing.T) {
 		{name: "quarantined_twice_is_nothing", state: foldClient(reg, &events.ClientTaskQuarantined{TaskID: "E", Run: "1", SpecSeq: 3}), cmd: ReportClientTask{ClientID: "c", Kind: "quarantined", TaskID: "E", Run: "1", SpecSeq: 3}},
 		{name: "bad_kind", state: foldClient(reg), cmd: ReportClientTask{ClientID: "c", Kind: "exploded", TaskID: "E", Run: "1"}, wantKind: KindInvalid},
 		{name: "unknown_client", cmd: ReportClientTask{ClientID: "c", Kind: "started", TaskID: "E", Run: "1"}, wantKind: KindNotFound},
-		{name: "disconnected", state: foldClient(reg), cmd: RecordPresence{ClientID: "c", Online: false},
+		{name: "disconnected", state: foldAgent("c", reg), cmd: RecordPresence{ClientID: "c", Online: false},
 			want: []events.Payload{&events.ClientDisconnected{}}},
-		{name: "online_again", state: foldClient(reg, &events.ClientDisconnected{}), cmd: RecordPresence{ClientID: "c", Online: true, Gap: 5},
+		{name: "online_again", state: foldAgent("c", reg, &events.ClientDisconnected{}), cmd: RecordPresence{ClientID: "c", Online: true, Gap: 5},
 			want: []events.Payload{&events.ClientReconnected{Gap: 5}}},
-		{name: "still_online_is_nothing", state: foldClient(reg), cmd: RecordPresence{ClientID: "c", Online: true}},
+		{name: "still_online_is_nothing", state: foldAgent("c", reg), cmd: RecordPresence{ClientID: "c", Online: true}},
+		{name: "never_seen_is_not_disconnected", state: foldClient(reg), cmd: RecordPresence{ClientID: "c", Online: false}},
+		{name: "first_heard_of", state: foldClient(reg), cmd: RecordPresence{ClientID: "c", Online: true},
+			want: []events.Payload{&events.ClientReconnected{}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

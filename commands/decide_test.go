@@ -27,6 +27,15 @@ func foldClient(ps ...events.Payload) ClientState {
 	return s
 }
 
+// foldAgent folds events client id's own agent caused.
+func foldAgent(id string, ps ...events.Payload) ClientState {
+	var s ClientState
+	for i, p := range ps {
+		s.Apply(events.Envelope{Seq: uint64(i + 1), Time: time.Unix(int64(i), 0), Source: AgentSource(id), Aggregate: events.Client(id), Event: p})
+	}
+	return s
+}
+
 func ptr[T any](v T) *T { return &v }
 
 var spec4fe5 = events.TaskSpec{

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flmngr/flmngr/events"
@@ -22,6 +23,24 @@ const (
 	StatusErrored        TaskStatus = "errored"
 	StatusInterrupted    TaskStatus = "interrupted"
 )
+
+// Statuses lists every status, in life-cycle order.
+var Statuses = []TaskStatus{StatusIdle, StatusStartRequested, StatusRunning, StatusStopRequested, StatusStopped, StatusFinished, StatusErrored, StatusInterrupted}
+
+// ValidateStatus refuses a status filter that names no status.
+func ValidateStatus(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	names := make([]string, len(Statuses))
+	for i, st := range Statuses {
+		if string(st) == s {
+			return nil
+		}
+		names[i] = string(st)
+	}
+	return Invalid(field, "unknown status %q (want one of %s)", s, strings.Join(names, ", "))
+}
 
 // Active reports whether the task is started: clients are offered it.
 func (s TaskStatus) Active() bool { return s == StatusStartRequested || s == StatusRunning }

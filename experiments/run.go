@@ -21,7 +21,6 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
-	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
@@ -192,11 +191,11 @@ func freePort() (int, error) {
 
 // startAgent runs a client agent with its own connection until stop.
 func (x *experiment) startAgent(ctx context.Context, id string) (stop func(), err error) {
-	key, err := x.cloud.IssueClientKey(ctx, id)
+	opts, err := x.cloud.ClientOptions(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(x.cloud.ClientURL(), nats.Name("flmngr-client "+id), auth.KeyOption(key), nats.CustomInboxPrefix(auth.InboxPrefix(id)))
+	nc, err := nats.Connect(x.cloud.ClientURL(), opts...)
 	if err != nil {
 		return nil, err
 	}

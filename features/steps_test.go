@@ -163,16 +163,26 @@ func (wd *world) connect(url string) error {
 }
 
 // operatorKey is the operators' key file of the deployment.
-func (wd *world) operatorKey() string { return filepath.Join(wd.dataDir(), "operator.nk") }
+func (wd *world) operatorKey() string { return filepath.Join(wd.dataDir(), "operator.creds") }
 
 // operator are the connection options of an operator: the key flmngr
 // made in its data directory.
 func (wd *world) operator() ([]nats.Option, error) {
-	o, err := auth.CredsOption(wd.operatorKey())
+	return auth.OperatorOptions(wd.operatorKey())
+}
+
+// admin connects with full rights, made from the deployment's trust
+// material, as someone who took the cloud's data directory would.
+func (wd *world) admin() (*nats.Conn, error) {
+	t, _, err := auth.LoadOrCreateTrust(auth.KeysFile(wd.dataDir()))
 	if err != nil {
 		return nil, err
 	}
-	return []nats.Option{o}, nil
+	creds, err := t.NewUser(auth.RoleAdmin, "test-admin")
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect(wd.url, creds.Option())
 }
 
 func (wd *world) closeCloud() {

@@ -217,7 +217,13 @@ func tamper(ctx context.Context, name, task string) error {
 	if idx < 0 {
 		return fmt.Errorf("task %s has no file %s", task, name)
 	}
-	js, err := jetstream.New(wd.nc)
+	// Tampering takes what only the cloud has: its trust material.
+	admin, err := wd.admin()
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	js, err := jetstream.New(admin)
 	if err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func startAgent(ctx context.Context, id, sensors, policy string) error {
 	if policy == "" {
 		policy = "one"
 	}
-	key := filepath.Join(wd.dir, "agents", id+".nk")
+	key := filepath.Join(wd.dir, "agents", id+".creds")
 	if _, err := os.Stat(key); err != nil {
 		// Each client gets its identity as an operator would give it.
 		out, err := exec.Command(binary, "client-credentials", "create", id, "--out", key, "--nats", wd.url, "--creds", wd.operatorKey()).CombinedOutput()

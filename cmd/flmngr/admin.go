@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/cloud"
 )
 
 func runRebuild(args []string, out io.Writer) error {
@@ -46,28 +42,14 @@ func runRebuild(args []string, out io.Writer) error {
 
 func rebuildOffline(out io.Writer, data string) error {
 	start := time.Now()
-	ns, err := fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: data, Listen: "-"})
-	if err != nil {
-		return err
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
 	ctx := context.Background()
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	st, err := cloud.OpenStopped(ctx, data)
 	if err != nil {
-		return fmt.Errorf("%v (is %s the data directory of a deployment?)", err, data)
+		return err
 	}
-	views, err := pbadger.Open(filepath.Join(data, "views"), nil)
-	if err != nil {
-		return fmt.Errorf("%v (is flmngr still running on %s?)", err, data)
-	}
-	defer views.Close()
+	defer st.Close()
 	fmt.Fprintf(out, "rebuilding views in %s…\n", data)
-	seq, err := views.RebuildOffline(ctx, log)
+	seq, err := st.Views.RebuildOffline(ctx, st.Log)
 	if err != nil {
 		return err
 	}

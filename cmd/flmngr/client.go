@@ -7,12 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/auth"
@@ -33,6 +29,7 @@ func runClient(args []string, out io.Writer) error {
 	maxTasks := fs.Int("max-tasks", 0, "with --policy all, run at most this many tasks at once (0: no limit)")
 	heartbeat := fs.Duration("heartbeat", 5*time.Second, "interval between heartbeats")
 	grace := fs.Duration("grace", 5*time.Second, "how long a stopped task process may take before SIGKILL")
+	drain := fs.Duration("drain", 5*time.Second, "at shutdown, how long to wait for the cloud to take the reports still waiting")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
 	if pos, err := parse(fs, args); err != nil {
@@ -60,7 +57,7 @@ func runClient(args []string, out io.Writer) error {
 	}
 	cfg := agent.Config{
 		ClientID: *id, Info: info.info(), InfoFile: *infoFile, WorkDir: abs,
-		Policy: *policy, MaxTasks: *maxTasks, Heartbeat: *heartbeat, Grace: *grace,
+		Policy: *policy, MaxTasks: *maxTasks, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
 		Logger: logger.With("component", "agent", "client_id", *id),
 	}
 	if err := cfg.Validate(); err != nil {
@@ -69,63 +66,33 @@ func runClient(args []string, out io.Writer) error {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return err
 	}
-	opts, err := cf.options(cf.creds)
-	if err != nil {
-		return err
-	}
-	// Replies come to the client's own inbox: its identity may read no
-	// other. A lost link is retried for ever; so is a refused key, which
-	// an operator may issue any moment.
-	opts = append(opts, nats.Name("flmngr-client "+*id), nats.CustomInboxPrefix(auth.InboxPrefix(*id)),
-		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second), nats.IgnoreAuthErrorAbort())
-	url := cf.url
-	if *leaf != "" {
-		if cf.creds == "" {
-			return fmt.Errorf("%w: --leaf needs the client's key (--creds)", errUsage)
+	var creds auth.Creds
+	if cf.creds != "" {
+		if creds, err = auth.ReadCreds(cf.creds); err != nil {
+			return fmt.Errorf("%w: --creds: %v", errUsage, err)
 		}
-		kp, err := auth.ReadKey(cf.creds)
-		if err != nil {
-			return err
+		if name := creds.Name(); name != *id {
+			return fmt.Errorf("%w: --creds %s are client %q's, not %q's", errUsage, cf.creds, name, *id)
 		}
-		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "flmngr-leaf-" + *id, Remotes: strings.Split(*leaf, ","), Key: kp, CAFile: cf.tlsCA, Logger: logger,
-			StoreDir: filepath.Join(abs, "leaf")})
-		if err != nil {
-			return err
-		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		opts = []nats.Option{nats.InProcessServer(ns), nats.Name("flmngr-client " + *id), nats.CustomInboxPrefix(auth.InboxPrefix(*id)), nats.MaxReconnects(-1)}
-		url = *leaf
-	}
-	nc, err := nats.Connect(url, opts...)
-	// A connection that arrives while the server reloads its identities
-	// (another client's key was just issued) may be refused or cut once,
-	// and a cloud may be starting: try a few times before giving up.
-	for try := 1; err != nil && try < 5; try++ {
-		logger.Warn("connection refused; trying again", "attempt", try, "err", err)
-		time.Sleep(time.Second)
-		nc, err = nats.Connect(url, opts...)
-	}
-	if err != nil {
-		return cf.connectError(err, "create the client's key with flmngr client-credentials create "+*id+" and pass it with --creds")
-	}
-	defer nc.Close()
-	if *leaf != "" {
-		// The reports that wait for the cloud stay in the leaf node's own
-		// JetStream, on this site's disk.
-		if cfg.Journal, err = jetstream.NewWithDomain(nc, agent.LeafDomain); err != nil {
-			return err
-		}
-	}
-	a, err := agent.New(nc, cfg)
-	if err != nil {
-		return err
+	} else if *leaf != "" {
+		return fmt.Errorf("%w: --leaf needs the client's credentials (--creds)", errUsage)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *leaf != "" {
-		fmt.Fprintf(out, "client %s: leaf node linked to %s (policy %s, work directory %s)\n", *id, url, cfg.Policy, abs)
-	} else {
-		fmt.Fprintf(out, "client %s connected to %s (policy %s, work directory %s)\n", *id, nc.ConnectedUrlRedacted(), cfg.Policy, abs)
+	conn, err := agent.Dial(ctx, agent.DialConfig{ClientID: *id, URL: cf.url, Creds: creds, CAFile: cf.tlsCA, Leaf: *leaf, WorkDir: abs, Logger: logger})
+	if err != nil {
+		return cf.connectError(err, "make the client's credentials with flmngr client-credentials create "+*id+" and pass them with --creds")
 	}
-	return a.Run(ctx)
+	defer conn.Close()
+	cfg.Journal = conn.Journal
+	a, err := agent.New(conn.NC, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "client %s connected (%s; policy %s, work directory %s)\n", *id, conn.Where, cfg.Policy, abs)
+	err = a.Run(ctx)
+	if n := a.Pending(); n > 0 {
+		fmt.Fprintf(out, "client %s: %d reports not delivered within %s (the cloud is unreachable); they are kept in %s and go out at the next start\n", *id, n, cfg.Drain, a.JournalPlace())
+	}
+	return err
 }

@@ -194,7 +194,7 @@ func runEvent(task, run, typ string) func(events.Envelope) bool {
 // log is shown when the test failed.
 func startCloudProcess(t *testing.T, bin, urls, data, name string) {
 	t.Helper()
-	cmd := exec.Command(bin, "cloud", "--nats", urls, "--replicas", "3", "--data", data, "--name", name,
+	cmd := exec.Command(bin, "cloud", "--nats", urls, "--auth=false", "--replicas", "3", "--data", data, "--name", name,
 		"--http", "", "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

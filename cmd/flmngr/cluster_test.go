@@ -25,6 +25,7 @@ import (
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 )
 
@@ -313,7 +314,7 @@ func (a *ackLog) next(ctx context.Context, t time.Time) (ack, bool) {
 // connection to every node of the cluster until the test ends.
 func runClusterAgent(t *testing.T, cl *jstest.Cluster, id, dir string) {
 	t.Helper()
-	nc := cl.Connect(t, nats.Name("flmngr-client "+id))
+	nc := cl.Connect(t, nats.Name("flmngr-client "+id), nats.CustomInboxPrefix(auth.InboxPrefix(id)))
 	camera := []string{"camera"}
 	a, err := agent.New(nc, agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &camera, DataQnt: new(int64(30000))},
 		WorkDir: dir, Grace: 2 * time.Second})

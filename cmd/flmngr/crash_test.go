@@ -41,11 +41,34 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 // whose data directory is data.
 func operator(t *testing.T, data string) nats.Option {
 	t.Helper()
-	o, err := auth.CredsOption(filepath.Join(data, "operator.nk"))
+	opts, err := auth.OperatorOptions(filepath.Join(data, "operator.creds"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return o
+	return func(o *nats.Options) error {
+		for _, opt := range opts {
+			if err := opt(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// admin are connection options with every right, made from the
+// deployment's trust material as only the cloud has it: for checks that
+// read the stream itself.
+func admin(t *testing.T, data string) nats.Option {
+	t.Helper()
+	trust, _, err := auth.LoadOrCreateTrust(auth.KeysFile(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := trust.NewUser(auth.RoleAdmin, "test-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds.Option()
 }
 
 // clientKey gives client id its identity as an operator would, with the
@@ -56,9 +79,9 @@ func clientKey(t *testing.T, data, listen, id string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := filepath.Join(filepath.Dir(data), id+".nk")
+	key := filepath.Join(filepath.Dir(data), id+".creds")
 	out, err := exec.Command(bin, "client-credentials", "create", id, "--out", key, "--force",
-		"--nats", "nats://"+listen, "--creds", filepath.Join(data, "operator.nk")).CombinedOutput()
+		"--nats", "nats://"+listen, "--creds", filepath.Join(data, "operator.creds")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("client-credentials create %s: %v\n%s", id, err, out)
 	}
@@ -236,7 +259,12 @@ func TestSIGKILLDuringCreateBurst(t *testing.T) {
 		t.Fatalf("%d tasks in the views, want %d", len(tasks), total)
 	}
 
-	log, err := fjs.Attach(context.Background(), nc, fjs.Config{})
+	anc, err := nats.Connect("nats://"+listen, admin(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anc.Close()
+	log, err := fjs.Attach(context.Background(), anc, fjs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/services/auth"
 )
@@ -14,13 +16,14 @@ const credentialsUsage = `Usage: flmngr client-credentials create|revoke ID [fla
 
 Gives a client agent its own identity on NATS, or takes it away.
 
-  create ID   make a key pair here, record its public half (the cloud's
-              NATS server accepts it at once) and write its secret seed to
-              --out (default ./ID.nk, mode 0600). Copy that file to the
-              client's machine and run: flmngr client --id ID --creds ID.nk
+  create ID   make a key pair here, record its public half, and write the
+              client's credentials (the JWT the cloud signs for that key,
+              and its secret seed) to --out (default ./ID.creds, mode
+              0600). Copy that file to the client's machine and run:
+              flmngr client --id ID --creds ID.creds
               Creating again replaces the key (the old one stops working).
-  revoke ID   stop the client's key from connecting; its connections are
-              closed.
+  revoke ID   stop the client's key from connecting, on every NATS server
+              at once; its connections are closed.
 
 A client's identity may only report for itself, read its own offers and
 history, and fetch the files of tasks it is offered.`
@@ -44,10 +47,10 @@ func runCredentials(args []string, out io.Writer) error {
 }
 
 func credentialsCreate(args []string, out io.Writer) error {
-	fs := newFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force]", "Makes client ID's key pair, records its public key, writes its seed to --out.")
+	fs := newFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force]", "Makes client ID's key pair, records its public key and writes its credentials to --out.")
 	var cf connFlags
 	cf.register(fs)
-	outFile := fs.String("out", "", "where to write the client's secret seed (default ./ID.nk)")
+	outFile := fs.String("out", "", "where to write the client's credentials (default ./ID.creds)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -58,12 +61,12 @@ func credentialsCreate(args []string, out io.Writer) error {
 		return fmt.Errorf("%w: a client ID is required", errUsage)
 	}
 	if *outFile == "" {
-		*outFile = id + ".nk"
+		*outFile = id + ".creds"
 	}
 	if fileExists(*outFile) && !*force {
 		return fmt.Errorf("%w: %s exists; pass --force to replace it (the key in it stops working)", errUsage, *outFile)
 	}
-	kp, err := auth.NewKey()
+	kp, err := nkeys.CreateUser()
 	if err != nil {
 		return err
 	}
@@ -76,15 +79,17 @@ func credentialsCreate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := auth.WriteKey(*outFile, kp, "flmngr client key of "+id+": flmngr client --id "+id+" --creds <this file>", *force); err != nil {
-		return fmt.Errorf("the key is recorded but its seed could not be written (create it again): %w", err)
+	if r.JWT == "" {
+		return fmt.Errorf("client %s: key recorded (event %d), but this deployment runs without authentication and issues no credentials", id, r.Seq)
+	}
+	if err := (auth.Creds{JWT: r.JWT, Key: kp}).Write(*outFile, *force); err != nil {
+		return fmt.Errorf("the key is recorded but its credentials could not be written (create them again): %w", err)
 	}
 	if cf.json {
 		return printJSON(out, map[string]any{"user_id": id, "public_key": auth.PublicKey(kp), "creds": *outFile, "seq": r.Seq})
 	}
 	abs, _ := filepath.Abs(*outFile)
-	fmt.Fprintf(out, "client %s: key %s recorded (event %d)\n  seed written to %s (mode 0600): copy it to the client and run\n    flmngr client --id %s --creds %s\n", id, auth.PublicKey(kp), r.Seq, abs, id, filepath.Base(*outFile))
-	fmt.Fprintf(out, "  on an external NATS deployment, add to its authorization users:\n    %s\n", auth.ServerBlock(id, auth.PublicKey(kp)))
+	fmt.Fprintf(out, "client %s: key %s recorded (event %d)\n  credentials written to %s (mode 0600): copy them to the client and run\n    flmngr client --id %s --creds %s\n", id, auth.PublicKey(kp), r.Seq, abs, id, filepath.Base(*outFile))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
-	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
@@ -65,26 +63,18 @@ func runDemo(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "flmngr %s is up: NATS %s, data %s\n", version, c.ClientURL(), c.DataDir())
 	printGateway(out, c)
 
+	// The agents stop first and deliver what they have to report while
+	// their connections and the cloud are still there.
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	agentsCtx, stopAgents := context.WithCancel(ctx)
-	defer stopAgents()
+	defer func() { stopAgents(); wg.Wait() }()
 	camera := []string{"camera"}
 	for i := 1; i <= *clients; i++ {
 		id := fmt.Sprintf("site-%d", i)
-		opts := []nats.Option{nats.Name("flmngr-client " + id), nats.MaxReconnects(-1), nats.CustomInboxPrefix(auth.InboxPrefix(id))}
-		if c.Auth != nil {
-			key, err := c.IssueClientKey(ctx, id)
-			if err != nil {
-				return err
-			}
-			opts = append(opts, auth.KeyOption(key))
-		}
-		nc, err := nats.Connect(c.ClientURL(), opts...)
+		nc, err := c.ConnectClient(ctx, id)
 		if err != nil {
 			return err
 		}
-		defer nc.Close()
 		a, err := agent.New(nc, agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &camera, DataQnt: new(int64(30000))},
 			WorkDir: filepath.Join(c.DataDir(), "clients", id), Logger: logger.With("component", "agent", "client_id", id)})
 		if err != nil {
@@ -93,6 +83,9 @@ func runDemo(args []string, out io.Writer) error {
 		wg.Go(func() {
 			if err := a.Run(agentsCtx); err != nil {
 				logger.Error("agent stopped", "client_id", id, "err", err)
+			}
+			if n := a.Pending(); n > 0 {
+				fmt.Fprintf(out, "%s: %d reports not delivered at shutdown; kept in %s\n", id, n, a.JournalPlace())
 			}
 		})
 	}
@@ -111,7 +104,7 @@ func runDemo(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "task %s started (event %d); MNIST loads on the server and on each client…\n\n", demoTask, r.Seq)
-	final, ended, err := followDemo(ctx, c.Log, r.Seq, rounds, out)
+	final, ended, err := followDemo(ctx, c.Log, r.Seq, rounds, *clients, out)
 	if err != nil {
 		return err
 	}
@@ -176,13 +169,17 @@ func prepareDemoTask(ctx context.Context, c *cloud.Cloud, cl *api.Client, client
 		return 0, err
 	}
 	fmt.Fprintf(out, "task %s registered: criterion %s, server on 127.0.0.1:%d, files fedavg.json and notify\n", demoTask, crit, port)
-	rounds := 3
-	if b, err := fs.ReadFile(fedavg.Files, "fedavg.json"); err == nil {
-		if i := strings.Index(string(b), `"rounds":`); i >= 0 {
-			fmt.Sscanf(strings.TrimSpace(string(b)[i+len(`"rounds":`):]), "%d", &rounds)
-		}
+	var settings struct {
+		Rounds int `json:"rounds"`
 	}
-	return rounds, nil
+	b, err := fs.ReadFile(fedavg.Files, "fedavg.json")
+	if err == nil {
+		err = json.Unmarshal(b, &settings)
+	}
+	if err != nil || settings.Rounds < 1 {
+		return 0, fmt.Errorf("fedavg.json: no rounds (%v)", err)
+	}
+	return settings.Rounds, nil
 }
 
 func freePort() (int, error) {
@@ -214,18 +211,30 @@ func waitClients(ctx context.Context, cl *api.Client, n int) error {
 	}
 }
 
-// followDemo prints the run's progress from the log until the task ends;
-// it returns the last accuracy and the event that ended the run.
-func followDemo(ctx context.Context, log *fjs.Log, from uint64, rounds int, out io.Writer) (float64, string, error) {
+// followDemo prints the run's progress from the log until the task ended
+// and every client that started it said how it ended there (or 10 s
+// passed since the task ended); it returns the last accuracy and the
+// event that ended the run.
+func followDemo(ctx context.Context, log *fjs.Log, from uint64, rounds, clients int, out io.Writer) (float64, string, error) {
 	var acc float64
 	var ended string
+	started, settled := map[string]bool{}, map[string]bool{}
 	errDone := errors.New("done")
-	err := log.Follow(ctx, fjs.FollowOptions{From: from}, func(e events.Envelope) error {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	err := log.Follow(fctx, fjs.FollowOptions{From: from}, func(e events.Envelope) error {
 		switch p := e.Event.(type) {
 		case *events.TaskServerStarted:
 			fmt.Fprintf(out, "  server started (pid %d)\n", p.PID)
 		case *events.ClientTaskStarted:
 			if p.TaskID == demoTask {
+				started[e.Aggregate.ID] = true
 				fmt.Fprintf(out, "  %s started its client (pid %d)\n", e.Aggregate.ID, p.PID)
 			}
 		case *events.TaskRoundCompleted:
@@ -234,22 +243,58 @@ func followDemo(ctx context.Context, log *fjs.Log, from uint64, rounds int, out 
 		case *events.TaskTriggerRan:
 			fmt.Fprintf(out, "  trigger %s ran (exit %d)\n", p.Name, p.Code)
 		case *events.ClientTaskFinished:
-			fmt.Fprintf(out, "  %s finished\n", e.Aggregate.ID)
+			if p.TaskID == demoTask {
+				settled[e.Aggregate.ID] = true
+				fmt.Fprintf(out, "  %s finished\n", e.Aggregate.ID)
+			}
+		case *events.ClientTaskErrored:
+			if p.TaskID == demoTask {
+				settled[e.Aggregate.ID] = true
+				fmt.Fprintf(out, "  %s errored: %s\n", e.Aggregate.ID, p.Exception)
+			}
+		case *events.ClientTaskStopped, *events.ClientTaskInterrupted:
+			if taskOf(p) == demoTask {
+				settled[e.Aggregate.ID] = true
+				fmt.Fprintf(out, "  %s stopped its client\n", e.Aggregate.ID)
+			}
 		case *events.TaskFinished, *events.TaskErrored, *events.TaskStopped, *events.TaskInterrupted:
-			if e.Aggregate.ID == demoTask {
+			if e.Aggregate.ID == demoTask && ended == "" {
 				ended = e.Type
+				// The clients' last reports follow the task's end; they
+				// are waited for, but not for ever.
+				timer = time.AfterFunc(10*time.Second, cancel)
 				if p, ok := p.(*events.TaskErrored); ok {
 					fmt.Fprintf(out, "  task errored: %s\n", p.Exception)
 				}
-				return errDone
 			}
+		}
+		if ended == "" {
+			return nil
+		}
+		all := len(settled) >= len(started) && len(started) >= min(clients, 1)
+		for id := range started {
+			all = all && settled[id]
+		}
+		if all {
+			return errDone
 		}
 		return nil
 	})
-	if errors.Is(err, errDone) {
+	if errors.Is(err, errDone) || (ended != "" && ctx.Err() == nil) {
 		return acc, ended, nil
 	}
 	return acc, ended, err
+}
+
+// taskOf is the task a client's stop or interruption is about.
+func taskOf(p events.Payload) string {
+	switch p := p.(type) {
+	case *events.ClientTaskStopped:
+		return p.TaskID
+	case *events.ClientTaskInterrupted:
+		return p.TaskID
+	}
+	return ""
 }
 
 // bar draws a fraction as 30 cells.

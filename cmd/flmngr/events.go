@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/projections"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
@@ -36,52 +34,48 @@ func runEvents(args []string, out io.Writer) error {
 	if *task != "" && *client != "" {
 		return fmt.Errorf("%w: --task and --client are exclusive", errUsage)
 	}
-	nc, err := cf.connect()
+	c, done, err := cf.client()
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer done()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
-	if err != nil {
-		return fmt.Errorf("%v (is flmngr up running?)", err)
-	}
-	opts := fjs.FollowOptions{From: *since + 1}
-	switch {
-	case *task != "":
-		opts.Filters = []string{log.AggregateFilter(events.Task(*task))}
-	case *client != "":
-		opts.Filters = []string{log.AggregateFilter(events.Client(*client))}
-	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	enc := json.NewEncoder(out)
-	print := func(e events.Envelope) error {
-		if cf.json {
-			return enc.Encode(wireEvent{Seq: e.Seq, Envelope: e})
-		}
-		t := projections.Entry(e)
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s/%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("15:04:05.000000"), e.Source, e.Aggregate.Kind, e.Aggregate.ID, e.Type, t.Detail)
-		if *follow {
-			return w.Flush()
-		}
-		return nil
-	}
 	if !cf.json {
 		fmt.Fprintln(w, "SEQ\tTIME\tSOURCE\tAGGREGATE\tTYPE\tDETAIL")
 	}
+	req := api.EventsRequest{After: *since, Task: *task, Client: *client}
 	if *follow {
-		err = log.Follow(ctx, opts, print)
-		if errors.Is(err, context.Canceled) {
-			err = nil
+		req.WaitMS = int(min(cf.timeout-time.Second, 10*time.Second).Milliseconds())
+	}
+	for {
+		evs, next, err := c.Events(ctx, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return w.Flush()
+			}
+			return err
 		}
-	} else {
-		_, err = log.Replay(ctx, opts, print)
+		for _, e := range evs {
+			if cf.json {
+				if err := enc.Encode(wireEvent{Seq: e.Seq, Envelope: e}); err != nil {
+					return err
+				}
+				continue
+			}
+			t := projections.Entry(e)
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s/%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("15:04:05.000000"), e.Source, e.Aggregate.Kind, e.Aggregate.ID, e.Type, t.Detail)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		req.After = next
+		if len(evs) == 0 && !*follow {
+			return nil
+		}
 	}
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	return err
 }
 
 // wireEvent is an envelope with its stream sequence, as --json prints it.

@@ -19,18 +19,28 @@ import (
 
 const defaultNATS = "nats://127.0.0.1:4222"
 
-// newFlags returns a flag set whose help goes to stdout and whose errors
-// come back as usage errors.
+// newFlags returns a flag set whose errors come back as one-line usage
+// errors; --help prints its usage, once, on stdout.
 func newFlags(name, usageLine, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet("flmngr "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(os.Stdout, "Usage: flmngr %s\n\n%s\n\nFlags:\n", usageLine, about)
-		fs.SetOutput(os.Stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	fs.Usage = func() {} // parse prints the usage on --help only
+	usages[fs] = usageText{line: usageLine, about: about}
 	return fs
+}
+
+type usageText struct{ line, about string }
+
+// usages are the flag sets' usage texts (one process, one command).
+var usages = map[*flag.FlagSet]usageText{}
+
+// printUsage prints a flag set's usage.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	u := usages[fs]
+	fmt.Fprintf(w, "Usage: flmngr %s\n\n%s\n\nFlags:\n", u.line, u.about)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // parse parses flags that may come before or after positional arguments
@@ -40,7 +50,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
-				fs.Usage()
+				printUsage(os.Stdout, fs)
 				return nil, err
 			}
 			return nil, fmt.Errorf("%w: %v (see --help)", errUsage, err)
@@ -48,6 +58,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		rest := fs.Args()
 		if len(rest) == 0 {
 			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
@@ -69,46 +82,58 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 		def = defaultNATS
 	}
 	fs.StringVar(&c.url, "nats", def, "NATS URL(s) of the flmngr deployment, comma-separated ($FLMNGR_NATS)")
-	fs.StringVar(&c.creds, "creds", os.Getenv("FLMNGR_CREDS"), "key file of the identity to connect as ($FLMNGR_CREDS; operators default to operator.nk in the data directory)")
+	fs.StringVar(&c.creds, "creds", os.Getenv("FLMNGR_CREDS"), "credentials (.creds) of the identity to connect as ($FLMNGR_CREDS; default: operator.creds in the data directory, $FLMNGR_DATA)")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("FLMNGR_TLS_CA"), "CA certificate (PEM) to verify the NATS server's TLS certificate with ($FLMNGR_TLS_CA)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for an answer")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 }
 
-// connect connects as an operator: with --creds, or the operator key
-// of the default data directory when there is one.
-func (c *connFlags) connect() (*nats.Conn, error) {
+// operatorCreds is where an operator's credentials are by default: in the
+// data directory a local flmngr up (or make run) keeps them in.
+func operatorCreds() string { return filepath.Join(defaultDataDir(), "operator.creds") }
+
+// connect connects as an operator: with --creds, or the operator
+// credentials of the default data directory when there are some.
+func (c *connFlags) connect() (*nats.Conn, *api.Refusals, error) {
 	creds := c.creds
-	if creds == "" {
-		if p := filepath.Join(defaultDataDir(), "operator.nk"); fileExists(p) {
-			creds = p
+	if creds == "" && fileExists(operatorCreds()) {
+		creds = operatorCreds()
+	}
+	opts, identity, err := c.options(creds)
+	if err != nil {
+		return nil, nil, err
+	}
+	refusals := api.NewRefusals(identity)
+	opts = append(opts, nats.Name("flmngr-cli"), nats.Timeout(min(c.timeout, 5*time.Second)),
+		nats.CustomInboxPrefix(auth.RoleInboxPrefix(auth.RoleOperator)), nats.ErrorHandler(refusals.Handler(nil)))
+	nc, err := nats.Connect(c.url, opts...)
+	if err != nil {
+		hint := "pass the operator's credentials with --creds (operator.creds in the cloud's data directory) or $FLMNGR_CREDS"
+		if creds == "" {
+			hint = "no credentials: " + operatorCreds() + " does not exist; " + hint + ", or set $FLMNGR_DATA to the cloud's data directory"
 		}
+		return nil, nil, c.connectError(err, hint)
 	}
-	opts, err := c.options(creds)
-	if err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(c.url, append(opts, nats.Name("flmngr-cli"), nats.Timeout(min(c.timeout, 5*time.Second)))...)
-	if err != nil {
-		return nil, c.connectError(err, "pass the operator key with --creds (operator.nk in the cloud's data directory) or $FLMNGR_CREDS")
-	}
-	return nc, nil
+	return nc, refusals, nil
 }
 
-// options are the identity and TLS options of a connection.
-func (c *connFlags) options(creds string) ([]nats.Option, error) {
+// options are the identity and TLS options of a connection, and the
+// identity described for error messages.
+func (c *connFlags) options(creds string) ([]nats.Option, string, error) {
 	var opts []nats.Option
+	identity := "without credentials"
 	if creds != "" {
-		o, err := auth.CredsOption(creds)
+		cr, err := auth.ReadCreds(creds)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --creds: %v", errUsage, err)
+			return nil, "", fmt.Errorf("%w: --creds: %v", errUsage, err)
 		}
-		opts = append(opts, o)
+		opts = append(opts, cr.Option())
+		identity = fmt.Sprintf("%q (%s)", cr.Name(), creds)
 	}
 	if c.tlsCA != "" {
 		opts = append(opts, nats.RootCAs(c.tlsCA))
 	}
-	return opts, nil
+	return opts, identity, nil
 }
 
 func (c *connFlags) connectError(err error, credsHint string) error {
@@ -124,11 +149,11 @@ func fileExists(p string) bool {
 }
 
 func (c *connFlags) client() (*api.Client, func(), error) {
-	nc, err := c.connect()
+	nc, refusals, err := c.connect()
 	if err != nil {
 		return nil, nil, err
 	}
-	return api.NewClient(nc, c.timeout).WithSource("cli"), nc.Close, nil
+	return api.NewClient(nc, c.timeout).WithSource("cli").WithRefusals(refusals), nc.Close, nil
 }
 
 // listFlag is a comma-separated list; repeating the flag appends.

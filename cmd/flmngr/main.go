@@ -33,6 +33,7 @@ func commandsList() []command {
 		{"match", "preview which clients a selection criterion selects", runMatch},
 		{"user", "register, report, get and list clients (users)", runUser},
 		{"events", "print the event log, optionally following it", runEvents},
+		{"logs", "print what a task's server and clients printed, optionally following it", runLogs},
 		{"timeline", "print the timeline of a task, a client or everything, with step latencies", runTimeline},
 		{"rebuild", "drop the views and replay them from the event log", runRebuild},
 		{"status", "show how far the log and the views go", runStatus},

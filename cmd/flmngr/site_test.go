@@ -16,10 +16,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/projections"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
 
@@ -133,7 +133,7 @@ func (s *site) stopUp() {
 func (s *site) cli(args ...string) string {
 	s.t.Helper()
 	cmd := exec.Command(s.bin, args...)
-	cmd.Env = append(os.Environ(), "FLMNGR_NATS=nats://"+s.listen, "FLMNGR_CREDS="+filepath.Join(s.data, "operator.nk"))
+	cmd.Env = append(os.Environ(), "FLMNGR_NATS=nats://"+s.listen, "FLMNGR_CREDS="+filepath.Join(s.data, "operator.creds"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		s.t.Fatalf("flmngr %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -145,7 +145,7 @@ func (s *site) cli(args ...string) string {
 // ("" : the site's NATS).
 func (s *site) startAgent(id, url string) {
 	s.t.Helper()
-	key := filepath.Join(s.dir, id+".nk")
+	key := filepath.Join(s.dir, id+".creds")
 	if _, err := os.Stat(key); err != nil {
 		s.cli("client-credentials", "create", id, "--out", key)
 	}
@@ -282,31 +282,18 @@ func alive(pid int) bool {
 // views rebuilt from the log. It returns how many events the log holds.
 func storedViewsEqualRebuild(t *testing.T, data string) (uint64, map[string]string) {
 	t.Helper()
-	ns, err := fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: data, Listen: "-"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	st, err := cloud.OpenStopped(ctx, data)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
+	log, views := st.Log, st.Views
 	last, err := log.LastSeq(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	views, err := pbadger.Open(filepath.Join(data, "views"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer views.Close()
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- views.Run(rctx, log) }()

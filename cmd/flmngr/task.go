@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -70,14 +71,25 @@ func registerSpec(fs *flag.FlagSet) specFlags {
 		criterion:  fs.String("criterion", "", `selection criterion over client attributes, e.g. '"camera" in sensors && data_qnt > 100'`),
 		serverArgs: fs.String("server-args", "", "arguments appended to the server command"),
 		clientArgs: fs.String("client-args", "", "arguments appended to the client command"),
-		serverCmd:  fs.String("server-cmd", "", "server command replacing 'python3 server.py <workdir>' (split on spaces)"),
-		clientCmd:  fs.String("client-cmd", "", "client command replacing 'python3 client.py <workdir>' (split on spaces)"),
+		serverCmd:  fs.String("server-cmd", "", "server command replacing 'python3 server.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
+		clientCmd:  fs.String("client-cmd", "", "client command replacing 'python3 client.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
 		files:      &listFlag{},
 		tags:       &listFlag{},
 	}
 	fs.Var(s.files, "files", "files clients download, comma-separated (client.py,task.py)")
 	fs.Var(s.tags, "tags", "tags, comma-separated")
 	return s
+}
+
+// commands splits --server-cmd and --client-cmd into words.
+func (s specFlags) commands() (server, client []string, err error) {
+	if server, err = commandWords(*s.serverCmd); err != nil {
+		return nil, nil, commands.Invalid("server_command", "--server-cmd: %v", err)
+	}
+	if client, err = commandWords(*s.clientCmd); err != nil {
+		return nil, nil, commands.Invalid("client_command", "--client-cmd: %v", err)
+	}
+	return server, client, nil
 }
 
 // taskID takes the ID from --id or the first positional argument.
@@ -109,10 +121,14 @@ func taskCreate(args []string, out io.Writer) error {
 		return err
 	}
 	set := setFlags(fs)
+	serverCmd, clientCmd, err := s.commands()
+	if err != nil {
+		return err
+	}
 	cmd := commands.CreateTask{
 		TaskID: id, Host: *s.host, Port: *s.port, Username: *s.username, Password: *s.password,
 		FilesPaths: s.files.values, SelectionCriteria: *s.criterion, ServerArguments: *s.serverArgs,
-		Tags: s.tags.values, ServerCommand: strings.Fields(*s.serverCmd), ClientCommand: strings.Fields(*s.clientCmd),
+		Tags: s.tags.values, ServerCommand: serverCmd, ClientCommand: clientCmd,
 	}
 	if cmd.Password == "" {
 		cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
@@ -146,6 +162,10 @@ func taskUpdate(args []string, out io.Writer) error {
 		return err
 	}
 	set := setFlags(fs)
+	serverCmd, clientCmd, err := s.commands()
+	if err != nil {
+		return err
+	}
 	cmd := commands.UpdateTask{TaskID: id}
 	str := func(name string, v *string) *string {
 		if set[name] {
@@ -165,10 +185,10 @@ func taskUpdate(args []string, out io.Writer) error {
 		cmd.Tags = &s.tags.values
 	}
 	if set["server-cmd"] {
-		cmd.ServerCommand = new(strings.Fields(*s.serverCmd))
+		cmd.ServerCommand = &serverCmd
 	}
 	if set["client-cmd"] {
-		cmd.ClientCommand = new(strings.Fields(*s.clientCmd))
+		cmd.ClientCommand = &clientCmd
 	}
 	c, done, err := cf.client()
 	if err != nil {
@@ -291,10 +311,10 @@ func printTask(out io.Writer, t api.Task) {
 		row("client_arguments", "null")
 	}
 	if len(t.Spec.ServerCommand) > 0 {
-		row("server_command", strings.Join(t.Spec.ServerCommand, " "))
+		row("server_command", argvText(t.Spec.ServerCommand))
 	}
 	if len(t.Spec.ClientCommand) > 0 {
-		row("client_command", strings.Join(t.Spec.ClientCommand, " "))
+		row("client_command", argvText(t.Spec.ClientCommand))
 	}
 	row("username", t.Spec.Username)
 	row("password", map[bool]string{true: "(set, stored hashed)", false: "(none)"}[t.HasPassword])
@@ -310,7 +330,7 @@ func printTask(out io.Writer, t api.Task) {
 	}
 	if t.Round > 0 {
 		row("round", t.Round)
-		row("metrics", t.Metrics)
+		row("metrics", metricsText(t.Metrics))
 	}
 	if t.LastError != "" {
 		row("last_error", t.LastError)
@@ -368,4 +388,19 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// argvText shows a command as the argv it runs: ["sh", "-c", "echo hi"].
+func argvText(argv []string) string {
+	b, _ := json.Marshal(argv)
+	return strings.ReplaceAll(string(b), `","`, `", "`)
+}
+
+// metricsText shows a round's metrics by name: accuracy 0.9181 loss 0.2943.
+func metricsText(m map[string]float64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %.4f", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }

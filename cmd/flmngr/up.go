@@ -29,7 +29,7 @@ type serveFlags struct {
 }
 
 func (s *serveFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.http, "http", "127.0.0.1:9001", "address of the HTTP API, the original's endpoints and the web console (\"\" turns it off; 0.0.0.0:9001 exposes it)")
+	fs.StringVar(&s.http, "http", envOr("FLMNGR_HTTP", "127.0.0.1:9001"), "address of the HTTP API, the original's endpoints and the web console (\"\" turns it off; 0.0.0.0:9001 exposes it) ($FLMNGR_HTTP)")
 	fs.BoolVar(&s.openReads, "open-reads", false, "serve HTTP reads without the admin token")
 	fs.StringVar(&s.data, "data", defaultDataDir(), "data directory: JetStream store and views ($FLMNGR_DATA)")
 	fs.IntVar(&s.replicas, "replicas", 1, "replicas of the event stream (3 on a NATS cluster)")
@@ -37,9 +37,14 @@ func (s *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
+// registerAuth adds the flag that turns identities off.
+func (s *serveFlags) registerAuth(fs *flag.FlagSet) {
+	fs.BoolVar(&s.auth, "auth", true, "give every NATS connection an identity with its role's permissions: operators use operator.creds in --data, clients the credentials of flmngr client-credentials create (--auth=false: anyone who reaches NATS may do anything)")
+}
+
 // registerEmbedded adds the flags of the embedded NATS server.
 func (s *serveFlags) registerEmbedded(fs *flag.FlagSet) {
-	fs.BoolVar(&s.auth, "auth", true, "require an identity of every NATS connection: the operator key (operator.nk in --data) or a client's key (flmngr client-credentials create)")
+	s.registerAuth(fs)
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "certificate (PEM) of the embedded NATS server: with --tls-key, it speaks TLS only")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.StringVar(&s.leafnodes, "leafnodes", "", "address on which to accept NATS leaf nodes of edge sites (flmngr client --leaf), e.g. 0.0.0.0:7422; they authenticate with their client keys")
@@ -58,9 +63,11 @@ func runUp(args []string, out io.Writer) error {
 	var sf serveFlags
 	sf.register(fs)
 	sf.registerEmbedded(fs)
-	listen := fs.String("listen", "127.0.0.1:4222", "address of the embedded NATS server for the CLI and client agents")
-	if _, err := parse(fs, args); err != nil {
+	listen := registerListen(fs)
+	if pos, err := parse(fs, args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	return serve(out, sf, cloud.Config{Listen: *listen})
 }
@@ -69,16 +76,18 @@ func runCloud(args []string, out io.Writer) error {
 	fs := newFlags("cloud", "cloud --nats URL[,URL...] [flags]", "Runs the cloud services against an external NATS deployment with JetStream\n(a cluster: pass every URL and --replicas 3). Views are kept under --data.")
 	var sf serveFlags
 	sf.register(fs)
+	sf.registerAuth(fs)
 	url := fs.String("nats", os.Getenv("FLMNGR_NATS"), "NATS URL(s), comma-separated ($FLMNGR_NATS)")
-	creds := fs.String("creds", os.Getenv("FLMNGR_CREDS"), "the cloud's credentials on that NATS: an NKey seed file or a .creds file ($FLMNGR_CREDS)")
 	tlsCA := fs.String("tls-ca", os.Getenv("FLMNGR_TLS_CA"), "CA certificate (PEM) to verify the NATS servers with ($FLMNGR_TLS_CA)")
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if *url == "" {
 		return fmt.Errorf("%w: --nats is required (or use 'flmngr up' for the embedded server)", errUsage)
 	}
-	return serve(out, sf, cloud.Config{NATSURL: *url, Creds: *creds, TLSCA: *tlsCA})
+	return serve(out, sf, cloud.Config{NATSURL: *url, TLSCA: *tlsCA})
 }
 
 // openCloud opens the cloud side with the serve flags.
@@ -124,23 +133,24 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 	return nil
 }
 
-// printAuth tells where the operator key is and how clients get theirs.
+// printAuth tells where the operators' credentials are and how clients
+// get theirs.
 func printAuth(out io.Writer, c *cloud.Cloud) {
-	if c.Auth == nil {
+	if c.Trust == nil {
 		if c.ClientURL() != "" {
 			fmt.Fprintf(out, "  NATS authentication is OFF (--auth=false): anyone who reaches %s can act as anyone\n", c.ClientURL())
 		}
 		return
 	}
 	verb := "in"
-	if c.OperatorKeyCreated {
+	if c.OperatorCredsCreated {
 		verb = "created in"
 	}
 	if u := c.LeafURL(); u != "" {
-		fmt.Fprintf(out, "  leaf nodes: %s (flmngr client --leaf %s --creds ID.nk)\n", u, u)
+		fmt.Fprintf(out, "  leaf nodes: %s (flmngr client --leaf %s --creds ID.creds)\n", u, u)
 	}
-	fmt.Fprintf(out, "  operator key: %s %s (the CLI finds it there, or pass --creds)\n", verb, c.OperatorKey)
-	fmt.Fprintf(out, "  client keys: flmngr client-credentials create ID, then flmngr client --id ID --creds ID.nk\n")
+	fmt.Fprintf(out, "  operator credentials: %s %s (the CLI finds them there, or pass --creds)\n", verb, c.OperatorCreds)
+	fmt.Fprintf(out, "  client credentials: flmngr client-credentials create ID, then flmngr client --id ID --creds ID.creds\n")
 }
 
 // printGateway shows where the console is and, the first time only, the
@@ -156,4 +166,17 @@ func printGateway(out io.Writer, c *cloud.Cloud) {
 	} else {
 		fmt.Fprintf(out, "  admin token: in %s\n", tokenFile)
 	}
+}
+
+// registerListen adds the embedded NATS server's address.
+func registerListen(fs *flag.FlagSet) *string {
+	return fs.String("listen", envOr("FLMNGR_LISTEN", "127.0.0.1:4222"), "address of the embedded NATS server for the CLI and client agents ($FLMNGR_LISTEN)")
+}
+
+// envOr is the environment variable's value, or def when it is unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
 }

@@ -10,11 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
 )
 
@@ -45,24 +42,15 @@ func taskUpload(args []string, out io.Writer) error {
 		}
 		items = append(items, item{name, path})
 	}
-	nc, err := cf.connect()
+	c, done, err := cf.client()
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout+time.Duration(len(items))*cf.timeout)
 	defer cancel()
-	c := api.NewClient(nc, cf.timeout).WithSource("cli")
 	if _, err := c.Task(ctx, id); err != nil {
 		return err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	store, err := files.Attach(ctx, js)
-	if err != nil {
-		return fmt.Errorf("%v (is the cloud up?)", err)
 	}
 	var refs []events.FileRef
 	for _, it := range items {
@@ -70,12 +58,20 @@ func taskUpload(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if fi, err := f.Stat(); err == nil && fi.Size() > store.MaxSize() {
+		fi, err := f.Stat()
+		if err == nil && fi.Size() > files.DefaultMaxSize {
 			f.Close()
-			return commands.Invalid("files", "%s is %d bytes; the limit is %d", it.path, fi.Size(), store.MaxSize())
+			return commands.Invalid("files", "%s is %d bytes; the limit is %d", it.path, fi.Size(), files.DefaultMaxSize)
 		}
-		ref, err := store.Put(ctx, id, it.name, f)
+		var progress func(int64)
+		if !cf.json && err == nil && fi.Size() > 4*files.PartSize {
+			progress = func(n int64) { fmt.Fprintf(out, "\rsending %s: %d%%", it.name, n*100/fi.Size()) }
+		}
+		ref, err := c.UploadFile(ctx, id, it.name, f, progress)
 		f.Close()
+		if progress != nil {
+			fmt.Fprintln(out)
+		}
 		if err != nil {
 			return err
 		}

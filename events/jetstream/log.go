@@ -156,6 +156,9 @@ func (l *Log) AggregateFilter(a events.Aggregate) string {
 	return l.cfg.Prefix + "." + a.Kind + "." + a.ID + ".>"
 }
 
+// EventsFilter is the subject filter of every event.
+func (l *Log) EventsFilter() string { return l.cfg.Prefix + ".>" }
+
 // KindFilter is the subject filter of every event of one aggregate kind.
 func (l *Log) KindFilter(kind string) string {
 	return l.cfg.Prefix + "." + kind + ".>"

@@ -21,6 +21,7 @@ import (
 	"github.com/flmngr/flmngr/events"
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/logs"
 	"github.com/flmngr/flmngr/taskd"
@@ -55,6 +56,10 @@ type Config struct {
 	// Grace is how long a stopped client process may take before SIGKILL
 	// (default 5s).
 	Grace time.Duration
+	// Drain is how long Run, when it stops, waits for the cloud to take
+	// the reports still waiting (default 5s); what is left stays in the
+	// journal for the next start.
+	Drain time.Duration
 	// Journal, when set, is the JetStream of the site's own leaf node
 	// (StartLeaf with a StoreDir): the reports that wait for the cloud
 	// are kept in a stream there instead of in WorkDir/outbox.jsonl.
@@ -100,6 +105,9 @@ func (c Config) withDefaults() Config {
 	if c.Grace == 0 {
 		c.Grace = 5 * time.Second
 	}
+	if c.Drain == 0 {
+		c.Drain = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -142,10 +150,22 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	conn := api.NewClient(nc, 15*time.Second).WithSource("agent/" + cfg.ClientID).ForClient(cfg.ClientID)
+	if want := auth.InboxPrefix(cfg.ClientID); nc.Opts.InboxPrefix != want {
+		// The cloud answers a client only on its own inbox prefix.
+		return nil, fmt.Errorf("agent: the connection's inbox prefix is %q, not %q (connect with agent.Dial, or nats.CustomInboxPrefix(auth.InboxPrefix(id)))", nc.Opts.InboxPrefix, want)
+	}
+	conn := api.NewClient(nc, 15*time.Second).WithSource(commands.AgentSource(cfg.ClientID)).ForClient(cfg.ClientID)
 	return &Agent{nc: nc, conn: conn, files: files.Remote{Get: conn.FileChunk}, outbox: newOutbox(sendTo(conn), cfg.Logger),
 		cfg: cfg, post: make(chan func(), 256),
 		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{}}, nil
+}
+
+// JournalPlace says where the reports that wait are kept.
+func (a *Agent) JournalPlace() string {
+	if a.cfg.Journal != nil {
+		return "the leaf node's stream FLMNGR_OUTBOX_" + a.cfg.ClientID
+	}
+	return filepath.Join(a.cfg.WorkDir, "outbox.jsonl")
 }
 
 // Pending is how many reports wait for the cloud to acknowledge them.
@@ -158,11 +178,7 @@ func (a *Agent) Drained() <-chan struct{} { return a.outbox.drained() }
 // stops every task process and records them as interrupted.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.cfg.Simulate {
-		js, err := jetstream.New(a.nc)
-		if err != nil {
-			return fmt.Errorf("agent: %w", err)
-		}
-		sink, output := logs.NewPublisher(js).Sink("client-"+a.cfg.ClientID), a.cfg.Output
+		sink, output := logs.ClientSink(a.nc, a.cfg.ClientID), a.cfg.Output
 		a.cfg.Output = func(task, run string, m taskd.Message) { sink(task, run, m); output(task, run, m) }
 	}
 	info, infoStamp, err := a.readInfo()
@@ -194,8 +210,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		// What the shutdown reported goes out if the cloud is there.
 		select {
 		case <-a.outbox.drained():
-		case <-time.After(5 * time.Second):
-			a.cfg.Logger.Warn("reports not delivered at shutdown", "pending", a.outbox.Len())
+		case <-time.After(a.cfg.Drain):
+			a.cfg.Logger.Warn("reports not delivered at shutdown; they wait in the journal", "pending", a.outbox.Len(), "journal", a.JournalPlace())
 		}
 		stopOutbox()
 		<-outboxDone

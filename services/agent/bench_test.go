@@ -22,6 +22,7 @@ import (
 	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 )
 
@@ -41,12 +42,11 @@ func deploy(b *testing.B, clientID string) *deployment {
 		b.Fatal(err)
 	}
 	b.Cleanup(c.Close)
-	nc, err := nats.Connect(c.ClientURL())
+	nc, err := c.ConnectClient(context.Background(), clientID)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(nc.Close)
-	d := &deployment{cloud: c, api: api.NewClient(nc, 10*time.Second), log: c.Log, seen: make(chan events.Envelope, 1024)}
+	d := &deployment{cloud: c, api: api.NewClient(c.Conn(), 10*time.Second), log: c.Log, seen: make(chan events.Envelope, 1024)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		_ = c.Log.Follow(ctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error {
@@ -210,17 +210,15 @@ func fanOut(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
-	const conns = 20
-	var ncs []*nats.Conn
-	for range conns {
-		nc, err := nats.Connect("nats://"+addr, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	connect := func(opts ...nats.Option) *nats.Conn {
+		nc, err := nats.Connect("nats://"+addr, append(opts, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(nc.Close)
-		ncs = append(ncs, nc)
+		return nc
 	}
-	c := api.NewClient(ncs[0], 30*time.Second)
+	c := api.NewClient(connect(), 30*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	poll(b, func() bool { _, err := c.Status(ctx); return err == nil })
 
@@ -233,7 +231,9 @@ func fanOut(b *testing.B, n int) {
 	sensors := []string{"camera"}
 	for i := range n {
 		id := fmt.Sprintf("sim%05d", i)
-		a, err := agent.New(ncs[i%conns], agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, Simulate: true, Heartbeat: time.Minute,
+		// Each client has its own connection: the cloud answers it on its
+		// own inbox prefix only.
+		a, err := agent.New(connect(nats.CustomInboxPrefix(auth.InboxPrefix(id))), agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, Simulate: true, Heartbeat: time.Minute,
 			OnOffers: func(e events.Envelope) {
 				offered := len(e.Event.(*events.ClientOffersChanged).Offers) > 0
 				mu.Lock()

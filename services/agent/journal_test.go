@@ -98,13 +98,13 @@ func TestLeafNodeStreamJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	kp, err := c.IssueClientKey(ctx, "edge")
+	creds, err := c.IssueClientKey(ctx, "edge")
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "edge", "leaf")
 	open := func() journal {
-		ns, err := StartLeaf(LeafConfig{Name: "leaf-edge", Remotes: []string{c.LeafURL()}, Key: kp, StoreDir: store})
+		ns, err := StartLeaf(LeafConfig{Name: "leaf-edge", Remotes: []string{c.LeafURL()}, Creds: creds, StoreDir: store})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,16 +127,7 @@ func TestLeafNodeStreamJournal(t *testing.T) {
 	}
 	// The cloud's JetStream has no such stream: the reports stayed on
 	// the site until they were sent.
-	creds, err := auth.CredsOption(c.OperatorKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(c.ClientURL(), creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := c.Log.JetStream()
 	if _, err := js.Stream(ctx, "FLMNGR_OUTBOX_edge"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("the cloud's JetStream: %v, want no outbox stream", err)
 	}

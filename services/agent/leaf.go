@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nkeys"
+
+	"github.com/flmngr/flmngr/services/auth"
 )
 
 // LeafConfig configures the NATS leaf node an edge site may run inside
@@ -23,8 +24,8 @@ type LeafConfig struct {
 	// Remotes are the cloud's leaf node URLs (nats-leaf://host:7422, or
 	// tls://… with a certificate).
 	Remotes []string
-	// Key is the client's identity on the cloud's server.
-	Key nkeys.KeyPair
+	// Creds are the client's identity on the cloud's server.
+	Creds auth.Creds
 	// CAFile verifies the cloud's certificate ("" : the system's roots).
 	CAFile string
 	// ReconnectInterval is how often a lost link is tried again
@@ -59,15 +60,12 @@ func (n natsLogger) Tracef(f string, a ...any)  { n.l.Debug(fmt.Sprintf(f, a...)
 // reconnects by itself and what the agent could not report waits in its
 // journaled outbox. Other programs of the site may share it.
 func StartLeaf(cfg LeafConfig) (*server.Server, error) {
-	if len(cfg.Remotes) == 0 || cfg.Key == nil {
-		return nil, errors.New("leaf: the cloud's leaf node URL and the client's key are required")
+	if len(cfg.Remotes) == 0 || cfg.Creds.Key == nil {
+		return nil, errors.New("leaf: the cloud's leaf node URL and the client's credentials are required")
 	}
-	seed, err := cfg.Key.Seed()
-	if err != nil {
-		return nil, fmt.Errorf("leaf: %w", err)
-	}
-	// The server signs the hub's nonce with the seed it is given.
-	remote := &server.RemoteLeafOpts{Nkey: string(seed)}
+	// The leaf server answers the hub's nonce with the client's JWT and
+	// signature.
+	remote := &server.RemoteLeafOpts{SignatureCB: cfg.Creds.Sign}
 	for _, raw := range cfg.Remotes {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || u.Host == "" {

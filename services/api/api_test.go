@@ -14,6 +14,7 @@ import (
 	evs "github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/jetstream/jstest"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 )
 
@@ -85,12 +86,15 @@ func TestFloodingClientIsRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	nc, err := nats.Connect(c.ClientURL())
-	if err != nil {
-		t.Fatal(err)
+	conn := func(id string) *nats.Conn {
+		nc, err := nats.Connect(c.ClientURL(), nats.CustomInboxPrefix(auth.InboxPrefix(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
 	}
-	defer nc.Close()
-	flood := api.NewClient(nc, 5*time.Second).ForClient("flood")
+	flood := api.NewClient(conn("flood"), 5*time.Second).ForClient("flood")
 	var ok, limited int
 	var retry int64
 	for i := range 100 {
@@ -110,7 +114,7 @@ func TestFloodingClientIsRateLimited(t *testing.T) {
 	if ok < 20 || ok > 32 || limited != 100-ok || retry <= 0 || retry > 1000 {
 		t.Fatalf("%d accepted, %d limited (retry after %d ms); want about 20 accepted and the rest limited", ok, limited, retry)
 	}
-	calm := api.NewClient(nc, 5*time.Second).ForClient("calm")
+	calm := api.NewClient(conn("calm"), 5*time.Second).ForClient("calm")
 	if _, err := calm.Report(ctx, commands.ReportClientInfo{Register: true}); err != nil {
 		t.Fatalf("another client while one floods: %v", err)
 	}

@@ -2,23 +2,31 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/logs"
 )
 
 // Client calls the endpoints. Its errors are *commands.Error.
 type Client struct {
-	nc      *nats.Conn
-	timeout time.Duration
-	source  string
+	nc       *nats.Conn
+	timeout  time.Duration
+	source   string
+	refusals *Refusals
 }
 
 // NewClient returns a Client over nc; timeout bounds each call that has no
@@ -69,7 +77,13 @@ func (c *Client) request(ctx context.Context, subject string, req any) (*nats.Ms
 	if key := commands.IdempotencyKey(ctx); key != "" {
 		m.Header.Set(IdempotencyKeyHeader, key)
 	}
+	ctx, stop := c.refusals.watch(ctx, subject)
+	defer stop()
 	msg, err := c.nc.RequestMsgWithContext(ctx, m)
+	var refused *commands.Error
+	if err != nil && errors.As(context.Cause(ctx), &refused) {
+		return nil, refused
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, commands.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
@@ -215,6 +229,14 @@ func (c *Client) Rebuild(ctx context.Context) (RebuildReply, error) {
 	return r, err
 }
 
+// WithRefusals returns a copy of the client whose requests fail at once,
+// with the reason, when the server refuses them (see Refusals).
+func (c *Client) WithRefusals(r *Refusals) *Client {
+	cp := *c
+	cp.refusals = r
+	return &cp
+}
+
 // WithSource returns a copy of the client whose requests name source as
 // the component they come from ("cli", "agent/c1").
 func (c *Client) WithSource(source string) *Client {
@@ -226,12 +248,76 @@ func (c *Client) WithSource(source string) *Client {
 // String names what the client talks to.
 func (c *Client) String() string { return fmt.Sprintf("flmngr at %s", c.nc.ConnectedUrlRedacted()) }
 
-// IssueClientKey records the public key a client's agent connects with.
-func (c *Client) IssueClientKey(ctx context.Context, cmd commands.IssueClientKey) (CommandReply, error) {
-	return c.command(ctx, SubjectIssueKey, cmd)
+// IssueClientKey records the public key a client's agent connects with
+// and returns the JWT that goes with it.
+func (c *Client) IssueClientKey(ctx context.Context, cmd commands.IssueClientKey) (IssueKeyReply, error) {
+	var r IssueKeyReply
+	err := c.call(ctx, SubjectIssueKey, cmd, &r)
+	return r, err
 }
 
 // RevokeClientKey stops a client's key from connecting.
 func (c *Client) RevokeClientKey(ctx context.Context, cmd commands.RevokeClientKey) (CommandReply, error) {
 	return c.command(ctx, SubjectRevokeKey, cmd)
+}
+
+// Events reads a page of the event log (see EventsRequest).
+func (c *Client) Events(ctx context.Context, r EventsRequest) ([]events.Envelope, uint64, error) {
+	var reply EventsReply
+	if err := c.call(ctx, SubjectEvents, r, &reply); err != nil {
+		return nil, 0, err
+	}
+	out := make([]events.Envelope, 0, len(reply.Events))
+	for _, w := range reply.Events {
+		e, err := events.Decode(w.Event, w.Seq)
+		if err != nil {
+			return nil, 0, commands.Internal(err, "decode event %d", w.Seq)
+		}
+		out = append(out, e)
+	}
+	return out, reply.Next, nil
+}
+
+// Logs reads a page of what a task's processes printed (see LogsRequest).
+func (c *Client) Logs(ctx context.Context, r LogsRequest) (logs.Page, error) {
+	var p logs.Page
+	err := c.call(ctx, SubjectLogs, r, &p)
+	return p, err
+}
+
+// UploadFile sends what r holds as the file name of task, in parts, and
+// has the cloud store it; sent, when set, is told the bytes sent so far.
+// Nothing is stored unless every byte arrived.
+func (c *Client) UploadFile(ctx context.Context, task, name string, r io.Reader, sent func(int64)) (events.FileRef, error) {
+	upload := nuid.Next()
+	h := sha256.New()
+	buf := make([]byte, files.PartSize)
+	var size int64
+	parts := 0
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if err := c.call(ctx, SubjectFilePart, FilePart{Upload: upload, Part: parts, Data: buf[:n]}, nil); err != nil {
+				return events.FileRef{}, err
+			}
+			parts++
+			size += int64(n)
+			if sent != nil {
+				sent(size)
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return events.FileRef{}, fmt.Errorf("read %s: %w", name, err)
+		}
+	}
+	if size == 0 {
+		return events.FileRef{}, commands.Invalid("files", "%s is empty", name)
+	}
+	var ref events.FileRef
+	err := c.call(ctx, SubjectTaskUpload, UploadRequest{TaskID: task, Upload: upload, Name: name, Parts: parts, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))}, &ref)
+	return ref, err
 }

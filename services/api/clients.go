@@ -82,9 +82,15 @@ type rawReply []byte
 
 type subjectKey struct{}
 
-// clientOf returns the client id of a per-client subject.
+// clientOf returns the client id of the per-client subject a request
+// came on.
 func clientOf(ctx context.Context) string {
 	subject, _ := ctx.Value(subjectKey{}).(string)
+	return clientOfSubject(subject)
+}
+
+// clientOfSubject returns the client id of a per-client subject.
+func clientOfSubject(subject string) string {
 	rest, ok := strings.CutPrefix(subject, ClientPrefix+".")
 	if !ok {
 		return ""

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/services/auth"
 )
 
 // fuzzSubjects are the endpoints a fuzzed body is sent to: every command
@@ -19,7 +21,8 @@ var fuzzSubjects = []string{
 	api.SubjectCreateTask, api.SubjectUpdateTask, api.SubjectDeleteTask, api.SubjectStartTask, api.SubjectStopTask,
 	api.SubjectRegisterClient, api.SubjectReportClient, api.SubjectClientTask, api.SubjectIssueKey, api.SubjectRevokeKey,
 	api.SubjectTaskFiles, api.SubjectGetTask, api.SubjectListTasks, api.SubjectGetClient, api.SubjectListClient,
-	api.SubjectTimeline, api.SubjectStatus, api.SubjectMatch, api.SubjectCheckCreds,
+	api.SubjectTimeline, api.SubjectStatus, api.SubjectMatch, api.SubjectCheckCreds, api.SubjectEvents, api.SubjectLogs,
+	api.SubjectFilePart, api.SubjectTaskUpload,
 	api.ClientSubject("c1", api.VerbReport), api.ClientSubject("c1", api.VerbTask), api.ClientSubject("c1", api.VerbHistory),
 	api.ClientSubject("c1", api.VerbOffers), api.ClientSubject("c1", api.VerbFile),
 }
@@ -50,11 +53,21 @@ func FuzzEndpoints(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(nc.Close)
+	// Client c1's own subjects answer on its own inbox only.
+	c1, err := nats.Connect(c.ClientURL(), nats.CustomInboxPrefix(auth.InboxPrefix("c1")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(c1.Close)
 	kinds := []string{string(commands.KindInvalid), string(commands.KindNotFound), string(commands.KindConflict),
 		string(commands.KindForbidden), string(commands.KindRateLimited)}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		subject := fuzzSubjects[int(which)%len(fuzzSubjects)]
-		msg, err := nc.Request(subject, body, 15*time.Second)
+		conn := nc
+		if strings.HasPrefix(subject, api.ClientPrefix+".") {
+			conn = c1
+		}
+		msg, err := conn.Request(subject, body, 15*time.Second)
 		if err != nil {
 			t.Fatalf("%s %q: no answer: %v", subject, body, err)
 		}

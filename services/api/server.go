@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
 	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/auth"
+	"github.com/flmngr/flmngr/services/limit"
 )
 
 // Executor runs commands.
@@ -60,6 +63,17 @@ type Config struct {
 	// or revoked, so that the reply means the NATS server already admits
 	// (or refuses) that key.
 	KeysEnforced func(ctx context.Context, seq uint64) error
+	// Reader, Logs and Uploads serve the event log, the processes' output
+	// and uploads to operators (nil: not served).
+	Reader  EventReader
+	Logs    LogReader
+	Uploads Uploader
+	// Issuer signs the JWT of a client key that is issued (nil: the
+	// deployment runs without authentication and issues none).
+	Issuer ClientIssuer
+	// OnRefused, when set, is told of every request refused because of
+	// its reply subject.
+	OnRefused func(subject string)
 	// Observe, when set, is told how long each request took.
 	Observe func(endpoint string, d time.Duration, failed bool)
 	Logger  *slog.Logger
@@ -73,7 +87,11 @@ type Server struct {
 	cfg   Config
 	sem   chan struct{}
 
-	limiter *Limiter
+	limiter *limit.Limiter
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
 }
 
 // NewServer returns a Server; Run serves it.
@@ -100,7 +118,7 @@ func NewServer(exec Executor, views *pbadger.Store, log StreamInfo, cfg Config) 
 		cfg.ClientBurst = 500
 	}
 	return &Server{exec: exec, views: views, log: log, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency),
-		limiter: NewLimiter(cfg.ClientRate, cfg.ClientBurst)}
+		limiter: limit.New(cfg.ClientRate, cfg.ClientBurst)}
 }
 
 type endpoint struct {
@@ -109,7 +127,10 @@ type endpoint struct {
 }
 
 // Start registers the services on nc; they serve until ctx ends or stop is
-// called. When Start returns, requests are being answered.
+// called. When Start returns, requests are being answered. nc should be a
+// connection that may publish to inboxes only (auth.RoleResponder): a
+// request's reply subject is then the only place an answer can go, and it
+// is checked before anything is done.
 func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
 	cmds := []endpoint{
 		{"task_create", SubjectCreateTask, command[commands.CreateTask](s, true)},
@@ -120,9 +141,11 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false)},
 		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false)},
 		{"client_task", SubjectClientTask, command[commands.ReportClientTask](s, false)},
-		{"client_key_issue", SubjectIssueKey, s.keyEnforced(command[commands.IssueClientKey](s, false))},
+		{"client_key_issue", SubjectIssueKey, s.issueKey},
 		{"client_key_revoke", SubjectRevokeKey, s.keyEnforced(command[commands.RevokeClientKey](s, false))},
 		{"task_files", SubjectTaskFiles, s.taskFiles},
+		{"file_part", SubjectFilePart, s.filePart},
+		{"task_upload", SubjectTaskUpload, s.taskUpload},
 	}
 	queries := []endpoint{
 		{"task_get", SubjectGetTask, s.getTask},
@@ -134,12 +157,22 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"match", SubjectMatch, s.match},
 		{"task_credentials", SubjectCheckCreds, s.checkCredentials},
 		{"rebuild", SubjectRebuild, s.rebuild},
+		{"events", SubjectEvents, s.events},
+		{"logs", SubjectLogs, s.logs},
 	}
-	var svcs []micro.Service
+	var svcs []*service
+	var subs []*nats.Subscription
 	stop = func() {
 		for _, svc := range svcs {
-			_ = svc.Stop()
+			svc.stop()
 		}
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.inflight.Wait()
 	}
 	defer func() {
 		if err != nil {
@@ -154,15 +187,27 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"flmngr-queries", "flmngr queries: tasks, clients (users), the timeline and status; view rebuilds", queries},
 		{"flmngr-clients", "flmngr per-client endpoints: a client agent's reports, history, offers and task files, on its own subjects", s.clientEndpoints()},
 	} {
-		svc, err := micro.AddService(nc, micro.Config{Name: def.name, Version: s.cfg.Version, Description: def.desc})
-		if err != nil {
-			return nil, fmt.Errorf("add service %s: %w", def.name, err)
-		}
+		svc := newService(def.name, s.cfg.Version, def.desc)
 		svcs = append(svcs, svc)
 		for _, ep := range def.eps {
-			if err := svc.AddEndpoint(ep.name, s.handler(ctx, ep), micro.WithEndpointSubject(ep.subject)); err != nil {
+			if err := svc.add(nc, ep.name, ep.subject, func(i int) nats.MsgHandler { return s.serve(ctx, svc, i, ep) }); err != nil {
 				return nil, fmt.Errorf("add endpoint %s: %w", ep.subject, err)
 			}
+		}
+		for subject, verb := range svc.discoverySubjects() {
+			sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+				if !auth.ReplyAllowed("", m.Reply) {
+					s.refuse(m)
+					return
+				}
+				if reply, err := jsonReply(svc.discovery(verb)); err == nil {
+					_ = m.RespondMsg(reply)
+				}
+			})
+			if err != nil {
+				return nil, fmt.Errorf("discovery %s: %w", subject, err)
+			}
+			subs = append(subs, sub)
 		}
 	}
 	// The subscriptions are in the server once a round trip completes:
@@ -173,67 +218,101 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 	return stop, nil
 }
 
-// handler runs each request on its own goroutine, bounded by the
-// semaphore, so one slow request never holds up the subscription.
-func (s *Server) handler(ctx context.Context, ep endpoint) micro.Handler {
-	return micro.HandlerFunc(func(req micro.Request) {
+// serve checks a request's reply subject before anything else (a
+// client's request is answered on its own inbox prefix only, any other
+// outside the clients' inboxes), then runs it on its own goroutine,
+// bounded by the semaphore, so one slow request never holds up the
+// subscription.
+func (s *Server) serve(ctx context.Context, svc *service, i int, ep endpoint) nats.MsgHandler {
+	perClient := strings.HasPrefix(ep.subject, ClientPrefix+".")
+	return func(m *nats.Msg) {
+		id := ""
+		if perClient {
+			id = clientOfSubject(m.Subject)
+		}
+		if !auth.ReplyAllowed(id, m.Reply) {
+			s.refuse(m)
+			return
+		}
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
-			respondError(req, commands.Unavailable(ctx.Err(), "shutting down"))
+			s.respond(svc, i, ep, m, time.Now(), nil, commands.Unavailable(ctx.Err(), "shutting down"))
 			return
 		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			<-s.sem
+			return
+		}
+		s.inflight.Add(1)
+		s.mu.Unlock()
 		go func() {
-			start := time.Now()
-			failed := false
-			defer func() {
-				<-s.sem
-				if s.cfg.Observe != nil {
-					s.cfg.Observe(ep.name, time.Since(start), failed)
-				}
-			}()
-			rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-			defer cancel()
-			rctx = context.WithValue(rctx, subjectKey{}, req.Subject())
-			if src := req.Headers().Get(SourceHeader); src != "" {
-				rctx = commands.WithSource(rctx, src)
-			}
-			if key := req.Headers().Get(IdempotencyKeyHeader); key != "" {
-				rctx = commands.WithIdempotencyKey(rctx, key)
-			}
-			if at, err := time.Parse(time.RFC3339Nano, req.Headers().Get(RequestedAtHeader)); err == nil {
-				rctx = commands.WithRequestedAt(rctx, at)
-			}
-			if len(req.Data()) > s.cfg.MaxRequest {
-				respondError(req, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
-				return
-			}
-			out, err := ep.fn(rctx, req.Data())
-			if err != nil {
-				failed = true
-				e := commands.AsError(err)
-				if e.Kind == commands.KindInternal || e.Kind == commands.KindUnavailable {
-					s.cfg.Logger.Error("request failed", "subject", ep.subject, "err", err)
-				}
-				respondError(req, e)
-				return
-			}
-			if raw, ok := out.(rawReply); ok {
-				if err := req.Respond(raw); err != nil {
-					s.cfg.Logger.Warn("reply failed", "subject", ep.subject, "err", err)
-				}
-				return
-			}
-			if err := req.RespondJSON(out); err != nil {
-				s.cfg.Logger.Warn("reply failed", "subject", ep.subject, "err", err)
-			}
+			defer s.inflight.Done()
+			defer func() { <-s.sem }()
+			s.handle(ctx, svc, i, ep, m)
 		}()
-	})
+	}
 }
 
-func respondError(req micro.Request, e *commands.Error) {
-	body, _ := json.Marshal(e)
-	_ = req.Error(string(e.Kind), e.Message, body)
+// refuse drops a request whose reply subject points where its sender has
+// no business; it is counted and logged, and nothing is done.
+func (s *Server) refuse(m *nats.Msg) {
+	if s.cfg.OnRefused != nil {
+		s.cfg.OnRefused(m.Subject)
+	}
+	s.cfg.Logger.Warn("request refused: reply subject not allowed", "subject", m.Subject, "reply", m.Reply)
+}
+
+func (s *Server) handle(ctx context.Context, svc *service, i int, ep endpoint, m *nats.Msg) {
+	start := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	rctx = context.WithValue(rctx, subjectKey{}, m.Subject)
+	if src := m.Header.Get(SourceHeader); src != "" {
+		rctx = commands.WithSource(rctx, src)
+	}
+	if key := m.Header.Get(IdempotencyKeyHeader); key != "" {
+		rctx = commands.WithIdempotencyKey(rctx, key)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, m.Header.Get(RequestedAtHeader)); err == nil {
+		rctx = commands.WithRequestedAt(rctx, at)
+	}
+	if len(m.Data) > s.cfg.MaxRequest {
+		s.respond(svc, i, ep, m, start, nil, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
+		return
+	}
+	out, err := ep.fn(rctx, m.Data)
+	s.respond(svc, i, ep, m, start, out, err)
+}
+
+// respond answers a request with out, or with err as the micro protocol
+// carries errors, and counts it.
+func (s *Server) respond(svc *service, i int, ep endpoint, m *nats.Msg, start time.Time, out any, err error) {
+	var reply *nats.Msg
+	errText := ""
+	if err != nil {
+		e := commands.AsError(err)
+		if e.Kind == commands.KindInternal || e.Kind == commands.KindUnavailable {
+			s.cfg.Logger.Error("request failed", "subject", ep.subject, "err", err)
+		}
+		body, _ := json.Marshal(e)
+		reply, errText = errorReply(string(e.Kind), e.Message, body), string(e.Kind)+": "+e.Message
+	} else if raw, ok := out.(rawReply); ok {
+		reply = &nats.Msg{Data: raw}
+	} else if reply, err = jsonReply(out); err != nil {
+		body, _ := json.Marshal(commands.Internal(err, "encode reply"))
+		reply, errText = errorReply(string(commands.KindInternal), "encode reply", body), "internal: encode reply"
+	}
+	if err := m.RespondMsg(reply); err != nil {
+		s.cfg.Logger.Warn("reply failed", "subject", ep.subject, "err", err)
+	}
+	d := time.Since(start)
+	svc.observe(i, d, errText)
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(ep.name, d, errText != "")
+	}
 }
 
 // decode parses a request body strictly: unknown fields are an error
@@ -272,6 +351,33 @@ func command[C any](s *Server, pointer bool) func(context.Context, []byte) (any,
 		}
 		return reply, nil
 	}
+}
+
+// ClientIssuer signs the JWT of a client's public key.
+type ClientIssuer interface {
+	IssueClient(id, publicKey string) (string, error)
+}
+
+// issueKey records a client's public key and answers with the JWT it
+// connects with (none when the deployment runs without authentication),
+// once the servers enforce what the event changed (the replaced key, if
+// any, no longer connects).
+func (s *Server) issueKey(ctx context.Context, data []byte) (any, error) {
+	var c commands.IssueClientKey
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	v, err := s.keyEnforced(command[commands.IssueClientKey](s, false))(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	reply := IssueKeyReply{CommandReply: v.(CommandReply)}
+	if s.cfg.Issuer != nil {
+		if reply.JWT, err = s.cfg.Issuer.IssueClient(c.ClientID, c.PublicKey); err != nil {
+			return nil, commands.Internal(err, "sign the client's JWT")
+		}
+	}
+	return reply, nil
 }
 
 // keyEnforced makes a key command answer only once the server enforces
@@ -329,6 +435,9 @@ func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
 func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 	var r ListTasksRequest
 	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if err := commands.ValidateStatus("status", r.Status); err != nil {
 		return nil, err
 	}
 	if err := s.settle(ctx, r.Consistency); err != nil {

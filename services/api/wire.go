@@ -18,6 +18,8 @@ const (
 	SubjectIssueKey       = "flmngr.cmd.client.key_issue"
 	SubjectRevokeKey      = "flmngr.cmd.client.key_revoke"
 	SubjectTaskFiles      = "flmngr.cmd.task.files"
+	SubjectFilePart       = "flmngr.cmd.file.part"
+	SubjectTaskUpload     = "flmngr.cmd.task.upload"
 
 	SubjectGetTask    = "flmngr.q.task.get"
 	SubjectListTasks  = "flmngr.q.task.list"
@@ -27,6 +29,8 @@ const (
 	SubjectStatus     = "flmngr.q.status"
 	SubjectMatch      = "flmngr.q.match"
 	SubjectCheckCreds = "flmngr.q.task.credentials"
+	SubjectEvents     = "flmngr.q.events"
+	SubjectLogs       = "flmngr.q.logs"
 
 	SubjectRebuild = "flmngr.admin.rebuild"
 )
@@ -60,6 +64,13 @@ type CommandReply struct {
 	// Replayed is true when the command repeated an idempotency key
 	// already acted on: nothing was appended this time.
 	Replayed bool `json:"replayed,omitempty"`
+}
+
+// IssueKeyReply answers a key issue: the command's reply and the JWT the
+// client connects with, with the seed only its machine has.
+type IssueKeyReply struct {
+	CommandReply
+	JWT string `json:"jwt,omitempty"`
 }
 
 // Consistency is part of every query: the views answer only once they
@@ -154,4 +165,50 @@ type CredentialsRequest struct {
 // CredentialsReply says whether they match.
 type CredentialsReply struct {
 	OK bool `json:"ok"`
+}
+
+// EventsRequest reads the event log: the events after a sequence, of one
+// task or one client or all of them, waiting up to WaitMS for the first
+// when there is none yet.
+type EventsRequest struct {
+	After  uint64 `json:"after,omitempty"`
+	Task   string `json:"task,omitempty"`
+	Client string `json:"client,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	WaitMS int    `json:"wait_ms,omitempty"`
+}
+
+// EventsReply is a page of the log; Next is the After of the next page.
+type EventsReply struct {
+	Events []WireEvent `json:"events"`
+	Next   uint64      `json:"next"`
+}
+
+// LogsRequest reads what a task's processes printed: a run (default the
+// task's current one), one origin ("server", "client-<id>") or all, after
+// a sequence of the log stream, waiting up to WaitMS for the first line.
+type LogsRequest struct {
+	Task   string `json:"task"`
+	Run    string `json:"run,omitempty"`
+	Origin string `json:"origin,omitempty"`
+	After  uint64 `json:"after,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	WaitMS int    `json:"wait_ms,omitempty"`
+}
+
+// FilePart is one part of an upload (at most files.PartSize bytes).
+type FilePart struct {
+	Upload string `json:"upload"`
+	Part   int    `json:"part"`
+	Data   []byte `json:"data"`
+}
+
+// UploadRequest commits an upload as a file of a task.
+type UploadRequest struct {
+	TaskID string `json:"task_id"`
+	Upload string `json:"upload"`
+	Name   string `json:"name"`
+	Parts  int    `json:"parts"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
@@ -80,10 +79,10 @@ func (v *violations) expect(t *testing.T, what, subject string) {
 	}
 }
 
-func connectClient(t *testing.T, url, id string, kp nkeys.KeyPair, opts ...nats.Option) (*nats.Conn, *violations) {
+func connectClient(t *testing.T, url, id string, creds auth.Creds, opts ...nats.Option) (*nats.Conn, *violations) {
 	t.Helper()
 	v := &violations{got: make(chan struct{}, 1)}
-	opts = append(opts, auth.KeyOption(kp), nats.CustomInboxPrefix(auth.InboxPrefix(id)), nats.ErrorHandler(v.handler))
+	opts = append(opts, creds.Option(), nats.CustomInboxPrefix(auth.InboxPrefix(id)), nats.ErrorHandler(v.handler))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -104,21 +103,27 @@ func TestClientMayOnlyActForItself(t *testing.T) {
 		nc.Close()
 		t.Fatal("connected without an identity")
 	}
-	stranger, _ := auth.NewKey()
-	if nc, err := nats.Connect(url, auth.KeyOption(stranger)); err == nil {
-		nc.Close()
-		t.Fatal("connected with a key nobody issued")
-	}
-
-	// The operator's key, from the data directory.
-	opKey, err := auth.ReadKey(c.OperatorKey)
+	other, _, err := auth.LoadOrCreateTrust(filepath.Join(t.TempDir(), "keys.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := os.Stat(c.OperatorKey); info.Mode().Perm() != 0o600 {
-		t.Fatalf("operator key file mode %v", info.Mode())
+	stranger, _ := other.NewUser(auth.RoleClient, "c1")
+	if nc, err := nats.Connect(url, stranger.Option()); err == nil {
+		nc.Close()
+		t.Fatal("connected with credentials another deployment issued")
 	}
-	opConn, err := nats.Connect(url, auth.KeyOption(opKey))
+
+	// The operator's credentials, from the data directory.
+	opCreds, err := auth.ReadCreds(c.OperatorCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{c.OperatorCreds, auth.KeysFile(c.DataDir())} {
+		if info, _ := os.Stat(f); info.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode %v", f, info.Mode())
+		}
+	}
+	opConn, err := nats.Connect(url, opCreds.Option(), nats.CustomInboxPrefix(auth.RoleInboxPrefix(auth.RoleOperator)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +265,7 @@ func TestClientMayOnlyActForItself(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a revoked client stayed connected")
 	}
-	if nc, err := nats.Connect(url, auth.KeyOption(k1)); err == nil {
+	if nc, err := nats.Connect(url, k1.Option()); err == nil {
 		nc.Close()
 		t.Fatal("a revoked key connected again")
 	}
@@ -298,12 +303,13 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 func TestTLS(t *testing.T) {
 	cert, key := selfSigned(t)
 	c := openCloud(t, cloud.Config{TLSCert: cert, TLSKey: key})
-	opKey, err := auth.ReadKey(c.OperatorKey)
+	opCreds, err := auth.ReadCreds(c.OperatorCreds)
 	if err != nil {
 		t.Fatal(err)
 	}
+	op := nats.CustomInboxPrefix(auth.RoleInboxPrefix(auth.RoleOperator))
 	url := strings.Replace(c.ClientURL(), "nats://", "tls://", 1)
-	nc, err := nats.Connect(url, auth.KeyOption(opKey), nats.RootCAs(cert))
+	nc, err := nats.Connect(url, opCreds.Option(), op, nats.RootCAs(cert))
 	if err != nil {
 		t.Fatalf("TLS with the certificate trusted: %v", err)
 	}
@@ -314,12 +320,12 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("a request over TLS: %v", err)
 	}
 	nc.Close()
-	if nc, err := nats.Connect(url, auth.KeyOption(opKey)); err == nil {
+	if nc, err := nats.Connect(url, opCreds.Option(), op); err == nil {
 		nc.Close()
 		t.Fatal("connected without trusting the self-signed certificate")
 	}
 	plain := strings.Replace(c.ClientURL(), "tls://", "nats://", 1)
-	if nc, err := nats.Connect(plain, auth.KeyOption(opKey), nats.Timeout(2*time.Second)); err == nil && !nc.TLSRequired() {
+	if nc, err := nats.Connect(plain, opCreds.Option(), op, nats.Timeout(2*time.Second)); err == nil && !nc.TLSRequired() {
 		nc.Close()
 		t.Fatal("a plain connection was accepted")
 	}
@@ -333,14 +339,14 @@ func TestLeafNodeOverTLS(t *testing.T) {
 	cert, key := selfSigned(t)
 	c := openCloud(t, cloud.Config{TLSCert: cert, TLSKey: key, LeafNodes: "127.0.0.1:0"})
 	ctx := context.Background()
-	kp, err := c.IssueClientKey(ctx, "edge")
+	creds, err := c.IssueClientKey(ctx, "edge")
 	if err != nil {
 		t.Fatal(err)
 	}
 	remote := strings.Replace(c.LeafURL(), "nats-leaf://", "tls://", 1)
 	through := func(caFile string) *nats.Conn {
 		t.Helper()
-		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "leaf-edge", Remotes: []string{remote}, Key: kp, CAFile: caFile})
+		ns, err := agent.StartLeaf(agent.LeafConfig{Name: "leaf-edge", Remotes: []string{remote}, Creds: creds, CAFile: caFile})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,20 +73,20 @@ type Config struct {
 	// (default 50 a second, bursts of 500).
 	ClientRate  float64
 	ClientBurst int
-	// Auth makes the embedded server require an identity of every
-	// connection (see package auth): the operators' key is kept in
-	// DataDir/operator.nk, client keys come from the event log.
+	// Auth gives every connection an identity of its role (see package
+	// auth): the trust material is kept in DataDir/identity, the
+	// operators' credentials in DataDir/operator.creds, client keys are
+	// issued as they are recorded in the log. An external deployment
+	// must be configured with flmngr cluster-config's output.
 	Auth bool
 	// TLSCert and TLSKey make the embedded server speak TLS only.
 	TLSCert, TLSKey string
 	// LeafNodes is the address on which the embedded server accepts leaf
 	// nodes of edge sites ("" : none); they authenticate as clients do.
 	LeafNodes string
-	// Creds authenticates the connection to an external NATS: an NKey
-	// seed file or a NATS .creds file (JWT). TLSCA verifies its
-	// certificate.
-	Creds, TLSCA string
-	Logger       *slog.Logger
+	// TLSCA verifies the certificate of an external NATS deployment.
+	TLSCA  string
+	Logger *slog.Logger
 }
 
 // Validate reports whether the configuration is usable.
@@ -97,8 +97,8 @@ func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("TLS needs both a certificate and its key")
 	}
-	if c.NATSURL != "" && (c.Auth || c.TLSCert != "") {
-		return errors.New("authentication and TLS of an external NATS are its own configuration: pass --creds and --tls-ca to connect to it")
+	if c.NATSURL != "" && (c.TLSCert != "" || c.LeafNodes != "") {
+		return errors.New("TLS and leaf nodes of an external NATS are its own configuration: pass --tls-ca to connect to it")
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("replicas must be between 1 and 5, got %d", c.Replicas)
@@ -110,19 +110,23 @@ func (c Config) Validate() error {
 type Cloud struct {
 	cfg     Config
 	ns      *server.Server
-	nc      *nats.Conn
+	lock    *dirLock
+	nc      *nats.Conn // the services' connection (auth.RoleCloud)
+	op      *nats.Conn // the operators' permissions, for in-process callers
 	Log     *fjs.Log
 	Views   *pbadger.Store
 	Cmds    *commands.Handler
 	Files   *files.Store
 	Logs    *logs.Publisher
 	Metrics *metrics.Metrics
-	// Auth keeps the embedded server's identities (nil without Auth).
-	Auth *auth.Registry
-	// OperatorKey is the operators' key file; OperatorKeyCreated is true
-	// when this start created it.
-	OperatorKey        string
-	OperatorKeyCreated bool
+	// Trust is the deployment's trust material (nil without
+	// authentication); Revoker keeps the servers' account current.
+	Trust   *auth.Trust
+	Revoker *auth.Revoker
+	// OperatorCreds is the operators' credentials file;
+	// OperatorCredsCreated is true when this start created it.
+	OperatorCreds        string
+	OperatorCredsCreated bool
 	// AdminToken guards the gateway's mutating calls; TokenCreated is
 	// true when this start created it (show it once).
 	AdminToken   string
@@ -133,10 +137,14 @@ type Cloud struct {
 	stopAPI      func()
 	wg           sync.WaitGroup
 	errs         chan error
+
+	mu    sync.Mutex
+	conns []*nats.Conn
 }
 
-// Open starts the cloud side and returns once it serves requests.
-func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
+// Open starts the cloud side and returns once it serves requests. A
+// failure is one line naming its cause, and leaves nothing running.
+func Open(ctx context.Context, cfg Config) (*Cloud, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -146,52 +154,44 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	c = &Cloud{cfg: cfg, errs: make(chan error, 4)}
-	defer func() {
-		if err != nil {
-			c.Close()
-		}
-	}()
-	if cfg.NATSURL == "" {
-		var connOpts []nats.Option
-		if connOpts, err = c.startEmbedded(); err != nil {
-			return nil, err
-		}
-		c.nc, err = nats.Connect("", append(connOpts, nats.InProcessServer(c.ns), nats.Name("flmngr-cloud "+cfg.Name))...)
-	} else {
-		opts := []nats.Option{nats.Name("flmngr-cloud " + cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
-		if cfg.Creds != "" {
-			o, err := auth.CredsOption(cfg.Creds)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, o)
-		}
-		if cfg.TLSCA != "" {
-			opts = append(opts, nats.RootCAs(cfg.TLSCA))
-		}
-		c.nc, err = nats.Connect(cfg.NATSURL, opts...)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
-	}
-	c.Log, err = fjs.Open(ctx, c.nc, fjs.Config{Replicas: cfg.Replicas})
-	if err != nil {
+	c := &Cloud{cfg: cfg, errs: make(chan error, 4)}
+	if err := c.open(ctx); err != nil {
+		c.Close()
 		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cloud) open(ctx context.Context) (err error) {
+	cfg := c.cfg
+	if c.lock, err = lockDir(cfg.DataDir); err != nil {
+		return err
+	}
+	if cfg.Auth {
+		if err := c.loadTrust(); err != nil {
+			return err
+		}
+	}
+	if cfg.NATSURL == "" {
+		if err := c.startEmbedded(); err != nil {
+			return err
+		}
+	}
+	if err := c.setUp(ctx); err != nil {
+		return err
+	}
+	if c.nc, err = c.dial(auth.RoleCloud, "cloud"); err != nil {
+		return err
+	}
+	if c.Log, err = fjs.Attach(ctx, c.nc, fjs.Config{Replicas: cfg.Replicas}); err != nil {
+		return err
 	}
 	c.Views, err = pbadger.Open(filepath.Join(cfg.DataDir, "views"), cfg.Logger.With("component", "views"))
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("views in %s: %w", filepath.Join(cfg.DataDir, "views"), err)
 	}
-	c.Files, err = files.Open(ctx, c.Log.JetStream(), cfg.Replicas, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := logs.Open(ctx, c.Log.JetStream(), cfg.Replicas); err != nil {
-		return nil, err
+	if c.Files, err = files.Attach(ctx, c.Log.JetStream()); err != nil {
+		return err
 	}
 	c.Logs = logs.NewPublisher(c.Log.JetStream())
 	output := c.Logs.Sink("server")
@@ -208,8 +208,17 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.goRun("views", func() error { return c.Views.Run(runCtx, c.Log) })
-	if c.Auth != nil {
-		c.goRun("auth", func() error { return c.Auth.Run(runCtx, c.Log) })
+	if c.Trust != nil {
+		sys, err := c.Trust.NewSystemUser()
+		if err != nil {
+			return err
+		}
+		sysConn, err := c.connect(nats.Name("flmngr-system "+cfg.Name), sys.Option())
+		if err != nil {
+			return err
+		}
+		c.Revoker = auth.NewRevoker(c.Trust, sysConn, cfg.Logger.With("component", "auth"))
+		c.goRun("revoker", func() error { return c.Revoker.Run(runCtx, c.Log) })
 	}
 	sup := supervisor.New(c.Log, c.Cmds, c.Files, supervisor.Config{
 		Name: cfg.Name, WorkDir: filepath.Join(cfg.DataDir, "work"), Grace: cfg.Grace, Output: output,
@@ -219,87 +228,217 @@ func Open(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.goRun("supervisor", func() error { return sup.Run(runCtx) })
 	m := matcher.New(c.Log, c.Cmds, matcher.Config{Logger: cfg.Logger.With("component", "matcher")})
 	c.goRun("matcher", func() error { return m.Run(runCtx) })
+	ingest := logs.NewIngest(c.nc, c.Logs, logs.IngestConfig{Allowed: c.clientMayLog, Logger: cfg.Logger.With("component", "logs")})
+	c.goRun("logs", func() error { return ingest.Run(runCtx) })
 	p := presence.New(c.nc, c.Cmds, c.Views, presence.Config{Timeout: cfg.HeartbeatTimeout, Logger: cfg.Logger.With("component", "presence")})
 	c.goRun("presence", func() error { return p.Run(runCtx) })
 	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Observe: c.Metrics.Command,
 		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited,
-		KeysEnforced: c.keysEnforced, Logger: cfg.Logger.With("component", "api")})
-	c.stopAPI, err = srv.Start(runCtx, c.nc)
+		Reader: c.Log, Logs: logs.NewReader(c.nc), Uploads: files.NewUploads(c.Log.JetStream(), c.Files),
+		KeysEnforced: c.keysEnforced, Issuer: c.issuer(), Logger: cfg.Logger.With("component", "api")})
+	responder, err := c.dial(auth.RoleResponder, "responder")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := c.startGateway(runCtx); err != nil {
-		return nil, err
+	if c.stopAPI, err = srv.Start(runCtx, responder); err != nil {
+		return err
 	}
-	return c, nil
+	if c.op, err = c.dial(auth.RoleOperator, "operator"); err != nil {
+		return err
+	}
+	if c.Trust != nil {
+		if err := c.writeOperatorCreds(); err != nil {
+			return err
+		}
+	}
+	return c.startGateway(runCtx)
+}
+
+// setUp creates or updates the streams with a connection that may, and
+// closes it: no other connection of the deployment administers streams.
+func (c *Cloud) setUp(ctx context.Context) error {
+	admin, err := c.dial(auth.RoleAdmin, "setup")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := checkServerVersion(admin); err != nil {
+		return err
+	}
+	log, err := fjs.Open(ctx, admin, fjs.Config{Replicas: c.cfg.Replicas})
+	if err != nil {
+		return err
+	}
+	if _, err := files.Open(ctx, log.JetStream(), c.cfg.Replicas, 0); err != nil {
+		return err
+	}
+	if err := files.OpenUploads(ctx, log.JetStream(), c.cfg.Replicas); err != nil {
+		return err
+	}
+	return logs.Open(ctx, log.JetStream(), c.cfg.Replicas)
+}
+
+// loadTrust reads the deployment's trust material; the embedded server
+// makes it the first time, an external deployment must have it from
+// flmngr cluster-config.
+func (c *Cloud) loadTrust() error {
+	path := auth.KeysFile(c.cfg.DataDir)
+	if c.cfg.NATSURL != "" {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no identity keys in %s: make them with flmngr cluster-config --data %s and configure the NATS servers with its output, or pass --auth=false for a NATS without authentication", path, c.cfg.DataDir)
+		}
+	}
+	t, _, err := auth.LoadOrCreateTrust(path)
+	if err != nil {
+		return err
+	}
+	c.Trust = t
+	return nil
+}
+
+// writeOperatorCreds (re)issues the operators' credentials in the data
+// directory, keeping their key when the file is there.
+func (c *Cloud) writeOperatorCreds() error {
+	c.OperatorCreds = filepath.Join(c.cfg.DataDir, "operator.creds")
+	var creds auth.Creds
+	old, err := auth.ReadCreds(c.OperatorCreds)
+	if err == nil {
+		tok, err := c.Trust.IssueUser(auth.RoleOperator, "operator", old.PublicKey())
+		if err != nil {
+			return err
+		}
+		if tok == old.JWT {
+			return nil
+		}
+		creds = auth.Creds{JWT: tok, Key: old.Key}
+	} else {
+		if _, serr := os.Stat(c.OperatorCreds); serr == nil {
+			return fmt.Errorf("operator credentials: %w", err)
+		}
+		if creds, err = c.Trust.NewUser(auth.RoleOperator, "operator"); err != nil {
+			return err
+		}
+		c.OperatorCredsCreated = true
+	}
+	if err := creds.Write(c.OperatorCreds, true); err != nil {
+		return fmt.Errorf("operator credentials: %w", err)
+	}
+	return nil
+}
+
+// clientMayLog reports whether a client was offered a run of a task, or
+// runs it: only then does the cloud keep what its process prints.
+func (c *Cloud) clientMayLog(client, task, run string) bool {
+	v, err := c.Views.Client(client)
+	if err != nil || v == nil {
+		return false
+	}
+	for _, o := range v.Offers {
+		if o.TaskID == task && o.Run == run {
+			return true
+		}
+	}
+	for _, r := range v.Running {
+		if r.TaskID == task && r.Run == run {
+			return true
+		}
+	}
+	return false
+}
+
+// issuer signs client JWTs (nil without authentication).
+func (c *Cloud) issuer() api.ClientIssuer {
+	if c.Trust == nil {
+		return nil
+	}
+	return clientIssuer{c.Trust}
+}
+
+type clientIssuer struct{ t *auth.Trust }
+
+func (i clientIssuer) IssueClient(id, pub string) (string, error) {
+	return i.t.IssueUser(auth.RoleClient, id, pub)
 }
 
 // startEmbedded starts the embedded server, with identities and TLS as
-// configured, and returns the options of the cloud's own connection.
-func (c *Cloud) startEmbedded() ([]nats.Option, error) {
+// configured.
+func (c *Cloud) startEmbedded() error {
 	cfg := c.cfg
-	var conn []nats.Option
-	if cfg.Auth {
-		cloudKey, err := auth.NewKey()
-		if err != nil {
-			return nil, err
-		}
-		c.OperatorKey = filepath.Join(cfg.DataDir, "operator.nk")
-		opKey, created, err := auth.LoadOrCreateKey(c.OperatorKey, "flmngr operator key: the CLI connects with it (--creds, $FLMNGR_CREDS).")
-		if err != nil {
-			return nil, fmt.Errorf("operator key: %w", err)
-		}
-		c.OperatorKeyCreated = created
-		c.Auth = auth.NewRegistry(cfg.Logger.With("component", "auth"), auth.Cloud(auth.PublicKey(cloudKey)), auth.Operator(auth.PublicKey(opKey)))
-		conn = append(conn, auth.KeyOption(cloudKey))
-	}
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		var err error
 		if tlsConfig, err = server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey}); err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return fmt.Errorf("TLS certificate %s or key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:4222"
+	}
+	if listen != "-" {
+		if err := addressFree(listen); err != nil {
+			return fmt.Errorf("NATS address %s: %w (another flmngr? choose one with --listen or $FLMNGR_LISTEN)", listen, err)
 		}
 	}
 	var err error
-	c.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: cfg.DataDir, Listen: cfg.Listen, ServerName: "flmngr-" + cfg.Name,
+	c.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: cfg.DataDir, Listen: listen, ServerName: "flmngr-" + cfg.Name,
 		Customize: func(o *server.Options) error {
 			if tlsConfig != nil {
 				o.TLS, o.TLSConfig, o.TLSTimeout = true, tlsConfig, 5
 			}
 			if cfg.LeafNodes != "" {
-				host, port, err := net.SplitHostPort(cfg.LeafNodes)
-				if err != nil {
-					return fmt.Errorf("leaf node address %q: %w", cfg.LeafNodes, err)
+				if err := c.configureLeafNodes(o, tlsConfig); err != nil {
+					return err
 				}
-				if o.LeafNode.Port, err = strconv.Atoi(port); err != nil {
-					return fmt.Errorf("leaf node port %q: %w", port, err)
-				}
-				if o.LeafNode.Port == 0 {
-					// The server tells no one the port it picks: pick it here.
-					l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-					if err != nil {
-						return err
-					}
-					o.LeafNode.Port = l.Addr().(*net.TCPAddr).Port
-					l.Close()
-				}
-				// One server: leaf nodes reach it as they were told to
-				// (through a proxy or NAT), not at the address it sees.
-				o.LeafNode.Host, o.LeafNode.TLSConfig, o.LeafNode.NoAdvertise = host, tlsConfig, true
-				c.leafURL = "nats-leaf://" + net.JoinHostPort(host, strconv.Itoa(o.LeafNode.Port))
 			}
-			if c.Auth != nil {
-				return c.Auth.Configure(o)
+			if c.Trust != nil {
+				return c.Trust.Configure(o, filepath.Join(cfg.DataDir, "identity", "jwt"))
 			}
 			return nil
 		}})
+	return err
+}
+
+// configureLeafNodes makes the embedded server accept leaf nodes of edge
+// sites on cfg.LeafNodes.
+func (c *Cloud) configureLeafNodes(o *server.Options, tlsConfig *tls.Config) error {
+	addr := c.cfg.LeafNodes
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("leaf node address %q: %w", addr, err)
 	}
-	if c.Auth != nil {
-		c.Auth.Attach(c.ns)
+	if o.LeafNode.Port, err = strconv.Atoi(port); err != nil {
+		return fmt.Errorf("leaf node port %q: %w", port, err)
 	}
-	return conn, nil
+	if o.LeafNode.Port == 0 {
+		// The server tells no one the port it picks: pick it here.
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return err
+		}
+		o.LeafNode.Port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	} else if err := addressFree(addr); err != nil {
+		return fmt.Errorf("leaf node address %s: %w", addr, err)
+	}
+	// One server: leaf nodes reach it as they were told to (through a
+	// proxy or NAT), not at the address it sees.
+	o.LeafNode.Host, o.LeafNode.TLSConfig, o.LeafNode.NoAdvertise = host, tlsConfig, true
+	c.leafURL = "nats-leaf://" + net.JoinHostPort(host, strconv.Itoa(o.LeafNode.Port))
+	return nil
+}
+
+// addressFree reports whether a TCP address can be listened on now.
+func addressFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			return op.Err
+		}
+		return err
+	}
+	return l.Close()
 }
 
 // startGateway serves the HTTP gateway unless it is turned off.
@@ -313,44 +452,82 @@ func (c *Cloud) startGateway(ctx context.Context) error {
 		return fmt.Errorf("admin token: %w", err)
 	}
 	addr := c.cfg.Gateway
-	g, err := gateway.New(ctx, c.nc, c.Metrics, gateway.Config{Listen: addr, Token: c.AdminToken, OpenReads: c.cfg.OpenReads,
+	nc, err := c.dial(auth.RoleGateway, "gateway")
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(ctx, nc, c.Files, c.Metrics, gateway.Config{Listen: addr, Token: c.AdminToken, OpenReads: c.cfg.OpenReads,
 		Logger: c.cfg.Logger.With("component", "gateway")})
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return fmt.Errorf("HTTP address %s: %w (choose one with --http or $FLMNGR_HTTP; \"\" turns it off)", addr, err)
 	}
 	c.gatewayURL = "http://" + ln.Addr().String()
 	c.goRun("gateway", func() error { return g.Run(ctx, ln) })
 	return nil
 }
 
-// IssueClientKey makes a key for client id, records it, and returns it
-// once the embedded server accepts it (for agents run in this process).
-func (c *Cloud) IssueClientKey(ctx context.Context, id string) (nkeys.KeyPair, error) {
-	kp, err := auth.NewKey()
+// IssueClientKey makes a key pair for client id, records its public
+// key and returns the credentials, once the servers accept them (for
+// agents run in this process).
+func (c *Cloud) IssueClientKey(ctx context.Context, id string) (auth.Creds, error) {
+	if c.Trust == nil {
+		return auth.Creds{}, auth.ErrNoTrust
+	}
+	kp, err := nkeys.CreateUser()
 	if err != nil {
-		return nil, err
+		return auth.Creds{}, err
 	}
 	res, err := c.Cmds.Execute(ctx, commands.IssueClientKey{ClientID: id, PublicKey: auth.PublicKey(kp)})
 	if err != nil {
+		return auth.Creds{}, err
+	}
+	if err := c.keysEnforced(ctx, res.Seq); err != nil {
+		return auth.Creds{}, fmt.Errorf("key of client %s not enforced yet: %w", id, err)
+	}
+	tok, err := c.Trust.IssueUser(auth.RoleClient, id, auth.PublicKey(kp))
+	if err != nil {
+		return auth.Creds{}, err
+	}
+	return auth.Creds{JWT: tok, Key: kp}, nil
+}
+
+// ClientOptions are the connection options of an agent of client id run
+// in this process: its name, its inbox prefix and, with authentication, a
+// key issued for it.
+func (c *Cloud) ClientOptions(ctx context.Context, id string) ([]nats.Option, error) {
+	opts := []nats.Option{nats.Name("flmngr-client " + id), nats.CustomInboxPrefix(auth.InboxPrefix(id)), nats.MaxReconnects(-1)}
+	if c.Trust == nil {
+		return opts, nil
+	}
+	creds, err := c.IssueClientKey(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	if c.Auth != nil {
-		if err := c.Auth.WaitFor(ctx, res.Seq); err != nil {
-			return nil, fmt.Errorf("key of client %s not enforced yet: %w", id, err)
-		}
+	return append(opts, creds.Option()), nil
+}
+
+// ConnectClient connects an agent of client id run in this process.
+func (c *Cloud) ConnectClient(ctx context.Context, id string) (*nats.Conn, error) {
+	opts, err := c.ClientOptions(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	return kp, nil
+	return c.connect(opts...)
 }
 
 func (c *Cloud) keysEnforced(ctx context.Context, seq uint64) error {
-	if c.Auth == nil {
+	if c.Revoker == nil {
 		return nil
 	}
-	return c.Auth.WaitFor(ctx, seq)
+	return c.Revoker.WaitFor(ctx, seq)
 }
 
 // LeafURL is where leaf nodes connect ("" : nowhere).
@@ -389,8 +566,9 @@ func (c *Cloud) Errors() <-chan error { return c.errs }
 // DataDir is where the cloud keeps its data.
 func (c *Cloud) DataDir() string { return c.cfg.DataDir }
 
-// Conn is the cloud's own NATS connection.
-func (c *Cloud) Conn() *nats.Conn { return c.nc }
+// Conn is a connection with the operators' permissions (commands and
+// queries), for callers in this process such as the demo.
+func (c *Cloud) Conn() *nats.Conn { return c.op }
 
 // ClientURL is where other processes connect ("" when the server is
 // external or listens in-process only).
@@ -402,7 +580,7 @@ func (c *Cloud) ClientURL() string {
 }
 
 // Close stops the services, the projection runner and the embedded server,
-// in that order.
+// in that order; it may be called on a cloud that failed to open.
 func (c *Cloud) Close() {
 	if c.stopAPI != nil {
 		c.stopAPI()
@@ -416,11 +594,16 @@ func (c *Cloud) Close() {
 			c.cfg.Logger.Warn("close views", "err", err)
 		}
 	}
-	if c.nc != nil {
-		c.nc.Close()
+	c.mu.Lock()
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	for _, nc := range conns {
+		nc.Close()
 	}
 	if c.ns != nil {
 		c.ns.Shutdown()
 		c.ns.WaitForShutdown()
 	}
+	c.lock.release()
 }

@@ -17,6 +17,7 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/limit"
 	"github.com/flmngr/flmngr/services/metrics"
 )
 
@@ -66,11 +67,12 @@ type Gateway struct {
 	mux     *http.ServeMux
 	// limiter bounds the original's client calls per user_id, as the
 	// cloud does for client agents.
-	limiter *api.Limiter
+	limiter *limit.Limiter
 }
 
-// New returns a gateway talking to flmngr over nc; Run serves it.
-func New(ctx context.Context, nc *nats.Conn, m *metrics.Metrics, cfg Config) (*Gateway, error) {
+// New returns a gateway talking to flmngr over nc and storing uploads in
+// fs; Run serves it.
+func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics, cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
 	if len(cfg.Token) < 32 {
 		return nil, errors.New("gateway: an admin token of at least 32 characters is required")
@@ -79,11 +81,7 @@ func New(ctx context.Context, nc *nats.Conn, m *metrics.Metrics, cfg Config) (*G
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	fs, err := files.Attach(ctx, log.JetStream())
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: api.NewLimiter(50, 500),
+	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: limit.New(50, 500),
 		log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
 	g.routes()
 	return g, nil

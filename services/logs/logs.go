@@ -1,15 +1,23 @@
 // Package logs keeps the output of task processes (servers and clients)
 // in a JetStream stream of its own, bounded in age and size, so that it can
-// be followed live and replayed from any point (the gateway's log streams
-// resume from a sequence) without ever mixing into the event log. Lines
-// are published asynchronously and dropped, with a count, when the stream
-// cannot keep up: a chatty task never slows its supervisor down.
+// be followed live and replayed from any point without ever mixing into
+// the event log.
+//
+// Servers' lines are published by the cloud's supervisor. A client agent
+// publishes its processes' lines on its own subject (ClientSubject); the
+// cloud takes them in (Ingest) within a rate per client, for runs that
+// client was offered, and stores them under the origin the subject proves,
+// whatever the line says. Every (task, run, origin) keeps at most
+// MaxLinesPerProcess lines, so no producer can evict another's output.
+// Lines are published asynchronously and dropped, with a count, when the
+// stream cannot keep up: a chatty task never slows its supervisor down.
 package logs
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,11 +27,16 @@ import (
 )
 
 // Stream and subjects: flmngr.logs.<task>.<run>.<origin>, origin "server"
-// or "client-<id>".
+// or "client-<id>"; every stored line is announced (headers only) on
+// flmngr.logslive.<task>.<run>.<origin>.
 const (
-	Stream = "FLMNGR_LOGS"
-	Prefix = "flmngr.logs"
+	Stream     = "FLMNGR_LOGS"
+	Prefix     = "flmngr.logs"
+	LivePrefix = "flmngr.logslive"
 )
+
+// MaxLinesPerProcess bounds the lines kept of one process of one run.
+const MaxLinesPerProcess = 100_000
 
 // Line is one line of a task process.
 type Line struct {
@@ -42,21 +55,40 @@ func Subject(task, run, origin string) string {
 	return Prefix + "." + task + "." + run + "." + origin
 }
 
+// ParseSubject reads task, run and origin from a stored line's subject.
+func ParseSubject(subject string) (task, run, origin string, ok bool) {
+	rest, found := strings.CutPrefix(subject, Prefix+".")
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// ClientOrigin is the origin of client id's processes.
+func ClientOrigin(id string) string { return "client-" + id }
+
 // Open creates or updates the log stream.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if replicas == 0 {
 		replicas = 1
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        Stream,
-		Description: "flmngr task process output, kept a day",
-		Subjects:    []string{Prefix + ".>"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		MaxAge:      24 * time.Hour,
-		MaxBytes:    1 << 30,
-		Discard:     jetstream.DiscardOld,
-		AllowDirect: true,
+		Name:              Stream,
+		Description:       "flmngr task process output, kept a day",
+		Subjects:          []string{Prefix + ".>"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		MaxAge:            24 * time.Hour,
+		MaxBytes:          1 << 30,
+		MaxMsgsPerSubject: MaxLinesPerProcess,
+		MaxMsgSize:        128 << 10,
+		Discard:           jetstream.DiscardOld,
+		AllowDirect:       true,
+		RePublish:         &jetstream.RePublish{Source: Prefix + ".>", Destination: LivePrefix + ".>", HeadersOnly: true},
 	})
 	if err != nil {
 		return fmt.Errorf("log stream: %w", err)
@@ -79,8 +111,13 @@ func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js}
 // Sink returns an output hook for the processes of one origin.
 func (p *Publisher) Sink(origin string) func(task, run string, m taskd.Message) {
 	return func(task, run string, m taskd.Message) {
-		p.Publish(Line{Time: time.Now().UTC(), Task: task, Run: run, Origin: origin, Stream: m.Stream, Kind: string(m.Kind), Text: text(m)})
+		p.Publish(FromMessage(task, run, origin, m))
 	}
+}
+
+// FromMessage is the line of a process's message.
+func FromMessage(task, run, origin string, m taskd.Message) Line {
+	return Line{Time: time.Now().UTC(), Task: task, Run: run, Origin: origin, Stream: m.Stream, Kind: string(m.Kind), Text: text(m)}
 }
 
 func text(m taskd.Message) string {

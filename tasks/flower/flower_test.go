@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/agent"
@@ -60,11 +58,10 @@ func TestFlowerTaskUnderFlmngr(t *testing.T) {
 	}
 	defer c.Close()
 	for _, id := range []string{"site-1", "site-2"} {
-		nc, err := nats.Connect(c.ClientURL())
+		nc, err := c.ConnectClient(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer nc.Close()
 		sensors := []string{"camera"}
 		a, err := agent.New(nc, agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, WorkDir: filepath.Join(dir, id)})
 		if err != nil {

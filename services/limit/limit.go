@@ -1,4 +1,6 @@
-package api
+// Package limit bounds how often each of many callers (client ids) may
+// act: a token bucket per key, in bounded memory.
+package limit
 
 import (
 	"sync"
@@ -26,8 +28,8 @@ type bucket struct {
 
 const maxKeys = 100_000
 
-// NewLimiter returns a Limiter; rate <= 0 turns it off.
-func NewLimiter(rate float64, burst int) *Limiter {
+// New returns a Limiter; rate <= 0 turns it off.
+func New(rate float64, burst int) *Limiter {
 	return &Limiter{rate: rate, burst: float64(max(burst, 1)), now: time.Now, buckets: map[string]*bucket{}}
 }
 

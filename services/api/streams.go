@@ -1,0 +1,177 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/services/logs"
+)
+
+// EventReader reads the event log.
+type EventReader interface {
+	Scan(ctx context.Context, filter string, from uint64, fn func(events.Envelope) error) error
+	AggregateFilter(a events.Aggregate) string
+	EventsFilter() string
+}
+
+// LogReader reads what task processes printed.
+type LogReader interface {
+	Read(ctx context.Context, q logs.Query) (logs.Page, error)
+}
+
+// Uploader stages and commits uploads.
+type Uploader interface {
+	Part(ctx context.Context, upload string, part int, data []byte) error
+	Commit(ctx context.Context, task, upload, name string, parts int, size int64, digest string) (events.FileRef, error)
+}
+
+// Bounds of the reading queries.
+const (
+	maxEventsPage = 1000
+	maxWait       = 30 * time.Second
+)
+
+var errPageFull = errors.New("page full")
+
+// waitOf bounds a query's wait by the request's own deadline.
+func waitOf(ctx context.Context, ms int) time.Duration {
+	w := min(time.Duration(max(ms, 0))*time.Millisecond, maxWait)
+	if dl, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(dl)-500*time.Millisecond)
+	}
+	return max(w, 0)
+}
+
+func (s *Server) events(ctx context.Context, data []byte) (any, error) {
+	var r EventsRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if s.cfg.Reader == nil {
+		return nil, commands.Unavailable(nil, "this deployment serves no event log")
+	}
+	filter := s.cfg.Reader.EventsFilter()
+	switch {
+	case r.Task != "" && r.Client != "":
+		return nil, commands.Invalid("task", "task and client are exclusive")
+	case r.Task != "":
+		if v, err := s.views.Task(r.Task); err != nil {
+			return nil, commands.Internal(err, "read task view")
+		} else if v == nil {
+			return nil, commands.NotFound("task %s not found", r.Task)
+		}
+		filter = s.cfg.Reader.AggregateFilter(events.Task(r.Task))
+	case r.Client != "":
+		if v, err := s.views.Client(r.Client); err != nil {
+			return nil, commands.Internal(err, "read client view")
+		} else if v == nil {
+			return nil, commands.NotFound("client %s not found", r.Client)
+		}
+		filter = s.cfg.Reader.AggregateFilter(events.Client(r.Client))
+	}
+	limit := r.Limit
+	if limit <= 0 || limit > maxEventsPage {
+		limit = maxEventsPage
+	}
+	wait := waitOf(ctx, r.WaitMS)
+	deadline := time.Now().Add(wait)
+	for {
+		last, err := s.log.LastSeq(ctx)
+		if err != nil {
+			return nil, commands.Unavailable(err, "event log unavailable")
+		}
+		reply := EventsReply{Events: []WireEvent{}, Next: r.After}
+		err = s.cfg.Reader.Scan(ctx, filter, r.After+1, func(e events.Envelope) error {
+			raw, err := events.Encode(e)
+			if err != nil {
+				return err
+			}
+			reply.Events = append(reply.Events, WireEvent{Seq: e.Seq, Event: raw})
+			reply.Next = e.Seq
+			if len(reply.Events) >= limit {
+				return errPageFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errPageFull) {
+			return nil, commands.Unavailable(err, "read the event log")
+		}
+		if len(reply.Events) > 0 || time.Now().After(deadline) {
+			return reply, nil
+		}
+		// Nothing yet: wait for the log to grow past what was read.
+		r.After = max(r.After, last)
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		err = s.views.WaitFor(wctx, last+1)
+		cancel()
+		if err != nil {
+			return reply, nil
+		}
+	}
+}
+
+func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
+	var r LogsRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if s.cfg.Logs == nil {
+		return nil, commands.Unavailable(nil, "this deployment serves no process output")
+	}
+	v, err := s.views.Task(r.Task)
+	if err != nil {
+		return nil, commands.Internal(err, "read task view")
+	}
+	if v == nil {
+		return nil, commands.NotFound("task %s not found", r.Task)
+	}
+	if r.Run == "" {
+		r.Run = v.Run
+	}
+	if r.Run == "" {
+		return logs.Page{Lines: []logs.Line{}, Next: r.After}, nil // never started
+	}
+	for field, id := range map[string]string{"run": r.Run, "origin": r.Origin} {
+		if id != "" && !events.ValidID(id) {
+			return nil, commands.Invalid(field, "invalid %s %q", field, id)
+		}
+	}
+	page, err := s.cfg.Logs.Read(ctx, logs.Query{Task: r.Task, Run: r.Run, Origin: r.Origin, After: r.After, Limit: r.Limit, Wait: waitOf(ctx, r.WaitMS)})
+	if err != nil {
+		return nil, commands.Unavailable(err, "read the process output")
+	}
+	return page, nil
+}
+
+func (s *Server) filePart(ctx context.Context, data []byte) (any, error) {
+	var r FilePart
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if s.cfg.Uploads == nil {
+		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+	}
+	if err := s.cfg.Uploads.Part(ctx, r.Upload, r.Part, r.Data); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (s *Server) taskUpload(ctx context.Context, data []byte) (any, error) {
+	var r UploadRequest
+	if err := decode(data, &r); err != nil {
+		return nil, err
+	}
+	if s.cfg.Uploads == nil {
+		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+	}
+	if v, err := s.views.Task(r.TaskID); err != nil {
+		return nil, commands.Internal(err, "read task view")
+	} else if v == nil {
+		return nil, commands.NotFound("task %s not found", r.TaskID)
+	}
+	return s.cfg.Uploads.Commit(ctx, r.TaskID, r.Upload, r.Name, r.Parts, r.Size, r.SHA256)
+}

@@ -1,0 +1,98 @@
+package cloud
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	fjs "github.com/flmngr/flmngr/events/jetstream"
+	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/services/auth"
+)
+
+// Stopped is a stopped deployment's data opened for maintenance: its
+// JetStream store served in-process only (no one else can connect), with
+// full rights, and its views.
+type Stopped struct {
+	Log   *fjs.Log
+	Views *pbadger.Store
+	lock  *dirLock
+	ns    *server.Server
+	nc    *nats.Conn
+}
+
+// OpenStopped opens the data directory of a stopped deployment; it fails
+// at once when a cloud runs on it.
+func OpenStopped(ctx context.Context, dataDir string) (s *Stopped, err error) {
+	s = &Stopped{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.lock, err = lockDir(dataDir); err != nil {
+		return nil, err
+	}
+	trust, err := existingTrust(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: dataDir, Listen: "-", Customize: func(o *server.Options) error {
+		if trust != nil {
+			return trust.Configure(o, filepath.Join(dataDir, "identity", "jwt"))
+		}
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{nats.InProcessServer(s.ns)}
+	if trust != nil {
+		admin, err := trust.NewUser(auth.RoleAdmin, "flmngr-maintenance")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, admin.Option())
+	}
+	if s.nc, err = nats.Connect("", opts...); err != nil {
+		return nil, err
+	}
+	if s.Log, err = fjs.Attach(ctx, s.nc, fjs.Config{}); err != nil {
+		return nil, fmt.Errorf("%v (is %s the data directory of a deployment?)", err, dataDir)
+	}
+	if s.Views, err = pbadger.Open(filepath.Join(dataDir, "views"), nil); err != nil {
+		return nil, fmt.Errorf("views in %s: %w", dataDir, err)
+	}
+	return s, nil
+}
+
+// Conn is the connection to the stopped deployment's store.
+func (s *Stopped) Conn() *nats.Conn { return s.nc }
+
+// Close closes the views and the store.
+func (s *Stopped) Close() {
+	if s.Views != nil {
+		_ = s.Views.Close()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+	s.lock.release()
+}
+
+// existingTrust reads a data directory's trust material, if it has some.
+func existingTrust(dataDir string) (*auth.Trust, error) {
+	path := auth.KeysFile(dataDir)
+	if !fileExists(path) {
+		return nil, nil
+	}
+	t, _, err := auth.LoadOrCreateTrust(path)
+	return t, err
+}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,8 @@ import (
 // A task cgroup is a directory <Base>/<name>-<supervisor pid>-<random>.
 // The child is cloned into it (clone3 with CLONE_INTO_CGROUP), so nothing
 // it runs is ever outside; a stop kills the cgroup whole.
+
+const cgroup2Magic = 0x63677270 // statfs f_type of cgroup2
 
 // limitControllers are the cgroup controllers that enforce Limits.
 var limitControllers = []string{"cpu", "memory", "pids"}
@@ -372,6 +375,55 @@ func (c *cgroup) limitHit(l Limits) string {
 		return fmt.Sprintf("pids limit %d reached", l.PIDs)
 	}
 	return ""
+}
+
+// openCgroup is the cgroup a pid file recorded, if it is still there and
+// is a cgroup v2 directory (nil if it is gone).
+func openCgroup(dir string) (*cgroup, error) {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
+		return nil, fmt.Errorf("cgroup %q: not a clean absolute path", dir)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	if st.Type != cgroup2Magic {
+		return nil, fmt.Errorf("cgroup %s: not on a cgroup2 file system", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	return &cgroup{dir: dir, fd: -1}, nil
+}
+
+var taskCgroupName = regexp.MustCompile(`-([0-9]+)-[0-9a-f]{8}$`)
+
+// sweepCgroups removes the empty task cgroups, a minute old at least, of
+// supervisors that are gone (their pid, in the name, runs nothing). Those
+// that still hold processes stay: only a pid file says whose they are.
+func sweepCgroups() {
+	iso := isolation()
+	if !iso.Cgroups {
+		return
+	}
+	entries, _ := os.ReadDir(iso.Base)
+	for _, e := range entries {
+		m := taskCgroupName.FindStringSubmatch(e.Name())
+		if !e.IsDir() || m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid == os.Getpid() || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		// Not one just made, whose process is about to be cloned in.
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Minute {
+			_ = syscall.Rmdir(filepath.Join(iso.Base, e.Name()))
+		}
+	}
 }
 
 // procAttr starts a task process in a process group of its own, killed

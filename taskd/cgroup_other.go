@@ -21,6 +21,11 @@ func newCgroup(IsolationInfo, string, Limits) (*cgroup, error) {
 	return nil, errors.New("cgroups are Linux only")
 }
 
+func openCgroup(string) (*cgroup, error) { return nil, nil }
+
+func sweepCgroups() {}
+
+func (*cgroup) procs() []int               { return nil }
 func (*cgroup) path() string               { return "" }
 func (*cgroup) started()                   {}
 func (*cgroup) kill()                      {}

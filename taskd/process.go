@@ -39,8 +39,8 @@ type Config struct {
 	MaxLine int
 	// LastLogs is how many log lines the exit keeps (default 20).
 	LastLogs int
-	// PIDFile, when set, records the child's process group while it runs
-	// (see KillStale), and is removed once the child is gone.
+	// PIDFile, when set, records the child's process group and cgroup
+	// while it runs (see KillStale), and is removed once they are gone.
 	PIDFile string
 	// Name labels the process: its cgroup is named after it (default: the
 	// pid file's name, else the program's).
@@ -203,7 +203,7 @@ func Start(cfg Config) (*Process, error) {
 		p.rlimitAS = true
 	}
 	if cfg.PIDFile != "" {
-		if err := writePIDFile(cfg.PIDFile, p.pid); err != nil {
+		if err := writePIDFile(cfg.PIDFile, p.pid, p.cg.path()); err != nil {
 			p.abort()
 			return nil, fmt.Errorf("taskd: pid file: %w", err)
 		}

@@ -123,6 +123,9 @@ func TestLimitsValidate(t *testing.T) {
 		if l.Validate() == nil {
 			t.Errorf("%+v accepted", l)
 		}
+		if _, err := taskd.Start(taskd.Config{Argv: []string{"true"}, Limits: l}); err == nil {
+			t.Errorf("started with %+v", l)
+		}
 	}
 	if err := (taskd.Limits{CPU: 1, Memory: 1, PIDs: 1, WallTime: 1}).Validate(); err != nil {
 		t.Fatal(err)

@@ -55,7 +55,14 @@ func detectIsolation() IsolationInfo {
 	i.Mount, i.Own = mount, own
 	base := filepath.Join(ownDir, "flmngr")
 	if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		i.Reason = fmt.Sprintf("cannot make cgroups in %s: %v (the subtree is not delegated to this user)", ownDir, err)
+		why := ""
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			why = " (the subtree is not delegated to this user)"
+		case errors.Is(err, syscall.EROFS):
+			why = " (the cgroup file system is mounted read-only)"
+		}
+		i.Reason = fmt.Sprintf("cannot make cgroups in %s: %v%s", ownDir, unwrapPath(err), why)
 		return i
 	}
 	i.Offered = readWords(filepath.Join(ownDir, "cgroup.controllers"))
@@ -338,6 +345,8 @@ func (c *cgroup) remove(wait time.Duration) error {
 	return removeCgroupDir(c.dir, wait)
 }
 
+// removeCgroupDir removes a cgroup, and the cgroups a task may have made
+// in it, killing what they hold until wait has passed.
 func removeCgroupDir(dir string, wait time.Duration) error {
 	c := &cgroup{dir: dir, fd: -1}
 	deadline := time.Now().Add(wait)
@@ -353,6 +362,12 @@ func removeCgroupDir(dir string, wait time.Duration) error {
 			return fmt.Errorf("cgroup %s: %w", dir, err)
 		}
 		c.kill()
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.IsDir() {
+				_ = removeCgroupDir(filepath.Join(dir, e.Name()), time.Until(deadline))
+			}
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -120,5 +121,42 @@ func TestAllocationFailed(t *testing.T) {
 		if got := allocationFailed(c.exception, c.logs); got != c.want {
 			t.Errorf("%q %q: %v", c.exception, c.logs, got)
 		}
+	}
+}
+
+// A task may make cgroups in its own (as root, or with delegation): they
+// are killed and removed with it.
+func TestCgroupRemovedWithTheCgroupsMadeInIt(t *testing.T) {
+	iso := Isolation()
+	if !iso.Cgroups {
+		t.Skipf("per-task cgroups unavailable here (%s)", iso.Reason)
+	}
+	c, err := newCgroup(iso, "nested", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := filepath.Join(c.path(), "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		_ = c.remove(time.Second)
+		t.Skipf("cannot make a cgroup in a task's cgroup here: %v", err)
+	}
+	cmd := exec.Command("sleep", "600")
+	cmd.SysProcAttr = procAttr(c)
+	err = cmd.Start()
+	c.started()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reaped := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(reaped) }()
+	if err := writeFile(filepath.Join(inner, "cgroup.procs"), strconv.Itoa(cmd.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.remove(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-reaped
+	if _, err := os.Stat(c.path()); !os.IsNotExist(err) {
+		t.Fatalf("cgroup left: %v", err)
 	}
 }

@@ -63,6 +63,11 @@
 // cgroup v2 there. What could not be enabled, and why, is in
 // IsolationInfo.Note; the rest of isolation works all the same.
 //
+// Limits guard against a task's accidents, not its malice: a task that
+// runs as this process's user may write its own cgroup's files
+// (memory.max among them). The hard RLIMIT_AS it cannot raise, without
+// CAP_SYS_RESOURCE.
+//
 // When a limit ends a process, Exit.Limit says which ("memory limit 2GiB
 // exceeded", "pids limit 256 reached", "walltime limit 2h exceeded"), and
 // the outcome is Errored with that as Exception: never Unreported. What can

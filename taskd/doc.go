@@ -75,7 +75,7 @@
 // cgroup's memory.events (an oom_kill while the cgroup's own limit was
 // reached) and pids.events (a fork refused at pids.max) tell of the other
 // limits, which count when the process did not end cleanly (exit code 0,
-// no error reported) and was not stopped. Under RLIMIT_AS nothing tells:
+// no error reported) and no Stop came before it ended. Under RLIMIT_AS nothing tells:
 // an allocation fails with ENOMEM, and the program decides what follows.
 // The limit is then inferred from the words of a failed allocation
 // ("Cannot allocate memory", "out of memory", "memory exhausted",

@@ -30,17 +30,12 @@ func (p *Process) wallTimeUp() {
 // leave only traces: the cgroup's events (cgLimit), or, under RLIMIT_AS,
 // the words of a failed allocation in what the process last said. They
 // count when the process did not end cleanly (clean: exit code 0 and no
-// error reported) and no Stop asked it to end.
-func (p *Process) exitLimit(clean bool, cgLimit string) string {
-	if p.limit != "" {
+// error reported) and no Stop came before it ended.
+func (p *Process) exitLimit(clean, stoppedFirst bool, cgLimit string) string {
+	switch {
+	case p.limit != "":
 		return p.limit
-	}
-	select {
-	case <-p.stopped:
-		return ""
-	default:
-	}
-	if clean && !p.errored {
+	case stoppedFirst || clean && !p.errored:
 		return ""
 	}
 	if cgLimit != "" {

@@ -344,6 +344,12 @@ func (p *Process) wait() {
 	p.mu.Lock()
 	p.exited = true
 	p.mu.Unlock()
+	stoppedFirst := false // a Stop came before the exit
+	select {
+	case <-p.stopped:
+		stoppedFirst = true
+	default:
+	}
 	if p.wallTimer != nil {
 		p.wallTimer.Stop()
 	}
@@ -383,7 +389,7 @@ func (p *Process) wait() {
 	}
 	p.mu.Lock()
 	ex.LastLogs = append([]string(nil), p.lastLogs...)
-	ex.Limit = p.exitLimit(err == nil && ex.Code == 0, cgLimit)
+	ex.Limit = p.exitLimit(err == nil && ex.Code == 0, stoppedFirst, cgLimit)
 	select {
 	case <-p.stopped:
 		ex.Outcome = OutcomeStopped

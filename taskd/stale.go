@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,14 +14,19 @@ import (
 )
 
 // A pid file records a child's process group and the moment it started,
-// so that a supervisor killed with SIGKILL can, when it comes back, find
-// what its children left running and end it. (Pdeathsig already kills
-// the direct child with its parent; what the child itself started lives
-// on in its group.) The start time tells a recorded process from a later
-// one that got the same number.
+// and its cgroup if it has one, so that a supervisor killed with SIGKILL
+// can, when it comes back, find what its children left running and end
+// it. (Pdeathsig already kills the direct child with its parent; what the
+// child itself started lives on in its group, and what left the group in
+// its cgroup.) The start time tells a recorded process from a later one
+// that got the same number; a cgroup's name is never used twice.
+//
+// The file is one line, "<pid> <start>" or "<pid> <start> <cgroup
+// directory>": readers of the older form read the newer one as well.
 
-// writePIDFile records pid (its group) in path.
-func writePIDFile(path string, pid int) error {
+// writePIDFile records pid (its group), and the directory of its cgroup
+// unless that is "", in path.
+func writePIDFile(path string, pid int, cgroup string) error {
 	start, err := startTime(pid)
 	if err != nil {
 		return err
@@ -29,23 +35,30 @@ func writePIDFile(path string, pid int) error {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\n", pid, start), 0o644); err != nil {
+	line := fmt.Sprintf("%d %d", pid, start)
+	if cgroup != "" {
+		line += " " + cgroup
+	}
+	if err := os.WriteFile(tmp, []byte(line+"\n"), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
 }
 
-// Stale is a process group a dead supervisor left behind.
+// Stale is a process group, and cgroup, a dead supervisor left behind.
 type Stale struct {
 	File   string // the pid file
 	PGID   int
-	Killed int // processes of the group still alive, now killed
+	Cgroup string // the cgroup's directory, if the file named one still there
+	Killed int    // processes of the group or cgroup still alive, now killed
 }
 
-// KillStale ends every process group recorded by a pid file in dir (files
-// *.pid) and removes the files: it is for a supervisor starting up, which
-// can have no children yet, so whatever the files name was left by an
-// earlier life. It waits up to wait for the killed processes to go.
+// KillStale ends every process group and cgroup recorded by a pid file in
+// dir (files *.pid), removes the cgroups and the files: it is for a
+// supervisor starting up, which can have no children yet, so whatever the
+// files name was left by an earlier life. It waits up to wait for the
+// killed processes to go. It also removes the empty task cgroups of
+// supervisors that are gone.
 func KillStale(dir string, wait time.Duration) ([]Stale, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.pid"))
 	if err != nil {
@@ -61,6 +74,7 @@ func KillStale(dir string, wait time.Duration) ([]Stale, error) {
 		}
 		out = append(out, s)
 	}
+	sweepCgroups()
 	return out, errors.Join(errs...)
 }
 
@@ -75,18 +89,44 @@ func killStale(file string, wait time.Duration) (Stale, error) {
 		_ = os.Remove(file)
 		return s, fmt.Errorf("pid file %s: unreadable (%q); removed", file, b)
 	}
-	pids := groupMembers(s.PGID, start)
-	for _, pid := range pids {
+	// A cgroup that is not one is no reason to spare the group.
+	var cg *cgroup
+	var cgErr error
+	if f := strings.SplitN(strings.TrimSpace(string(b)), " ", 3); len(f) == 3 {
+		if cg, cgErr = openCgroup(strings.TrimSpace(f[2])); cgErr != nil {
+			cgErr = fmt.Errorf("pid file %s: %w; its group killed, the file removed", file, cgErr)
+		}
+		s.Cgroup = cg.path()
+	}
+	left := func() []int {
+		pids := groupMembers(s.PGID, start)
+		for _, pid := range cg.procs() {
+			if !slices.Contains(pids, pid) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	for _, pid := range left() {
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			s.Killed++
 		}
 	}
+	cg.kill()
 	deadline := time.Now().Add(wait)
-	for len(groupMembers(s.PGID, start)) > 0 && time.Now().Before(deadline) {
+	for len(left()) > 0 && time.Now().Before(deadline) {
+		cg.kill()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if left := groupMembers(s.PGID, start); len(left) > 0 {
-		return s, fmt.Errorf("processes %v of group %d did not die", left, s.PGID)
+	if pids := left(); len(pids) > 0 {
+		return s, fmt.Errorf("processes %v of group %d did not die", pids, s.PGID)
+	}
+	if err := cg.remove(time.Until(deadline)); err != nil {
+		return s, err
+	}
+	if cgErr != nil {
+		_ = os.Remove(file)
+		return s, cgErr
 	}
 	return s, os.Remove(file)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path"
 	"slices"
@@ -42,12 +43,12 @@ var rpcs = map[string]*rpc{
 }
 
 func init() {
+	schemas, err := loadSchemas(slices.Collect(maps.Keys(rpcs)))
+	if err != nil {
+		panic("gateway: " + err.Error())
+	}
 	for name, r := range rpcs {
-		s, err := loadSchema(name)
-		if err != nil {
-			panic("gateway: schema of " + name + ": " + err.Error())
-		}
-		r.schema = s
+		r.schema = schemas[name]
 	}
 }
 
@@ -92,7 +93,7 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Invalid or missing JSON body"})
 		return
 	}
-	if msg := rp.schema.validate(v); msg != "" {
+	if msg := rp.schema.check(body); msg != "" {
 		writeJSON(w, http.StatusBadRequest, name+" cannot be executed due to invalid arguments: "+msg)
 		return
 	}

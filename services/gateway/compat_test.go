@@ -33,15 +33,23 @@ func TestOriginalEndpointsWithOriginalPayloads(t *testing.T) {
 	}
 	expect("rpc_exec_create_task", create, 200, "null")
 	expect("rpc_exec_create_task", create, 500, `"UNIQUE constraint failed: tasks.ID"`)
+	// The whole of Python's str(ValidationError), as the original sent it.
 	expect("rpc_exec_create_task", `{"task_id":"x","host":"localhost","port":"error","username":"u","password":"p","files_paths":[]}`,
-		400, `"rpc_exec_create_task cannot be executed due to invalid arguments: 'error' is not of type 'integer'"`)
+		400, `"rpc_exec_create_task cannot be executed due to invalid arguments: 'error' is not of type 'integer'\n\n`+
+			`Failed validating 'type' in schema['properties']['port']:\n    {'type': 'integer'}\n\n`+
+			`On instance['port']:\n    'error'"`)
 	expect("rpc_exec_create_task", `{"task_id":"x","host":"localhost","port":1,"username":"u","password":"p","files_paths":[],"colour":"red"}`,
 		400, `Additional properties are not allowed ('colour' was unexpected)`)
+	// Python would print the body with its password; flmngr does not.
+	code, got := rpc("rpc_exec_create_task", `{"task_id":"x","host":"h","port":1,"username":"u","password":"s3cret-pass","files_paths":[],"colour":"red"}`)
+	if code != 400 || strings.Contains(got, "s3cret-pass") || !strings.Contains(got, `\n     'password': '***',\n`) {
+		t.Fatalf("unknown property next to a password: %d %s", code, got)
+	}
 	expect("rpc_exec_create_task", `{"task_id":"x","port":1,"username":"u","password":"p","files_paths":[]}`, 400, `'host' is a required property`)
 	expect("rpc_exec_create_task", `{"task_id":"x","host":"h","port":1,"username":"u","password":"p","files_paths":[],"selection_criteria":"aaaaa"}`,
 		400, "invalid arguments: invalid selection criterion: unknown name aaaaa")
 
-	code, got := rpc("rpc_exec_get_task_by_id", `{"task_id":"4fe5"}`)
+	code, got = rpc("rpc_exec_get_task_by_id", `{"task_id":"4fe5"}`)
 	var task map[string]any
 	if err := json.Unmarshal([]byte(got), &task); err != nil || code != 200 {
 		t.Fatalf("get_task_by_id: %d %s", code, got)

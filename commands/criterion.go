@@ -2,6 +2,8 @@ package commands
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -35,6 +37,7 @@ type CriterionEnv struct {
 type Criterion struct {
 	Source  string
 	program *vm.Program
+	reads   []string // the attributes it reads, sorted
 }
 
 // CompileCriterion compiles src as a boolean expr program over
@@ -59,7 +62,41 @@ func CompileCriterion(src string) (*Criterion, error) {
 			Message: "invalid selection criterion: " + oneLine(err.Error()),
 		}
 	}
-	return &Criterion{Source: src, program: p}, nil
+	reads := slices.Sorted(maps.Keys(g.reads))
+	if slices.ContainsFunc(reads, func(r string) bool { return strings.HasPrefix(r, "attrs.") }) {
+		// attrs.region says more than attrs.
+		reads = slices.DeleteFunc(reads, func(r string) bool { return r == "attrs" })
+	}
+	return &Criterion{Source: src, program: p, reads: reads}, nil
+}
+
+// Reads returns the values of the attributes the criterion reads, by the
+// names it reads them with (attrs.region for an extra attribute): what
+// explains why a client was or was not selected.
+func (c *Criterion) Reads(clientID string, a events.ClientAttributes) map[string]any {
+	if len(c.reads) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(c.reads))
+	for _, name := range c.reads {
+		switch name {
+		case "sensors":
+			out[name] = a.Sensors
+		case "data_qnt":
+			out[name] = a.DataQnt
+		case "avg_acc_contrib":
+			out[name] = a.AvgAccContrib
+		case "avg_disconnection_per_round":
+			out[name] = a.AvgDisconnectionPerRound
+		case "user_id":
+			out[name] = clientID
+		case "attrs":
+			out[name] = a.Extra
+		default:
+			out[name] = a.Extra[strings.TrimPrefix(name, "attrs.")]
+		}
+	}
+	return out
 }
 
 // Match evaluates the criterion for one client.

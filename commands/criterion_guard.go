@@ -71,7 +71,10 @@ func stepOption() expr.Option {
 
 // guard refuses what a criterion may not use and meters its loops; err
 // keeps the first refusal (a visitor cannot return one).
-type guard struct{ err error }
+type guard struct {
+	err   error
+	reads map[string]bool // the client attributes the criterion reads
+}
 
 func (g *guard) refuse(format string, args ...any) {
 	if g.err == nil {
@@ -91,6 +94,15 @@ func (g *guard) Visit(node *ast.Node) {
 		if n.Value == stepFunc {
 			g.refuse("unknown name %s", n.Value)
 		}
+		if criterionNames[n.Value] {
+			g.read(n.Value)
+		}
+	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "attrs" {
+			if prop, ok := n.Property.(*ast.StringNode); ok {
+				g.read("attrs." + prop.Value)
+			}
+		}
 	case *ast.PredicateNode:
 		// The children were visited already: the call added here is
 		// never seen by this visitor.
@@ -100,4 +112,15 @@ func (g *guard) Visit(node *ast.Node) {
 		}
 		n.Node = &ast.SequenceNode{Nodes: []ast.Node{step, n.Node}}
 	}
+}
+
+// criterionNames are the names a criterion reads client attributes by.
+var criterionNames = map[string]bool{"sensors": true, "data_qnt": true, "avg_acc_contrib": true,
+	"avg_disconnection_per_round": true, "user_id": true, "attrs": true}
+
+func (g *guard) read(name string) {
+	if g.reads == nil {
+		g.reads = map[string]bool{}
+	}
+	g.reads[name] = true
 }

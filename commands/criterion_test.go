@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"fmt"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -157,4 +158,28 @@ func FuzzCriterion(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCriterionReads(t *testing.T) {
+	attrs := events.ClientAttributes{Sensors: []string{"gps"}, DataQnt: 5, Extra: map[string]any{"region": "eu", "gpu": true}}
+	for _, tc := range []struct {
+		src  string
+		want map[string]any
+	}{
+		{``, nil},
+		{`true`, nil},
+		{`"camera" in sensors && data_qnt > 100`, map[string]any{"sensors": []string{"gps"}, "data_qnt": int64(5)}},
+		{`attrs.region == "us"`, map[string]any{"attrs.region": "eu"}},
+		{`attrs["gpu"] && attrs.missing == nil`, map[string]any{"attrs.gpu": true, "attrs.missing": nil}},
+		{`any(sensors, # == "camera") || user_id == "c9"`, map[string]any{"sensors": []string{"gps"}, "user_id": "c1"}},
+		{`avg_acc_contrib != nil`, map[string]any{"avg_acc_contrib": (*float64)(nil)}},
+	} {
+		c, err := commands.CompileCriterion(tc.src)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.src, err)
+		}
+		if got := c.Reads("c1", attrs); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: reads %#v, want %#v", tc.src, got, tc.want)
+		}
+	}
 }

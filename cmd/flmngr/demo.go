@@ -40,7 +40,7 @@ func runDemo(args []string, out io.Writer) error {
 	var sf serveFlags
 	sf.register(fs)
 	sf.registerEmbedded(fs)
-	listen := fs.String("listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	listen := registerListen(fs)
 	clients := fs.Int("clients", 2, "local client agents to run (site-1, site-2, ...)")
 	exit := fs.Bool("exit", false, "exit once the task ended instead of staying up")
 	if _, err := parse(fs, args); err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/flmngr/flmngr/services/api"
 )
 
-const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|start|stop> [flags] [ID]
+const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|start|stop|wait> [flags] [ID]
 
   create ID --host H --port P [--files a.py,b.py] [--criterion EXPR] ...
   get ID                 show one task
@@ -25,6 +25,7 @@ const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|star
   upload ID FILE...      store the task's files (server.py, client.py, ...)
   start ID [--arguments "..."]
   stop ID
+  wait ID [--run N] [--for D]  wait until the run ends; exit 0 if it finished
 
 Run 'flmngr task <sub> --help' for the flags of each.`
 
@@ -50,8 +51,10 @@ func runTask(args []string, out io.Writer) error {
 		return taskUpload(args, out)
 	case "delete", "start", "stop":
 		return taskLifecycle(sub, args, out)
+	case "wait":
+		return taskWait(args, out)
 	}
-	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, upload, start, stop)", errUsage, sub)
+	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, upload, start, stop, wait)", errUsage, sub)
 }
 
 // specFlags are the create-task form of the original, as flags.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -129,12 +130,32 @@ func runMatch(args []string, out io.Writer) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "USER\tSELECTED\tWHY NOT")
 	for _, r := range res {
+		why := ""
+		switch {
+		case r.Error != "":
+			why = r.Error
+		case !r.Matched:
+			why = readsText(r.Reads)
+		}
 		if r.Matched {
 			n++
 		}
-		fmt.Fprintf(w, "%s\t%v\t%s\n", r.ClientID, r.Matched, r.Error)
+		fmt.Fprintf(w, "%s\t%v\t%s\n", r.ClientID, r.Matched, why)
 	}
 	w.Flush()
 	fmt.Fprintf(out, "%d of %d clients selected\n", n, len(res))
 	return nil
+}
+
+// readsText shows the attributes a criterion read: sensors=["gps"] data_qnt=5.
+func readsText(reads map[string]any) string {
+	var parts []string
+	for _, k := range sortedKeys(reads) {
+		b, _ := json.Marshal(reads[k])
+		parts = append(parts, k+"="+string(b))
+	}
+	if len(parts) == 0 {
+		return "the criterion reads no attribute"
+	}
+	return strings.Join(parts, " ")
 }

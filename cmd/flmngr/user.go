@@ -150,6 +150,7 @@ func userGet(args []string, out io.Writer) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("ID", u.ID)
+	row("online", onlineText(u))
 	row("sensors", strings.Join(u.Attributes.Sensors, ", "))
 	row("data_qnt", u.Attributes.DataQnt)
 	row("avg_acc_contrib", floatOrNull(u.Attributes.AvgAccContrib))
@@ -157,9 +158,57 @@ func userGet(args []string, out io.Writer) error {
 	for _, k := range sortedKeys(u.Attributes.Extra) {
 		row("attrs."+k, u.Attributes.Extra[k])
 	}
+	row("running", dash(runningText(u)))
+	row("offers", dash(offersText(u)))
+	row("quarantined", dash(quarantinedText(u)))
+	for _, d := range u.Decisions {
+		why := "selected"
+		switch {
+		case d.Error != "":
+			why = "not selected: " + d.Error
+		case !d.Matched:
+			why = "not selected by " + quoteEmpty(d.Criterion)
+		}
+		row("  task "+d.TaskID, why)
+	}
 	row("creation_date", u.CreatedAt.Local().Format(dateLayout))
 	row("last_mod_date", u.UpdatedAt.Local().Format(dateLayout))
 	return w.Flush()
+}
+
+// onlineText says whether a client's agent is heard from.
+func onlineText(u projections.ClientView) string {
+	switch {
+	case u.SeenAt.IsZero():
+		return "never seen"
+	case u.Online:
+		return "yes"
+	}
+	return "no, last seen " + u.SeenAt.Local().Format(dateLayout)
+}
+
+func runningText(u projections.ClientView) string {
+	var parts []string
+	for _, r := range u.Running {
+		parts = append(parts, r.TaskID+"/"+r.Run)
+	}
+	return strings.Join(parts, ",")
+}
+
+func offersText(u projections.ClientView) string {
+	var parts []string
+	for _, o := range u.Offers {
+		parts = append(parts, o.TaskID+"/"+o.Run)
+	}
+	return strings.Join(parts, ",")
+}
+
+func quarantinedText(u projections.ClientView) string {
+	var parts []string
+	for _, q := range u.Quarantined {
+		parts = append(parts, q.TaskID+"/"+q.Run)
+	}
+	return strings.Join(parts, ",")
 }
 
 func userList(args []string, out io.Writer) error {
@@ -185,14 +234,14 @@ func userList(args []string, out io.Writer) error {
 		return printJSON(out, us)
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSENSORS\tDATA_QNT\tAVG_ACC_CONTRIB\tAVG_DISCONN\tEXTRA\tLAST MODIFIED")
+	fmt.Fprintln(w, "ID\tONLINE\tSENSORS\tDATA_QNT\tEXTRA\tRUNNING\tOFFERS\tQUARANTINED\tLAST MODIFIED")
 	for _, u := range us {
 		var extra []string
 		for _, k := range sortedKeys(u.Attributes.Extra) {
 			extra = append(extra, fmt.Sprintf("%s=%v", k, u.Attributes.Extra[k]))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", u.ID, strings.Join(u.Attributes.Sensors, ","), u.Attributes.DataQnt,
-			floatOrNull(u.Attributes.AvgAccContrib), floatOrNull(u.Attributes.AvgDisconnectionPerRound), dash(strings.Join(extra, " ")), u.UpdatedAt.Local().Format(dateLayout))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", u.ID, onlineText(u), dash(strings.Join(u.Attributes.Sensors, ",")), u.Attributes.DataQnt,
+			dash(strings.Join(extra, " ")), dash(runningText(u)), dash(offersText(u)), dash(quarantinedText(u)), u.UpdatedAt.Local().Format(dateLayout))
 	}
 	return w.Flush()
 }

@@ -71,8 +71,11 @@ func (r *Refusals) refused(op, subject string) {
 		// A refused subscription is the inbox replies come to: every
 		// request waits in vain.
 		if op == "subscribe to" || w.subject == subject {
-			w.cancel(&commands.Error{Kind: commands.KindForbidden,
-				Message: fmt.Sprintf("the NATS server refused it: the identity %s may not %s %s", r.identity, op, subject)})
+			msg := fmt.Sprintf("the NATS server refused it: the identity %s may not %s %s", r.identity, op, subject)
+			if op == "subscribe to" && strings.HasPrefix(subject, "_INBOX.") {
+				msg += " (where the replies to " + w.subject + " come: these are not the credentials of this kind of caller)"
+			}
+			w.cancel(&commands.Error{Kind: commands.KindForbidden, Message: msg})
 		}
 	}
 }

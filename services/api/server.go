@@ -502,6 +502,19 @@ func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, commands.Invalid("", "%v", err)
 	}
+	if len(entries) == 0 && r.After == 0 {
+		// No timeline at all: say whether the task or client exists.
+		if r.Task != "" {
+			if v, err := s.views.Task(r.Task); err == nil && v == nil {
+				return nil, commands.NotFound("task %s not found", r.Task)
+			}
+		}
+		if r.Client != "" {
+			if v, err := s.views.Client(r.Client); err == nil && v == nil {
+				return nil, commands.NotFound("client %s not found", r.Client)
+			}
+		}
+	}
 	return TimelineReply{Entries: entries, Next: next}, nil
 }
 
@@ -580,7 +593,7 @@ func (s *Server) match(ctx context.Context, data []byte) (any, error) {
 	}
 	out := make([]MatchResult, 0, len(clients))
 	for _, c := range clients {
-		m := MatchResult{ClientID: c.ID, AttributesSeq: c.AttributesSeq}
+		m := MatchResult{ClientID: c.ID, AttributesSeq: c.AttributesSeq, Reads: crit.Reads(c.ID, c.Attributes)}
 		if ok, err := crit.Match(c.ID, c.Attributes); err != nil {
 			m.Error = err.Error()
 		} else {

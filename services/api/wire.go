@@ -152,6 +152,9 @@ type MatchResult struct {
 	Matched       bool   `json:"matched"`
 	Error         string `json:"error,omitempty"`
 	AttributesSeq uint64 `json:"attributes_seq"`
+	// Reads are the values of the attributes the criterion reads: why the
+	// client is or is not selected.
+	Reads map[string]any `json:"reads,omitempty"`
 }
 
 // CredentialsRequest checks a task's download credentials; the password

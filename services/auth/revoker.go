@@ -214,6 +214,6 @@ func (r *Revoker) Run(ctx context.Context, log *fjs.Log) error {
 		r.mu.Lock()
 		n := len(r.revoked)
 		r.mu.Unlock()
-		r.log.Info("account pushed to the servers", "revoked_keys", n, "seq", r.Applied())
+		r.log.Debug("account pushed to the servers", "revoked_keys", n, "seq", r.Applied())
 	}
 }

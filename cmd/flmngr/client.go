@@ -90,6 +90,7 @@ func runClient(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "client %s connected (%s; policy %s, work directory %s)\n", *id, conn.Where, cfg.Policy, abs)
+	printIsolation(out)
 	err = a.Run(ctx)
 	if n := a.Pending(); n > 0 {
 		fmt.Fprintf(out, "client %s: %d reports not delivered within %s (the cloud is unreachable); they are kept in %s and go out at the next start\n", *id, n, cfg.Drain, a.JournalPlace())

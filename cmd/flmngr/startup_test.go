@@ -136,6 +136,13 @@ func TestAgentSaysWhatIsLeftWhenTheCloudIsGone(t *testing.T) {
 		}
 		return nil
 	})
+	// What the client's process printed is there for the operator.
+	s.waitFor("the client's output", 10*time.Second, func() error {
+		if out := s.cli("logs", "longtask", "--client", "edge"); !strings.Contains(out, "client-edge") || !strings.Contains(out, "Started") {
+			return fmt.Errorf("flmngr logs printed %q", out)
+		}
+		return nil
+	})
 	s.killUp()
 	start := time.Now()
 	s.signalAgent("edge", syscall.SIGTERM)

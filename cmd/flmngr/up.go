@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/taskd"
 )
 
 type serveFlags struct {
@@ -123,6 +124,7 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 	}
 	printGateway(out, c)
 	printAuth(out, c)
+	printIsolation(out)
 	fmt.Fprintf(out, "\nStop with Ctrl-C.\n")
 	select {
 	case <-ctx.Done():
@@ -179,4 +181,14 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// printIsolation says, once, how task processes are isolated here.
+func printIsolation(out io.Writer) {
+	i := taskd.Isolation()
+	if i.Cgroups {
+		fmt.Fprintf(out, "  task processes: a cgroup each, under %s (a stop ends all they started)\n", i.Base)
+		return
+	}
+	fmt.Fprintf(out, "  task processes: process groups only (%s): a process that leaves its group outlives its task\n", i.Reason)
 }

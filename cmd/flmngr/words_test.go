@@ -43,3 +43,15 @@ func TestCommandWords(t *testing.T) {
 		})
 	}
 }
+
+func TestTablesShowValuesAsPeopleRead(t *testing.T) {
+	if got := metricsText(map[string]float64{"loss": 0.29431, "accuracy": 0.91805}); got != "accuracy 0.9181 loss 0.2943" {
+		t.Fatalf("metrics %q", got)
+	}
+	if got := argvText([]string{"sh", "-c", "echo hi"}); got != `["sh", "-c", "echo hi"]` {
+		t.Fatalf("argv %q", got)
+	}
+	if got := readsText(map[string]any{"sensors": []string{"gps"}, "data_qnt": 5}); got != `data_qnt=5 sensors=["gps"]` {
+		t.Fatalf("reads %q", got)
+	}
+}

@@ -43,8 +43,12 @@ type withSecrets interface {
 
 // Store is the event log as the Handler needs it.
 type Store interface {
-	// Load returns the aggregate's events stored after sequence after.
+	// Load returns the aggregate's events stored after sequence after, as
+	// some replica of the log has them (an append checks it), and
+	// LoadLatest up to the last one the log's leader has (what a decision
+	// to append nothing must be made on).
 	Load(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error)
+	LoadLatest(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error)
 	// Append stores events if the aggregate's last sequence is expected
 	// and returns the sequence of the last one; a mismatch is an error
 	// wrapping events.ErrConcurrency.
@@ -295,7 +299,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 
 	stale := false
 	for range h.cfg.MaxAttempts {
-		st, loaded, err := h.state(ctx, agg, stale)
+		st, latest, err := h.state(ctx, agg, stale)
 		if err != nil {
 			return Result{}, Unavailable(err, "event log unavailable")
 		}
@@ -308,10 +312,11 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			}
 		}
 		payloads, err := decide(st, cmd)
-		if (err != nil || len(payloads) == 0) && !loaded {
+		if (err != nil || len(payloads) == 0) && !latest {
 			// Other processes (replicas of the cloud) may have appended
-			// since the state was cached, and only an append checks it:
-			// a decision to append nothing is made on the log's state.
+			// since the state was cached or read from a replica that is
+			// behind, and only an append checks it: a decision to append
+			// nothing is made on the state the log's leader has.
 			stale = true
 			continue
 		}
@@ -375,9 +380,9 @@ func decide(st *cached, cmd Command) ([]events.Payload, error) {
 }
 
 // state returns a copy of the aggregate's state: the cached one, or one
-// loaded from the log (loaded is true) when it is not cached or is known
-// to be stale.
-func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (st *cached, loaded bool, err error) {
+// loaded from the log when it is not cached; with stale, one loaded up to
+// what the log's leader has, and latest says so.
+func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (st *cached, latest bool, err error) {
 	h.mu.Lock()
 	c, ok := h.cache[agg]
 	h.mu.Unlock()
@@ -391,7 +396,11 @@ func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (
 	} else {
 		c = &cached{}
 	}
-	evs, err := h.store.Load(ctx, agg, c.seq)
+	load := h.store.Load
+	if stale {
+		load = h.store.LoadLatest
+	}
+	evs, err := load(ctx, agg, c.seq)
 	if err != nil {
 		return nil, false, err
 	}
@@ -402,7 +411,7 @@ func (h *Handler) state(ctx context.Context, agg events.Aggregate, stale bool) (
 	h.put(agg, c)
 	h.mu.Unlock()
 	cp := *c
-	return &cp, true, nil
+	return &cp, stale, nil
 }
 
 func (h *Handler) remember(agg events.Aggregate, st *cached, envs []events.Envelope) {

@@ -60,6 +60,8 @@ type TaskState struct {
 	Files     []events.FileRef `json:"files"`
 	CreatedAt time.Time        `json:"created_at"`
 	UpdatedAt time.Time        `json:"updated_at"`
+	// ServerBy is the supervisor that started the current run's server.
+	ServerBy string `json:"-"`
 }
 
 // Apply folds one event of the task into the state.
@@ -77,11 +79,14 @@ func (s *TaskState) Apply(e events.Envelope) {
 		s.Files = mergeFiles(s.Files, p.Files)
 		s.UpdatedAt = e.Time
 	case *events.TaskStartRequested:
-		s.Status, s.Run = StatusStartRequested, p.Run
+		s.Status, s.Run, s.ServerBy = StatusStartRequested, p.Run, ""
 		s.Runs++
 	case *events.TaskServerStarted:
 		if p.Run == s.Run && s.Status == StatusStartRequested {
 			s.Status = StatusRunning
+		}
+		if p.Run == s.Run {
+			s.ServerBy = p.Supervisor
 		}
 	case *events.TaskStopRequested:
 		if p.Run == s.Run {

@@ -162,6 +162,9 @@ type TaskStopRequested struct {
 // TaskStopped records that a stop request was carried out.
 type TaskStopped struct {
 	Run string `json:"run"`
+	// Reason, when set, says why a run was recorded stopped without its
+	// server being stopped (it was no longer running).
+	Reason string `json:"reason,omitempty"`
 }
 
 // TaskInterrupted records that a run ended because its supervisor went

@@ -29,6 +29,7 @@ func commandsList() []command {
 		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
 		{"client", "run a client agent: register, follow offers, run the offered tasks", runClient},
 		{"client-credentials", "create or revoke a client agent's identity on NATS", runCredentials},
+		{"cluster-config", "print the nats-server configuration of a node of a cluster that serves flmngr", runClusterConfig},
 		{"task", "create, get, list, update, delete, upload, start and stop tasks", runTask},
 		{"match", "preview which clients a selection criterion selects", runMatch},
 		{"user", "register, report, get and list clients (users)", runUser},

@@ -85,13 +85,56 @@ func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Env
 // stops with errCaughtUp once an event at or beyond that sequence was
 // handled.
 func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
-	return followStream(ctx, l.js, l.cfg.Stream, l.cfg.Timeout, opts, until, fn)
+	return followResuming(ctx, l.js, l.cfg.Stream, l.cfg.Timeout, opts, until, fn)
 }
 
 // FollowStream is Log.FollowRaw for any stream: messages in stream order
 // from opts.From, until ctx ends or fn fails.
 func FollowStream(ctx context.Context, js jetstream.JetStream, stream string, opts FollowOptions, fn func(seq uint64, data []byte) error) error {
-	return followStream(ctx, js, stream, 5*time.Second, opts, 0, fn)
+	return followResuming(ctx, js, stream, 5*time.Second, opts, 0, fn)
+}
+
+// handlerError marks an error the caller's function returned: it ends a
+// follow, where anything else (a consumer lost with a node, a stream
+// electing its leader) is followed again from where it stopped.
+type handlerError struct{ err error }
+
+func (h handlerError) Error() string { return h.err.Error() }
+func (h handlerError) Unwrap() error { return h.err }
+
+// followResuming follows a stream, and follows it again after the next
+// message it delivered when the consumer is lost, for as long as ctx
+// lasts: a follower of the log outlives the NATS node it read from.
+func followResuming(ctx context.Context, js jetstream.JetStream, stream string, timeout time.Duration, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
+	next := opts.From
+	wait := 50 * time.Millisecond
+	for {
+		delivered := false
+		err := followStream(ctx, js, stream, timeout, opts, until, func(seq uint64, data []byte) error {
+			if err := fn(seq, data); err != nil {
+				return handlerError{err}
+			}
+			next, delivered = seq+1, true
+			return nil
+		})
+		var he handlerError
+		switch {
+		case errors.As(err, &he):
+			return he.err
+		case err == nil || errors.Is(err, errCaughtUp) || ctx.Err() != nil:
+			return err
+		}
+		if delivered {
+			wait = 50 * time.Millisecond
+		}
+		opts.From = next
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 func followStream(ctx context.Context, js jetstream.JetStream, stream string, timeout time.Duration, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
@@ -134,7 +177,15 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 			failed = true
 			finish(errCaughtUp)
 		}
-	}, jetstream.PullMaxMessages(batch), jetstream.PullHeartbeat(Heartbeat))
+	}, jetstream.PullMaxMessages(batch), jetstream.PullHeartbeat(Heartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// The consumer could not be made again (its node is gone and the
+		// stream has no leader yet, say): start over from the next
+		// message instead of waiting on a consumer that will not come.
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+			errors.Is(err, jetstream.ErrOrderedConsumerReset) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+			finish(fmt.Errorf("follow %v: %w", opts.Filters, err))
+		}
+	}))
 	if err != nil {
 		return fmt.Errorf("follow %v: %w", opts.Filters, err)
 	}
@@ -147,6 +198,8 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 		return ctx.Err()
 	case err := <-done:
 		return err
+	case <-cc.Closed():
+		return fmt.Errorf("follow %v: the consumer stopped", opts.Filters)
 	}
 }
 

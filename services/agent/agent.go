@@ -22,7 +22,6 @@ import (
 	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
-	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/logs"
 	"github.com/flmngr/flmngr/taskd"
 )
@@ -127,7 +126,6 @@ type key struct {
 type Agent struct {
 	nc     *nats.Conn
 	conn   *api.ClientConn
-	files  files.Remote
 	outbox *outbox
 	cfg    Config
 
@@ -155,7 +153,7 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: the connection's inbox prefix is %q, not %q (connect with agent.Dial, or nats.CustomInboxPrefix(auth.InboxPrefix(id)))", nc.Opts.InboxPrefix, want)
 	}
 	conn := api.NewClient(nc, 15*time.Second).WithSource(commands.AgentSource(cfg.ClientID)).ForClient(cfg.ClientID)
-	return &Agent{nc: nc, conn: conn, files: files.Remote{Get: conn.FileChunk}, outbox: newOutbox(sendTo(conn), cfg.Logger),
+	return &Agent{nc: nc, conn: conn, outbox: newOutbox(sendTo(conn), cfg.Logger),
 		cfg: cfg, post: make(chan func(), 256),
 		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{}}, nil
 }
@@ -248,7 +246,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer sub.Unsubscribe()
 	status := a.nc.StatusChanged(nats.CONNECTED)
 	defer a.nc.RemoveStatusListener(status)
-	a.resync(ctx)
+	closed := a.nc.StatusChanged(nats.CLOSED)
+	defer a.nc.RemoveStatusListener(closed)
+	a.resync(ctx, 0)
 
 	heartbeat := time.NewTicker(a.cfg.Heartbeat)
 	defer heartbeat.Stop()
@@ -265,6 +265,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			a.shutdown()
 			return nil
+		case <-closed:
+			// The connection gave up for good: the server refuses this
+			// client (its key was revoked, say).
+			a.shutdown()
+			err := a.nc.LastError()
+			if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAuthExpired) {
+				return fmt.Errorf("agent: the cloud refuses this client's credentials (revoked?): %w", err)
+			}
+			return fmt.Errorf("agent: the connection to the cloud was closed: %v", err)
 		case fn := <-a.post:
 			fn()
 		case <-status:
@@ -272,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			case reconnected <- struct{}{}:
 			default:
 			}
-			a.resync(ctx) // reconnected: catch up on offers missed meanwhile
+			a.resync(ctx, 0) // reconnected: catch up on offers missed meanwhile
 		case <-heartbeat.C:
 			a.beat()
 		case <-watch:
@@ -409,10 +418,10 @@ func (a *Agent) untilReachable(ctx context.Context, what string, fn func() error
 	}
 }
 
-// resync reads the client's last offers from the log, for when live
-// events may have been missed.
-func (a *Agent) resync(ctx context.Context) {
-	e, ok, err := a.conn.LastOffers(ctx)
+// resync reads the client's last offers from the log, at least up to
+// minSeq, for when live events may have been missed.
+func (a *Agent) resync(ctx context.Context, minSeq uint64) {
+	e, ok, err := a.conn.LastOffers(ctx, minSeq)
 	if err != nil {
 		a.cfg.Logger.Warn("resync offers", "err", err)
 		return
@@ -429,7 +438,7 @@ func (a *Agent) onLive(ctx context.Context, l fjs.Live) {
 	switch {
 	case l.Event.Seq <= a.offersSeq:
 	case l.PrevSeq != a.offersSeq && l.PrevSeq != 0:
-		a.resync(ctx)
+		a.resync(ctx, l.Event.Seq)
 	default:
 		a.applyOffers(ctx, l.Event)
 	}

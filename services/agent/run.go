@@ -9,16 +9,18 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/launch"
 	"github.com/flmngr/flmngr/taskd"
 )
 
 // clientRun is one task run on this client.
 type clientRun struct {
-	offer  events.Offer
-	stop   chan string        // why the agent stops it
-	report chan taskd.Message // Started, error and Finished lines, in order
-	freed  bool               // the slot was given back (loop goroutine)
+	offer     events.Offer
+	offersSeq uint64             // the offers event that offered it
+	stop      chan string        // why the agent stops it
+	report    chan taskd.Message // Started, error and Finished lines, in order
+	freed     bool               // the slot was given back (loop goroutine)
 }
 
 func runKey(o events.Offer) commands.TaskRun { return commands.TaskRun{TaskID: o.TaskID, Run: o.Run} }
@@ -57,7 +59,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 		if _, running := a.procs[k]; running || a.done[k] || a.quarantined[key{o.TaskID, o.Run, o.SpecSeq}] || a.busyTask(o.TaskID) {
 			continue
 		}
-		r := &clientRun{offer: o, stop: make(chan string, 1), report: make(chan taskd.Message, 8)}
+		r := &clientRun{offer: o, offersSeq: a.offersSeq, stop: make(chan string, 1), report: make(chan taskd.Message, 8)}
 		a.procs[k] = r
 		a.runs.Go(func() { a.runTask(ctx, r) })
 	}
@@ -262,7 +264,11 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 	}
 	dir := launch.TaskDir(a.cfg.WorkDir, o.TaskID)
 	start := time.Now()
-	if err := a.files.Materialize(ctx, o.TaskID, o.Files, dir); err != nil {
+	// The cloud serves the files as the offer this run acts on has them.
+	remote := files.Remote{Get: func(ctx context.Context, task string, ref events.FileRef, offset int64) ([]byte, error) {
+		return a.conn.FileChunkOffered(ctx, r.offersSeq, task, ref, offset)
+	}}
+	if err := remote.Materialize(ctx, o.TaskID, o.Files, dir); err != nil {
 		return nil, nil, fmt.Errorf("download: %w", err)
 	}
 	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskDownloaded, TaskID: o.TaskID, Run: o.Run, Files: o.Files, Duration: time.Since(start)})

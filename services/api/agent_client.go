@@ -51,10 +51,11 @@ func (cc *ClientConn) History(ctx context.Context, after uint64) ([]events.Envel
 	}
 }
 
-// LastOffers returns the client's last offers event, if there is one.
-func (cc *ClientConn) LastOffers(ctx context.Context) (events.Envelope, bool, error) {
+// LastOffers returns the client's last offers event, if there is one, at
+// least as recent as minSeq.
+func (cc *ClientConn) LastOffers(ctx context.Context, minSeq uint64) (events.Envelope, bool, error) {
 	var r OffersReply
-	if err := cc.c.call(ctx, ClientSubject(cc.id, VerbOffers), struct{}{}, &r); err != nil || r.Event == nil {
+	if err := cc.c.call(ctx, ClientSubject(cc.id, VerbOffers), OffersRequest{MinSeq: minSeq}, &r); err != nil || r.Event == nil {
 		return events.Envelope{}, false, err
 	}
 	e, err := events.Decode(r.Event.Event, r.Event.Seq)
@@ -66,7 +67,13 @@ func (cc *ClientConn) LastOffers(ctx context.Context) (events.Envelope, bool, er
 
 // FileChunk returns a piece of a file of a task offered to the client.
 func (cc *ClientConn) FileChunk(ctx context.Context, task string, ref events.FileRef, offset int64) ([]byte, error) {
-	msg, err := cc.c.request(ctx, ClientSubject(cc.id, VerbFile), FileRequest{TaskID: task, SHA256: ref.SHA256, Offset: offset})
+	return cc.FileChunkOffered(ctx, 0, task, ref, offset)
+}
+
+// FileChunkOffered is FileChunk for the task as the offers event at
+// offersSeq offers it.
+func (cc *ClientConn) FileChunkOffered(ctx context.Context, offersSeq uint64, task string, ref events.FileRef, offset int64) ([]byte, error) {
+	msg, err := cc.c.request(ctx, ClientSubject(cc.id, VerbFile), FileRequest{TaskID: task, SHA256: ref.SHA256, Offset: offset, OffersSeq: offersSeq})
 	if err != nil {
 		return nil, err
 	}

@@ -53,10 +53,20 @@ type OffersReply struct {
 }
 
 // FileRequest asks for a piece of a file of a task offered to the client.
+// OffersSeq is the offers event the client acts on: the cloud reads the
+// client's offers at least up to it (a replica that is behind is read
+// again, not believed).
 type FileRequest struct {
-	TaskID string `json:"task_id"`
-	SHA256 string `json:"sha256"`
-	Offset int64  `json:"offset"`
+	TaskID    string `json:"task_id"`
+	SHA256    string `json:"sha256"`
+	Offset    int64  `json:"offset"`
+	OffersSeq uint64 `json:"offers_seq,omitempty"`
+}
+
+// OffersRequest asks for the client's last offers, at least as recent as
+// MinSeq.
+type OffersRequest struct {
+	MinSeq uint64 `json:"min_seq,omitempty"`
 }
 
 // ChunkReader reads stored task files piece by piece.
@@ -67,6 +77,7 @@ type ChunkReader interface {
 // ClientEvents reads a client's events from the log.
 type ClientEvents interface {
 	Load(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error)
+	LoadLatest(ctx context.Context, agg events.Aggregate, after uint64) ([]events.Envelope, error)
 	LastEvent(ctx context.Context, filter string) (events.Envelope, bool, error)
 	EventSubject(a events.Aggregate, eventType string) string
 }
@@ -156,7 +167,7 @@ func (s *Server) history(ctx context.Context, id string, data []byte) (any, erro
 	if s.cfg.Events == nil {
 		return nil, commands.Unavailable(nil, "this deployment serves no client history")
 	}
-	evs, err := s.cfg.Events.Load(ctx, events.Client(id), r.After)
+	evs, err := s.cfg.Events.LoadLatest(ctx, events.Client(id), r.After)
 	if err != nil {
 		return nil, commands.Unavailable(err, "event log unavailable")
 	}
@@ -177,22 +188,35 @@ func (s *Server) history(ctx context.Context, id string, data []byte) (any, erro
 	return reply, nil
 }
 
-func (s *Server) lastOffers(ctx context.Context, id string) (events.Envelope, bool, error) {
+// lastOffers reads client id's last offers event, at least as recent as
+// minSeq: a replica that is behind is read again until the request's time
+// runs out.
+func (s *Server) lastOffers(ctx context.Context, id string, minSeq uint64) (events.Envelope, bool, error) {
 	if s.cfg.Events == nil {
 		return events.Envelope{}, false, commands.Unavailable(nil, "this deployment serves no offers")
 	}
-	e, ok, err := s.cfg.Events.LastEvent(ctx, s.cfg.Events.EventSubject(events.Client(id), events.ClientOffersChangedV1))
-	if err != nil {
-		return e, false, commands.Unavailable(err, "event log unavailable")
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		e, ok, err := s.cfg.Events.LastEvent(ctx, s.cfg.Events.EventSubject(events.Client(id), events.ClientOffersChangedV1))
+		if err != nil {
+			return e, false, commands.Unavailable(err, "event log unavailable")
+		}
+		if minSeq == 0 || (ok && e.Seq >= minSeq) {
+			return e, ok, nil
+		}
+		select {
+		case <-ctx.Done():
+			return e, false, commands.Unavailable(ctx.Err(), "the log does not have offers %d yet", minSeq)
+		case <-time.After(wait):
+		}
 	}
-	return e, ok, nil
 }
 
 func (s *Server) offers(ctx context.Context, id string, data []byte) (any, error) {
-	if err := decode(data, &struct{}{}); err != nil {
+	var r OffersRequest
+	if err := decode(data, &r); err != nil {
 		return nil, err
 	}
-	e, ok, err := s.lastOffers(ctx, id)
+	e, ok, err := s.lastOffers(ctx, id, r.MinSeq)
 	if err != nil || !ok {
 		return OffersReply{}, err
 	}
@@ -213,7 +237,7 @@ func (s *Server) file(ctx context.Context, id string, data []byte) (any, error) 
 	if s.cfg.Chunks == nil {
 		return nil, commands.Unavailable(nil, "this deployment serves no task files")
 	}
-	e, ok, err := s.lastOffers(ctx, id)
+	e, ok, err := s.lastOffers(ctx, id, r.OffersSeq)
 	if err != nil {
 		return nil, err
 	}

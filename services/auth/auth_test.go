@@ -170,7 +170,7 @@ func TestClientMayOnlyActForItself(t *testing.T) {
 	var offers events.Envelope
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		e, ok, err := c1.LastOffers(ctx)
+		e, ok, err := c1.LastOffers(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

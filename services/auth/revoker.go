@@ -159,12 +159,23 @@ func (r *Revoker) WaitFor(ctx context.Context, seq uint64) error {
 // read, also brings the servers the permissions of this version.
 func (r *Revoker) Run(ctx context.Context, log *fjs.Log) error {
 	filters := []string{log.TypeFilter(events.ClientKeyIssuedV1), log.TypeFilter(events.ClientKeyRevokedV1)}
-	if _, err := log.Replay(ctx, fjs.FollowOptions{Filters: filters}, func(e events.Envelope) error { r.Apply(e); return nil }); err != nil {
-		return fmt.Errorf("revoker: read the key events: %w", err)
-	}
-	last, err := log.LastSeq(ctx)
-	if err != nil {
-		return fmt.Errorf("revoker: %w", err)
+	// The key events so far, read again until the log answers (a cloud
+	// may start while its cluster elects leaders).
+	var last uint64
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		_, err := log.Replay(ctx, fjs.FollowOptions{Filters: filters}, func(e events.Envelope) error { r.Apply(e); return nil })
+		if err == nil {
+			last, err = log.LastSeq(ctx)
+		}
+		if err == nil {
+			break
+		}
+		r.log.Warn("read the key events; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
 	r.mu.Lock()
 	r.dirty = true
@@ -187,9 +198,7 @@ func (r *Revoker) Run(ctx context.Context, log *fjs.Log) error {
 			return nil
 		})
 	}()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	var retry <-chan time.Time // a failed push is tried again
 	for {
 		select {
 		case <-ctx.Done():
@@ -201,14 +210,15 @@ func (r *Revoker) Run(ctx context.Context, log *fjs.Log) error {
 			}
 			return err
 		case <-dirty:
-		case <-retry.C:
+		case <-retry:
 		}
+		retry = nil
 		if err := r.Push(ctx); err != nil {
 			if ctx.Err() != nil {
 				continue
 			}
 			r.log.Error("push account", "err", err)
-			retry.Reset(time.Second)
+			retry = time.After(time.Second)
 			continue
 		}
 		r.mu.Lock()

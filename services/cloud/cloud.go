@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/flmngr/flmngr/commands"
@@ -273,7 +274,13 @@ func (c *Cloud) setUp(ctx context.Context) error {
 	if err := checkServerVersion(admin); err != nil {
 		return err
 	}
-	log, err := fjs.Open(ctx, admin, fjs.Config{Replicas: c.cfg.Replicas})
+	// A cluster that just started elects its JetStream leaders first:
+	// the streams are made once it answers.
+	var log *fjs.Log
+	err = c.untilJetStream(ctx, "create the event stream", func() (err error) {
+		log, err = fjs.Open(ctx, admin, fjs.Config{Replicas: c.cfg.Replicas})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -284,6 +291,39 @@ func (c *Cloud) setUp(ctx context.Context) error {
 		return err
 	}
 	return logs.Open(ctx, log.JetStream(), c.cfg.Replicas)
+}
+
+// startupWait bounds how long the cloud waits for JetStream to answer
+// when it starts.
+const startupWait = time.Minute
+
+// untilJetStream calls fn until it succeeds, for at most startupWait,
+// while JetStream does not answer yet (a cluster electing its leaders).
+func (c *Cloud) untilJetStream(ctx context.Context, what string, fn func() error) error {
+	deadline := time.Now().Add(startupWait)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := fn()
+		if err == nil || time.Now().After(deadline) || !jetStreamStarting(err) {
+			return err
+		}
+		c.cfg.Logger.Warn("JetStream does not answer yet; trying again", "step", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// jetStreamStarting reports whether an error is JetStream not answering
+// yet rather than a refusal.
+func jetStreamStarting(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == 10008 || apiErr.Code == 503 // cluster not available
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // loadTrust reads the deployment's trust material; the embedded server
@@ -535,10 +575,14 @@ func (c *Cloud) ConnectClient(ctx context.Context, id string) (*nats.Conn, error
 	return c.connect(opts...)
 }
 
+// keysEnforced waits, at most 30 s, until the servers enforce the key
+// events up to seq.
 func (c *Cloud) keysEnforced(ctx context.Context, seq uint64) error {
 	if c.Revoker == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	return c.Revoker.WaitFor(ctx, seq)
 }
 

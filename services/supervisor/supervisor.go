@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
@@ -75,9 +76,10 @@ type Supervisor struct {
 	files *files.Store
 	cfg   Config
 
-	mu   sync.Mutex
-	runs map[string]*serverRun // by task id
-	wg   sync.WaitGroup        // monitors and triggers
+	mu    sync.Mutex
+	runs  map[string]*serverRun // by task id
+	wg    sync.WaitGroup        // monitors and triggers
+	flush context.Context       // ends the recorders' retries at shutdown
 }
 
 // New returns a supervisor; Run runs it.
@@ -92,14 +94,19 @@ const (
 	reasonErrored  = "errored"
 	reasonShutdown = "cloud shut down"
 	reasonLost     = "another supervisor owns the run"
+	reasonExited   = "exited"
 )
 
 type serverRun struct {
 	task, run string
 	proc      *taskd.Process
+	rec       *recorder
+	triggers  sync.WaitGroup
 	once      sync.Once
-	reason    string
+	mu        sync.Mutex
+	reason    string // why it stops; guarded by mu
 	stop      chan struct{}
+	lost      atomic.Bool // another supervisor owns the run: record nothing
 }
 
 // stopping reports whether a stop was requested; what the process says
@@ -107,21 +114,44 @@ type serverRun struct {
 func (r *serverRun) stopping() bool {
 	select {
 	case <-r.stop:
-		return r.reason != reasonFinished && r.reason != reasonErrored
+		why := r.why()
+		return why != reasonFinished && why != reasonErrored
 	default:
 		return false
 	}
 }
 
-func (r *serverRun) requestStop(reason string) {
+// why is the reason the run stops ("" while it does not).
+func (r *serverRun) why() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reason
+}
+
+func (r *serverRun) requestStop(reason string) { r.settle(reason) }
+
+// settle stops the run for reason unless a stop was requested already;
+// it reports whether this call did.
+func (r *serverRun) settle(reason string) bool {
+	first := false
 	r.once.Do(func() {
-		r.reason = reason
+		r.mu.Lock()
+		r.reason, first = reason, true
+		r.mu.Unlock()
 		close(r.stop)
 	})
+	return first
 }
+
+// flushFor bounds how long a supervisor that stops keeps recording what
+// its servers reported, when the log cannot be reached.
+const flushFor = 15 * time.Second
 
 // Run supervises until ctx ends, then stops every server it runs.
 func (s *Supervisor) Run(ctx context.Context) error {
+	flush, stopFlush := context.WithCancel(context.Background())
+	defer stopFlush()
+	s.flush = flush
 	if err := os.MkdirAll(s.cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
@@ -146,7 +176,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	var loops sync.WaitGroup
 	loops.Go(func() {
-		err := s.log.Follow(ctx, fjs.FollowOptions{From: from + 1, Filters: []string{s.log.TypeFilter(events.TaskStopRequestedV1)}}, s.onStop)
+		err := s.log.Follow(ctx, fjs.FollowOptions{From: from + 1, Filters: []string{s.log.TypeFilter(events.TaskStopRequestedV1)}},
+			func(e events.Envelope) error { return s.onStop(ctx, e) })
 		if ctx.Err() == nil {
 			errc <- fmt.Errorf("supervisor: stop requests: %w", err)
 		}
@@ -166,6 +197,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	t := time.AfterFunc(flushFor, stopFlush)
+	defer t.Stop()
 	s.shutdown()
 	loops.Wait()
 	return runErr
@@ -173,7 +206,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 // record executes a command, bounded in time even during shutdown.
 func (s *Supervisor) record(task string, p events.Payload) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	return s.recordCtx(context.Background(), task, p)
+}
+
+// recordCtx executes a command within ctx, bounded in time.
+func (s *Supervisor) recordCtx(ctx context.Context, task string, p events.Payload) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	ctx = commands.WithSource(ctx, "supervisor/"+s.cfg.Name)
 	_, err := s.cmds.Execute(ctx, commands.RecordRun{TaskID: task, Event: p})
@@ -183,8 +221,20 @@ func (s *Supervisor) record(task string, p events.Payload) error {
 	return err
 }
 
-func (s *Supervisor) loadTask(ctx context.Context, id string) (commands.TaskState, error) {
-	evs, err := s.log.Load(ctx, events.Task(id), 0)
+// loadTask reads a task's state up to the last event the log's leader
+// has; with seq, up to that event at least (the one that made the
+// supervisor look). A replica that is behind is read again, never
+// believed.
+func (s *Supervisor) loadTask(ctx context.Context, id string, seq uint64) (commands.TaskState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var evs []events.Envelope
+	var err error
+	if seq > 0 {
+		evs, err = s.log.LoadUntil(ctx, events.Task(id), 0, seq)
+	} else {
+		evs, err = s.log.LoadLatest(ctx, events.Task(id), 0)
+	}
 	var st commands.TaskState
 	for _, e := range evs {
 		st.Apply(e)
@@ -209,7 +259,7 @@ func (s *Supervisor) reconcile(ctx context.Context) error {
 		return fmt.Errorf("supervisor: reconcile: %w", err)
 	}
 	for task, run := range mine {
-		st, err := s.loadTask(ctx, task)
+		st, err := s.loadTask(ctx, task, 0)
 		if err != nil {
 			return fmt.Errorf("supervisor: reconcile %s: %w", task, err)
 		}
@@ -225,9 +275,9 @@ func (s *Supervisor) reconcile(ctx context.Context) error {
 func (s *Supervisor) onStart(ctx context.Context, e events.Envelope) error {
 	req := e.Event.(*events.TaskStartRequested)
 	task := e.Aggregate.ID
-	st, err := s.loadTask(ctx, task)
+	st, err := s.loadTask(ctx, task, e.Seq)
 	if err != nil {
-		return err // redelivered
+		return err // redelivered, never dropped
 	}
 	if st.Run != req.Run {
 		return nil // a later run superseded this request
@@ -256,12 +306,19 @@ func (s *Supervisor) onStart(ctx context.Context, e events.Envelope) error {
 	if err := s.record(task, &events.TaskServerStarted{Run: req.Run, PID: r.proc.PID(), Supervisor: s.cfg.Name, Command: argv}); err != nil {
 		// A stop came first, or another replica started this run.
 		reason := reasonLost
-		if st, lerr := s.loadTask(ctx, task); lerr == nil && st.Run == req.Run && st.Status == commands.StatusStopRequested {
+		if st, lerr := s.loadTask(ctx, task, 0); lerr == nil && st.Run == req.Run && st.Status == commands.StatusStopRequested {
 			reason = reasonOperator
 		}
+		if reason == reasonLost {
+			r.lost.Store(true)
+		}
+		go r.rec.run()
 		r.requestStop(reason)
 		return nil
 	}
+	// What the server reported meanwhile is recorded from now on, after
+	// the start.
+	go r.rec.run()
 	s.cfg.Logger.Info("server started", "task_id", task, "run", req.Run, "pid", r.proc.PID())
 	return nil
 }
@@ -281,6 +338,12 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 		return nil, nil, err
 	}
 	r := &serverRun{task: task, run: req.Run, stop: make(chan struct{})}
+	r.rec = newRecorder(s.flush, func(ctx context.Context, p events.Payload) error {
+		if r.lost.Load() {
+			return nil
+		}
+		return s.recordCtx(ctx, task, p)
+	})
 	r.proc, err = taskd.Start(taskd.Config{
 		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: s.cfg.Grace,
 		PIDFile:   filepath.Join(s.pidDir(), "task_"+task+".pid"),
@@ -297,23 +360,27 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	return r, argv, nil
 }
 
-// onMessage turns what a server reports into events.
+// onMessage turns what a server reports into events. It never waits for
+// the log: the events queue in the run's recorder.
 func (s *Supervisor) onMessage(r *serverRun, m taskd.Message) {
 	s.cfg.Output(r.task, r.run, m)
 	switch {
 	case m.Kind == taskd.KindModel:
-		_ = s.record(r.task, &events.TaskRoundCompleted{Run: r.run, Round: m.Round, Metrics: m.Metrics, Raw: m.Raw})
+		r.rec.add(&events.TaskRoundCompleted{Run: r.run, Round: m.Round, Metrics: m.Metrics, Raw: m.Raw})
 	case m.Kind == taskd.KindTrigger:
-		_ = s.record(r.task, &events.TaskTriggerFired{Run: r.run, Name: m.Trigger, Arguments: m.Arguments})
-		s.wg.Go(func() { s.runTrigger(r, m.Trigger, m.Arguments) })
+		r.rec.add(&events.TaskTriggerFired{Run: r.run, Name: m.Trigger, Arguments: m.Arguments})
+		r.triggers.Add(1)
+		s.wg.Go(func() { defer r.triggers.Done(); s.runTrigger(r, m.Trigger, m.Arguments) })
 	case m.Kind == taskd.KindError && r.stopping():
 		s.cfg.Logger.Info("error line while stopping", "task_id", r.task, "run", r.run, "exception", m.Text)
 	case m.Kind == taskd.KindError:
-		_ = s.record(r.task, &events.TaskErrored{Run: r.run, Exception: m.Text})
-		r.requestStop(reasonErrored)
+		if r.settle(reasonErrored) {
+			r.rec.add(&events.TaskErrored{Run: r.run, Exception: m.Text})
+		}
 	case m.IsFinished():
-		_ = s.record(r.task, &events.TaskFinished{Run: r.run})
-		r.requestStop(reasonFinished)
+		if r.settle(reasonFinished) {
+			r.rec.add(&events.TaskFinished{Run: r.run})
+		}
 	}
 }
 
@@ -329,7 +396,7 @@ func (s *Supervisor) monitor(r *serverRun) {
 	select {
 	case <-r.proc.Done():
 	case <-r.stop:
-		if r.reason == reasonFinished {
+		if r.why() == reasonFinished {
 			// Give a server that said "Finished" the grace period to
 			// exit by itself.
 			select {
@@ -342,20 +409,29 @@ func (s *Supervisor) monitor(r *serverRun) {
 		}
 	}
 	ex := r.proc.Exit()
+	// A stop asked for from now on comes too late to change the outcome.
+	r.settle(reasonExited)
+	why := r.why()
 	s.cfg.OnExit(string(ex.Outcome))
 	status := events.ExitStatus{Code: ex.Code, Signal: ex.Signal, Duration: ex.Duration, LastLogs: ex.LastLogs}
-	_ = s.record(r.task, &events.TaskServerExited{Run: r.run, ExitStatus: status})
+	// A trigger's result belongs to the run: wait for it (they are bounded).
+	r.triggers.Wait()
+	r.rec.add(&events.TaskServerExited{Run: r.run, ExitStatus: status})
+	// The outcome is what the process printed, all of it read by now, not
+	// what was recorded in time.
 	switch {
-	case r.reason == reasonLost:
-	case r.reason == reasonOperator:
-		_ = s.record(r.task, &events.TaskStopped{Run: r.run})
-	case r.reason == reasonShutdown:
-		_ = s.record(r.task, &events.TaskInterrupted{Run: r.run, Reason: reasonShutdown})
+	case why == reasonLost:
+	case why == reasonOperator:
+		r.rec.add(&events.TaskStopped{Run: r.run})
+	case why == reasonShutdown:
+		r.rec.add(&events.TaskInterrupted{Run: r.run, Reason: reasonShutdown})
 	case ex.Outcome == taskd.OutcomeUnreported:
-		_ = s.record(r.task, &events.TaskErrored{Run: r.run, Exit: &status,
+		r.rec.add(&events.TaskErrored{Run: r.run, Exit: &status,
 			Exception: fmt.Sprintf("the server exited without reporting Finished or an error (%s)", exitText(ex))})
 	}
-	s.cfg.Logger.Info("server ended", "task_id", r.task, "run", r.run, "outcome", ex.Outcome, "code", ex.Code, "reason", r.reason)
+	r.rec.close()
+	<-r.rec.done
+	s.cfg.Logger.Info("server ended", "task_id", r.task, "run", r.run, "outcome", ex.Outcome, "code", ex.Code, "reason", why)
 }
 
 func exitText(ex taskd.Exit) string {
@@ -365,14 +441,33 @@ func exitText(ex taskd.Exit) string {
 	return "exit code " + strconv.Itoa(ex.Code)
 }
 
-// onStop handles a stop request: the supervisor running that run stops it.
-func (s *Supervisor) onStop(e events.Envelope) error {
+// onStop handles a stop request: the supervisor running that run stops
+// it. A supervisor that started the run but runs no process of it any
+// more (it was lost without its exit being recorded) records the run
+// stopped, saying why, rather than leave it stopping for ever.
+func (s *Supervisor) onStop(ctx context.Context, e events.Envelope) error {
 	req := e.Event.(*events.TaskStopRequested)
+	task := e.Aggregate.ID
 	s.mu.Lock()
-	r, ok := s.runs[e.Aggregate.ID]
+	r, ok := s.runs[task]
 	s.mu.Unlock()
 	if ok && r.run == req.Run {
 		r.requestStop(reasonOperator)
+		return nil
+	}
+	st, err := s.loadTask(ctx, task, e.Seq)
+	if err != nil {
+		s.cfg.Logger.Warn("stop request: cannot read the task", "task_id", task, "err", err)
+		return nil
+	}
+	if st.Run == req.Run && st.Status == commands.StatusStopRequested && st.ServerBy == s.cfg.Name {
+		s.mu.Lock()
+		_, running := s.runs[task]
+		s.mu.Unlock()
+		if !running {
+			s.cfg.Logger.Warn("stop of a run whose server is gone", "task_id", task, "run", req.Run)
+			_ = s.record(task, &events.TaskStopped{Run: req.Run, Reason: "its server process was no longer running"})
+		}
 	}
 	return nil
 }
@@ -398,7 +493,7 @@ func (s *Supervisor) runTrigger(r *serverRun, name, args string) {
 	if err != nil {
 		ran.Error = err.Error()
 		s.cfg.Logger.Warn("trigger not run", "task_id", r.task, "trigger", name, "err", err)
-		_ = s.record(r.task, ran)
+		r.rec.add(ran)
 		return
 	}
 	p, err := taskd.Start(taskd.Config{Argv: argv, Dir: dir, Env: launch.Env(map[string]string{"task": r.task, "run": r.run}),
@@ -406,7 +501,7 @@ func (s *Supervisor) runTrigger(r *serverRun, name, args string) {
 		OnMessage: func(m taskd.Message) { s.cfg.Output(r.task, r.run, m) }})
 	if err != nil {
 		ran.Error = err.Error()
-		_ = s.record(r.task, ran)
+		r.rec.add(ran)
 		return
 	}
 	select {
@@ -420,7 +515,7 @@ func (s *Supervisor) runTrigger(r *serverRun, name, args string) {
 	if ran.Error == "" && ex.Code != 0 {
 		ran.Error = exitText(ex)
 	}
-	_ = s.record(r.task, ran)
+	r.rec.add(ran)
 }
 
 func triggerArgv(dir, name, args string) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -157,7 +158,11 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 	done := make(chan error, 1)
 	finish := func(err error) { once.Do(func() { done <- err }) }
 	var failed bool // only touched by the consume goroutine
+	var delivered, busy atomic.Int64
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		busy.Store(1)
+		defer busy.Store(0)
+		delivered.Add(1)
 		if failed {
 			return
 		}
@@ -193,15 +198,41 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 		cc.Stop()
 		<-cc.Closed()
 	}()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-done:
-		return err
-	case <-cc.Closed():
-		return fmt.Errorf("follow %v: the consumer stopped", opts.Filters)
+	// A consumer that has messages for us and delivers none (made again on
+	// a node that went away, say) is given up and followed anew.
+	watch := time.NewTicker(stallCheck)
+	defer watch.Stop()
+	var seen int64
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-done:
+			return err
+		case <-cc.Closed():
+			return fmt.Errorf("follow %v: the consumer stopped", opts.Filters)
+		case <-watch.C:
+			n := delivered.Load()
+			if n != seen || busy.Load() != 0 {
+				seen = n
+				continue
+			}
+			ictx, cancel := context.WithTimeout(ctx, stallCheck)
+			info, err := cons.Info(ictx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("follow %v: consumer info: %w", opts.Filters, err)
+			}
+			if info.NumPending > 0 {
+				return fmt.Errorf("follow %v: the consumer has %d messages and delivers none", opts.Filters, info.NumPending)
+			}
+		}
 	}
 }
+
+// stallCheck is how often a follower that received nothing checks that
+// its consumer has nothing for it.
+const stallCheck = 2 * time.Second
 
 // DurableOptions configures a durable consumer shared by every replica of a
 // component: each event is handled by one of them and acknowledged after

@@ -59,6 +59,7 @@ type realCluster struct {
 	nodes      []*realNode
 	cloud      *exec.Cmd
 	cloudOut   *syncBuf
+	cloudDone  chan struct{} // closed when the cloud process exited
 	agents     map[string]*exec.Cmd
 	agentOut   map[string]*syncBuf
 	op         *api.Client
@@ -124,9 +125,14 @@ func newRealCluster(t *testing.T) *realCluster {
 		if c.opConn != nil {
 			c.opConn.Close()
 		}
-		if c.cloud != nil && c.cloud.ProcessState == nil {
+		if c.cloud != nil {
 			_ = c.cloud.Process.Signal(syscall.SIGTERM)
-			_ = c.cloud.Wait()
+			select {
+			case <-c.cloudDone:
+			case <-time.After(60 * time.Second):
+				_ = c.cloud.Process.Kill()
+				t.Errorf("flmngr cloud did not stop within 60 s of SIGTERM")
+			}
 		}
 		for i := range c.nodes {
 			c.killNode(i)
@@ -195,11 +201,11 @@ func (c *realCluster) startCloud() {
 	if err := c.cloud.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _, _ = c.cloud.Process.Wait(); close(exited) }()
+	c.cloudDone = make(chan struct{})
+	go func() { _ = c.cloud.Wait(); close(c.cloudDone) }()
 	waitUntil(c.t, "flmngr cloud", 90*time.Second, func() error {
 		select {
-		case <-exited:
+		case <-c.cloudDone:
 			c.t.Fatalf("flmngr cloud exited: %s", c.cloudOut.String())
 		default:
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/taskd"
@@ -115,7 +116,7 @@ func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeBounded(c, logger)
 	data := c.DataDir()
 	if url := c.ClientURL(); url != "" {
 		fmt.Fprintf(out, "flmngr %s is up\n  NATS:  %s\n  data:  %s\n  views: %d events applied\n", version, url, data, c.Views.Applied())
@@ -191,4 +192,21 @@ func printIsolation(out io.Writer) {
 		return
 	}
 	fmt.Fprintf(out, "  task processes: process groups only (%s): a process that leaves its group outlives its task\n", i.Reason)
+}
+
+// shutdownBound is how long a stopping cloud may take to stop its
+// servers, record their ends and close its stores.
+const shutdownBound = 45 * time.Second
+
+// closeBounded closes the cloud, and gives up waiting after
+// shutdownBound: the process then exits, and its task processes die with
+// it.
+func closeBounded(c *cloud.Cloud, logger *slog.Logger) {
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownBound):
+		logger.Error("shutdown did not complete; exiting anyway", "after", shutdownBound)
+	}
 }

@@ -196,7 +196,12 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 	}
 	defer func() {
 		cc.Stop()
-		<-cc.Closed()
+		// A consumer whose node is gone may never say it closed: do not
+		// wait for it for ever.
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
 	}()
 	// A consumer that has messages for us and delivers none (made again on
 	// a node that went away, say) is given up and followed anew.

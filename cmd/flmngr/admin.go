@@ -77,5 +77,9 @@ func runStatus(args []string, out io.Writer) error {
 		return printJSON(out, s)
 	}
 	fmt.Fprintf(out, "events in log:  %d\nviews applied:  %d\ntasks:          %d\nusers:          %d\n", s.StreamSeq, s.ViewsSeq, s.Tasks, s.Clients)
+	if s.DeadLetters > 0 {
+		d := s.LastDeadLetter
+		fmt.Fprintf(out, "ALARM: %d messages of the log are no readable event and were set aside (the last at sequence %d: %s)\n", s.DeadLetters, d.Seq, d.Error)
+	}
 	return nil
 }

@@ -28,7 +28,7 @@ type FollowOptions struct {
 // It uses an ordered consumer: nothing is stored on the server and a lost
 // connection resumes where it left off.
 func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(events.Envelope) error) error {
-	return l.follow(ctx, opts, 0, decoded(fn))
+	return l.follow(ctx, opts, 0, l.decoded(fn))
 }
 
 // FollowRaw is Follow without decoding: fn gets each event's stream
@@ -38,14 +38,24 @@ func (l *Log) FollowRaw(ctx context.Context, opts FollowOptions, fn func(seq uin
 	return l.follow(ctx, opts, 0, fn)
 }
 
-// decoded adapts an envelope handler to raw messages.
-func decoded(fn func(events.Envelope) error) func(uint64, []byte) error {
+// decoded adapts an envelope handler to raw messages. A message that is
+// not an event of this version is not the handler's business: it is
+// reported (Config.OnPoison) and skipped, and the follow goes on.
+func (l *Log) decoded(fn func(events.Envelope) error) func(uint64, []byte) error {
 	return func(seq uint64, data []byte) error {
 		env, err := events.Decode(data, seq)
 		if err != nil {
-			return fmt.Errorf("follow: event at %d: %w", seq, err)
+			l.poison(seq, data, err)
+			return nil
 		}
 		return fn(env)
+	}
+}
+
+// poison reports a message of the stream that is not a readable event.
+func (l *Log) poison(seq uint64, data []byte, err error) {
+	if l.cfg.OnPoison != nil {
+		l.cfg.OnPoison(seq, data, err)
 	}
 }
 
@@ -75,7 +85,7 @@ func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Env
 	if target == 0 || target < opts.From {
 		return target, nil
 	}
-	err = l.follow(ctx, opts, target, decoded(fn))
+	err = l.follow(ctx, opts, target, l.decoded(fn))
 	if errors.Is(err, errCaughtUp) {
 		return target, nil
 	}
@@ -295,7 +305,7 @@ func (l *Log) Durable(ctx context.Context, opts DurableOptions, fn func(context.
 		}
 		env, err := events.Decode(m.Data(), meta.Sequence.Stream)
 		if err != nil {
-			onErr(fmt.Errorf("durable %s: event at %d: %w", opts.Name, meta.Sequence.Stream, err))
+			l.poison(meta.Sequence.Stream, m.Data(), err)
 			_ = m.Term()
 			return
 		}

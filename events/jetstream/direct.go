@@ -39,7 +39,8 @@ func (l *Log) Scan(ctx context.Context, filter string, from uint64, fn func(even
 	return DirectScan(ctx, l.nc, l.cfg.Stream, filter, from, func(seq uint64, msg *nats.Msg) error {
 		e, err := events.Decode(msg.Data, seq)
 		if err != nil {
-			return fmt.Errorf("event at %d: %w", seq, err)
+			l.poison(seq, msg.Data, err) // not part of any history
+			return nil
 		}
 		return fn(e)
 	})

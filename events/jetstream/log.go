@@ -31,6 +31,10 @@ type Config struct {
 	// Timeout bounds each request to JetStream that has no deadline of its
 	// own (default 5s).
 	Timeout time.Duration
+	// OnPoison, when set, is told of every message of the stream that is
+	// not a readable event (malformed, or of a type this version does not
+	// know): readers skip it, and whoever keeps the views records it.
+	OnPoison func(seq uint64, data []byte, err error)
 	// LivePrefix is where stored events are republished for lightweight
 	// subscribers, such as client agents (default flmngr.live): the event
 	// stored on flmngr.ev.X is republished on flmngr.live.X with its

@@ -25,6 +25,7 @@ const (
 	streamMeta
 	streamTasks
 	streamIndex
+	streamDead
 )
 
 // doRebuild replays the log up to its last event at the time of the call
@@ -84,6 +85,13 @@ func (s *Store) doRebuild(ctx context.Context, src Source) error {
 				index[p] = append(index[p], e.Seq)
 			}
 			return w.put(streamTimeline, timelineKey(e.Seq), entry.json)
+		}, func(d DeadLetter) error {
+			b, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			s.log.Error("a message of the log is no readable event: dead-lettered", "seq", d.Seq, "err", d.Error)
+			return w.put(streamDead, deadLetterKey(d.Seq), b)
 		})
 		if err != nil {
 			return fmt.Errorf("rebuild: replay: %w", err)

@@ -23,6 +23,7 @@ type chunk struct {
 	seqs    []uint64
 	raw     [][]byte
 	envs    []events.Envelope
+	dead    []*DeadLetter // set where a message is no readable event
 	entries []encodedEntry
 	err     error
 	done    chan struct{}
@@ -31,13 +32,15 @@ type chunk struct {
 func (c *chunk) decode() {
 	defer close(c.done)
 	c.envs = make([]events.Envelope, len(c.raw))
+	c.dead = make([]*DeadLetter, len(c.raw))
 	c.entries = make([]encodedEntry, len(c.raw))
 	for i, data := range c.raw {
-		env, err := events.Decode(data, c.seqs[i])
-		if err != nil {
-			c.err = err
-			return
+		env, dead := decodeOrDead(c.seqs[i], data)
+		if dead != nil {
+			c.dead[i] = dead
+			continue
 		}
+		var err error
 		if c.entries[i], err = timelineEntry(env); err != nil {
 			c.err = err
 			return
@@ -50,7 +53,7 @@ func (c *chunk) decode() {
 // replay reads the log from its first event up to target and calls apply
 // for each event in stream order. Decoding and encoding the timeline run on
 // every core; apply runs on one goroutine.
-func replay(ctx context.Context, src Source, target uint64, apply func(events.Envelope, encodedEntry) error) error {
+func replay(ctx context.Context, src Source, target uint64, apply func(events.Envelope, encodedEntry) error, dead func(DeadLetter) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := max(1, runtime.GOMAXPROCS(0))
@@ -77,7 +80,12 @@ func replay(ctx context.Context, src Source, target uint64, apply func(events.En
 				continue
 			}
 			for i := range c.envs {
-				if err = apply(c.envs[i], c.entries[i]); err != nil {
+				if c.dead[i] != nil {
+					err = dead(*c.dead[i])
+				} else {
+					err = apply(c.envs[i], c.entries[i])
+				}
+				if err != nil {
 					cancel(err)
 					break
 				}

@@ -224,19 +224,20 @@ func (s *Store) RebuildOffline(ctx context.Context, src Source) (uint64, error) 
 // whatever else has already arrived, up to maxBatch, into the same
 // transaction.
 func (s *Store) follow(ctx context.Context, src Source) error {
-	ch := make(chan events.Envelope, 4*maxBatch)
+	ch := make(chan item, 4*maxBatch)
 	ferr := make(chan error, 1)
 	go func() {
-		ferr <- src.Follow(ctx, fjs.FollowOptions{From: s.Applied() + 1, Batch: 2 * maxBatch}, func(e events.Envelope) error {
+		ferr <- src.FollowRaw(ctx, fjs.FollowOptions{From: s.Applied() + 1, Batch: 2 * maxBatch}, func(seq uint64, data []byte) error {
+			e, dead := decodeOrDead(seq, data)
 			select {
-			case ch <- e:
+			case ch <- item{seq: seq, env: e, dead: dead}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		})
 	}()
-	batch := make([]events.Envelope, 0, maxBatch)
+	batch := make([]item, 0, maxBatch)
 	for {
 		batch = batch[:0]
 		select {
@@ -260,14 +261,25 @@ func (s *Store) follow(ctx context.Context, src Source) error {
 	}
 }
 
+// item is one message of the log: an event, or a dead letter.
+type item struct {
+	seq  uint64
+	env  events.Envelope
+	dead *DeadLetter
+}
+
 // applyBatch folds events into the views in one transaction with the
-// checkpoint; events at or below the checkpoint are skipped.
-func (s *Store) applyBatch(batch []events.Envelope) error {
+// checkpoint; events at or below the checkpoint are skipped, and a
+// message that is no readable event is recorded as a dead letter.
+func (s *Store) applyBatch(batch []item) error {
 	from := s.Applied()
-	var fresh []events.Envelope
-	for _, e := range batch {
-		if e.Seq > from {
-			fresh = append(fresh, e)
+	var fresh []item
+	for _, it := range batch {
+		if it.seq > from {
+			fresh = append(fresh, it)
+			if it.dead != nil {
+				s.log.Error("a message of the log is no readable event: dead-lettered", "seq", it.seq, "err", it.dead.Error)
+			}
 		}
 	}
 	if len(fresh) == 0 {
@@ -284,16 +296,27 @@ func (s *Store) applyBatch(batch []events.Envelope) error {
 		return s.applyBatch(fresh[half:])
 	}
 	if err != nil {
-		return fmt.Errorf("apply events %d-%d: %w", fresh[0].Seq, fresh[len(fresh)-1].Seq, err)
+		return fmt.Errorf("apply events %d-%d: %w", fresh[0].seq, fresh[len(fresh)-1].seq, err)
 	}
-	s.setApplied(fresh[len(fresh)-1].Seq)
+	s.setApplied(fresh[len(fresh)-1].seq)
 	return nil
 }
 
-func applyTxn(txn *badgerdb.Txn, batch []events.Envelope) error {
+func applyTxn(txn *badgerdb.Txn, batch []item) error {
 	tasks := map[string]*projections.TaskView{}
 	clients := map[string]*projections.ClientView{}
-	for _, e := range batch {
+	for _, it := range batch {
+		if it.dead != nil {
+			b, err := json.Marshal(it.dead)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(deadLetterKey(it.seq), b); err != nil {
+				return err
+			}
+			continue
+		}
+		e := it.env
 		switch e.Aggregate.Kind {
 		case events.KindTask:
 			v, ok := tasks[e.Aggregate.ID]
@@ -325,7 +348,7 @@ func applyTxn(txn *badgerdb.Txn, batch []events.Envelope) error {
 	if err := writeViews(txn.Set, txn.Delete, tasks, clients); err != nil {
 		return err
 	}
-	return txn.Set(checkpointKey, seqBytes(batch[len(batch)-1].Seq))
+	return txn.Set(checkpointKey, seqBytes(batch[len(batch)-1].seq))
 }
 
 func getJSON[T any](txn *badgerdb.Txn, key []byte) (*T, error) {

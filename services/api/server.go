@@ -531,7 +531,12 @@ func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
 	if err != nil {
 		return nil, commands.Internal(err, "read client views")
 	}
-	return StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: len(tasks), Clients: len(clients)}, nil
+	dead, lastDead, err := s.views.DeadLetters()
+	if err != nil {
+		return nil, commands.Internal(err, "read dead letters")
+	}
+	return StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: len(tasks), Clients: len(clients),
+		DeadLetters: dead, LastDeadLetter: lastDead}, nil
 }
 
 func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {

@@ -125,6 +125,11 @@ type StatusReply struct {
 	Tasks      int    `json:"tasks"`
 	Clients    int    `json:"clients"`
 	ServerName string `json:"server,omitempty"`
+	// DeadLetters counts the messages of the log that are no readable
+	// event (an alarm: something wrote the stream that should not have),
+	// and LastDeadLetter is the last of them.
+	DeadLetters    int                 `json:"dead_letters"`
+	LastDeadLetter *pbadger.DeadLetter `json:"last_dead_letter,omitempty"`
 }
 
 // RebuildReply reports a rebuild.

@@ -192,7 +192,11 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	if c.nc, err = c.dial(auth.RoleCloud, "cloud"); err != nil {
 		return err
 	}
-	if c.Log, err = fjs.Attach(ctx, c.nc, fjs.Config{Replicas: cfg.Replicas}); err != nil {
+	poisonLog := cfg.Logger.With("component", "log")
+	onPoison := func(seq uint64, _ []byte, err error) {
+		poisonLog.Warn("a message of the log is no readable event: skipped", "seq", seq, "err", err)
+	}
+	if c.Log, err = fjs.Attach(ctx, c.nc, fjs.Config{Replicas: cfg.Replicas, OnPoison: onPoison}); err != nil {
 		return err
 	}
 	c.Views, err = pbadger.Open(filepath.Join(cfg.DataDir, "views"), cfg.Logger.With("component", "views"))

@@ -22,6 +22,7 @@ import (
 type Views interface {
 	Tasks(pbadger.TaskFilter) ([]projections.TaskView, error)
 	Clients() ([]projections.ClientView, error)
+	DeadLetters() (int, *pbadger.DeadLetter, error)
 }
 
 // Metrics holds the collectors.
@@ -143,11 +144,13 @@ type stateCollector struct{ views Views }
 var (
 	tasksDesc   = prometheus.NewDesc("flmngr_tasks", "Tasks by state.", []string{"state"}, nil)
 	clientsDesc = prometheus.NewDesc("flmngr_clients", "Registered clients, online or not.", []string{"online"}, nil)
+	deadDesc    = prometheus.NewDesc("flmngr_dead_letters", "Messages of the event log that are no readable event, set aside by the views (anything above 0 is an alarm).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tasksDesc
 	ch <- clientsDesc
+	ch <- deadDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -171,5 +174,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, on, "true")
 		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, off, "false")
+	}
+	if n, _, err := c.views.DeadLetters(); err == nil {
+		ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(n))
 	}
 }

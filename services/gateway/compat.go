@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -389,45 +388,4 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Files uploaded successfully", "files": names})
-}
-
-// compatDownload is the original file server's GET
-// /download/<task_id>/<file>, with HTTP Basic auth against the task's
-// username and password. Only the task's own files are served.
-func (g *Gateway) compatDownload(w http.ResponseWriter, r *http.Request) {
-	id, name := r.PathValue("task"), r.PathValue("file")
-	t, err := g.api.Task(r.Context(), id)
-	if commands.KindOf(err) == commands.KindNotFound || (err == nil && !events.ValidID(id)) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Task not found"})
-		return
-	}
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	user, pass, ok := r.BasicAuth()
-	if ok {
-		ok, err = g.api.CheckCredentials(r.Context(), id, user, pass)
-		if err != nil {
-			g.writeError(w, r, err)
-			return
-		}
-	}
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="Login Required"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized access. Please provide valid credentials."})
-		return
-	}
-	i := slices.IndexFunc(t.Files, func(f events.FileRef) bool { return f.Name == name })
-	if i < 0 {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "File not found"})
-		return
-	}
-	ref := t.Files[i]
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(ref.Name)))
-	w.Header().Set("Content-Length", fmt.Sprint(ref.Size))
-	if _, err := g.files.WriteTo(r.Context(), id, ref, w); err != nil {
-		g.log.Warn("download failed", "task_id", id, "file", name, "err", err)
-	}
 }

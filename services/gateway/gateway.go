@@ -35,7 +35,11 @@ type Config struct {
 	// MaxBody bounds a JSON body (default 1 MiB); uploads are bounded by
 	// the file store's limit.
 	MaxBody int64
-	Logger  *slog.Logger
+	// PasswordChecks bounds the download password checks (bcrypt
+	// comparisons) under way at once (default half the cores, at least
+	// one).
+	PasswordChecks int
+	Logger         *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +72,8 @@ type Gateway struct {
 	// limiter bounds the original's client calls per user_id, as the
 	// cloud does for client agents.
 	limiter *limit.Limiter
+	// downloads guards the original's /download endpoint.
+	downloads *downloadGuard
 }
 
 // New returns a gateway talking to flmngr over nc and storing uploads in
@@ -82,7 +88,7 @@ func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: limit.New(50, 500),
-		log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
+		downloads: newDownloadGuard(cfg.PasswordChecks), log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
 	g.routes()
 	return g, nil
 }

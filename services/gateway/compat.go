@@ -55,7 +55,7 @@ func (g *Gateway) compatRoutes() {
 	g.handle("OPTIONS /{fn}", public, false, g.compatPreflight)
 	g.handle("POST /{fn}", public, false, g.compatRPC)
 	g.handle("OPTIONS /upload_files", public, false, g.compatPreflight)
-	g.handle("POST /upload_files", write, true, g.compatUpload)
+	g.handle("POST /upload_files", uploading, true, g.compatUpload)
 	g.handle("GET /download/{task}/{file...}", public, false, g.compatDownload)
 }
 
@@ -79,7 +79,11 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown function " + name})
 		return
 	}
-	if err := g.authorize(r, rp.write); err != nil {
+	level := read
+	if rp.write {
+		level = write
+	}
+	if err := g.authorize(r, level); err != nil {
 		writeJSON(w, status(commands.KindOf(err)), commands.AsError(err).Message)
 		return
 	}

@@ -26,7 +26,7 @@ func (g *Gateway) routes() {
 	g.handle("POST /api/v1/tasks/{id}/start", write, false, g.startTask)
 	g.handle("POST /api/v1/tasks/{id}/stop", write, false, g.stopTask)
 	g.handle("GET /api/v1/tasks/{id}/files", read, false, g.listFiles)
-	g.handle("POST /api/v1/tasks/{id}/files", write, true, g.uploadFiles)
+	g.handle("POST /api/v1/tasks/{id}/files", uploading, true, g.uploadFiles)
 	g.handle("GET /api/v1/tasks/{id}/metrics", read, false, g.taskMetrics)
 	g.handle("GET /api/v1/tasks/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
 		return pbadger.TimelineQuery{Task: r.PathValue("id")}

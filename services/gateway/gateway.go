@@ -75,6 +75,8 @@ type Gateway struct {
 	// downloads guards the original's /download endpoint.
 	downloads *downloadGuard
 	sessions  *sessions
+	// hubs share the streams' consumers.
+	hubs *hubs
 }
 
 // New returns a gateway talking to flmngr over nc and storing uploads in
@@ -90,6 +92,7 @@ func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics
 	}
 	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: limit.New(50, 500),
 		downloads: newDownloadGuard(cfg.PasswordChecks), sessions: newSessions(), log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
+	g.hubs = newHubs(ctx, log.JetStream(), nc, cfg.Logger, m)
 	g.routes()
 	return g, nil
 }

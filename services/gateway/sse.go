@@ -106,9 +106,11 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, f feed, fr
 	g.pump(ctx, sub, out)
 }
 
-// pump sends a subscriber's messages as the hub gets them, flushing at
-// most flushEvery after the first one written, until the client leaves
-// or falls too far behind.
+// pump sends a subscriber's messages as the hub gets them until the
+// client leaves or falls too far behind. The first message written arms
+// a flush flushEvery later; until then the stream does not wake for
+// each new message but takes them all at the flush, so a burst costs a
+// stream one wake-up and one write per flushEvery, not one per message.
 func (g *Gateway) pump(ctx context.Context, sub *subscription, out sseOut) {
 	buf := make([]sseMsg, 0, readBatch)
 	ping := time.NewTicker(pingEvery)
@@ -116,7 +118,7 @@ func (g *Gateway) pump(ctx context.Context, sub *subscription, out sseOut) {
 	flush := time.NewTimer(flushEvery)
 	flush.Stop()
 	defer flush.Stop()
-	dirty := false
+	dirty, flushNow := false, false
 	for {
 		msgs, wake, err := sub.next(buf)
 		if err != nil {
@@ -128,22 +130,28 @@ func (g *Gateway) pump(ctx context.Context, sub *subscription, out sseOut) {
 				return
 			}
 		}
-		if len(msgs) > 0 && !dirty {
+		if len(msgs) == readBatch {
+			continue // more are waiting
+		}
+		if len(msgs) > 0 && !dirty && !flushNow {
 			dirty = true
 			flush.Reset(flushEvery)
 		}
-		if len(msgs) == readBatch {
-			continue // more are waiting
+		if flushNow {
+			flushNow = false
+			if out.flush() != nil {
+				return
+			}
+		}
+		if dirty {
+			wake = nil // the flush takes what comes meanwhile
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
 		case <-flush.C:
-			dirty = false
-			if out.flush() != nil {
-				return
-			}
+			dirty, flushNow = false, true
 		case <-ping.C:
 			if out.write([]byte(": ping\n\n")) != nil || out.flush() != nil {
 				return

@@ -101,6 +101,18 @@ func (s *Store) Put(ctx context.Context, task, name string, r io.Reader) (events
 	return ref, nil
 }
 
+// Delete removes the object holding the file of a task with digest sha,
+// whatever names refer to it: callers delete only what no recorded file
+// of the task references (what a failed upload stored, say). An object
+// that is not there is no error.
+func (s *Store) Delete(ctx context.Context, task, sha string) error {
+	err := s.obs.Delete(ctx, objectName(task, sha))
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return commands.Unavailable(err, "delete file %s of task %s", sha, task)
+	}
+	return nil
+}
+
 // Verify checks that a file is stored with the size and digest of ref.
 func (s *Store) Verify(ctx context.Context, task string, ref events.FileRef) error {
 	info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))

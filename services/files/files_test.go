@@ -161,3 +161,35 @@ func TestMaterializeKeepsOnlyVerifiedFiles(t *testing.T) {
 		t.Fatalf("sub/b.py = %q", got)
 	}
 }
+
+// TestDelete removes a stored file: it is gone, another task's file with
+// the same bytes is not, and deleting it again is no error.
+func TestDelete(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, 0)
+	ref, err := s.Put(ctx, "t1", "a.py", strings.NewReader("a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "t2", "a.py", strings.NewReader("a\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "t1", ref.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(ctx, "t1", ref); commands.KindOf(err) != commands.KindNotFound {
+		t.Fatalf("verify after delete: %v", err)
+	}
+	if err := s.Verify(ctx, "t2", ref); err != nil {
+		t.Fatalf("the other task's file: %v", err)
+	}
+	if err := s.Delete(ctx, "t1", ref.SHA256); err != nil {
+		t.Fatalf("delete again: %v", err)
+	}
+	if _, err := s.Put(ctx, "t1", "a.py", strings.NewReader("a\n")); err != nil {
+		t.Fatalf("put after delete: %v", err)
+	}
+	if err := s.Verify(ctx, "t1", ref); err != nil {
+		t.Fatalf("verify after put again: %v", err)
+	}
+}

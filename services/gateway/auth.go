@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/flmngr/flmngr/commands"
 )
-
-// TokenCookie carries the admin token for the console.
-const TokenCookie = "flmngr_token"
 
 // LoadToken reads the admin token from path, creating it (0600) on first
 // use; created reports a new token, which the caller shows once.
@@ -46,36 +44,62 @@ func LoadToken(path string) (token string, created bool, err error) {
 	return token, true, f.Close()
 }
 
-// credential is the token a request carries: a Bearer header, or the
-// console's cookie.
-func credential(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		t, ok := strings.CutPrefix(h, "Bearer ")
-		return strings.TrimSpace(t), ok
-	}
-	if c, err := r.Cookie(TokenCookie); err == nil {
-		return c.Value, true
-	}
-	return "", false
-}
-
-// authorize checks a request's credential: mutating calls always need the
-// admin token; reads need it unless reads are open.
-func (g *Gateway) authorize(r *http.Request, mutating bool) error {
-	if !mutating && g.cfg.OpenReads {
+// authorize checks a request's credential for an access level: the
+// admin token as a Bearer header, or the console's session cookie. Reads
+// need neither when reads are open. A write authorized by the cookie
+// must also come from the console's own origin with the body type its
+// endpoint takes (checkCookieWrite): a browser sends the cookie along
+// with requests other sites make it send.
+func (g *Gateway) authorize(r *http.Request, a access) error {
+	if a == read && g.cfg.OpenReads {
 		return nil
 	}
-	t, ok := credential(r)
-	if !ok || t == "" {
-		return &commands.Error{Kind: commands.KindUnauthorized, Message: "the admin token is required (Authorization: Bearer <token>)"}
+	if h := r.Header.Get("Authorization"); h != "" {
+		t, ok := strings.CutPrefix(h, "Bearer ")
+		if t = strings.TrimSpace(t); !ok || t == "" {
+			return errTokenRequired()
+		}
+		if subtle.ConstantTimeCompare([]byte(t), []byte(g.token)) != 1 {
+			return &commands.Error{Kind: commands.KindForbidden, Message: "the token is not the admin token"}
+		}
+		return nil
 	}
-	if subtle.ConstantTimeCompare([]byte(t), []byte(g.token)) != 1 {
-		return &commands.Error{Kind: commands.KindForbidden, Message: "the token is not the admin token"}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return errTokenRequired()
+	}
+	if !g.sessions.valid(c.Value) {
+		return &commands.Error{Kind: commands.KindUnauthorized, Message: "the console session has ended: sign in again"}
+	}
+	if a >= write {
+		return checkCookieWrite(r, a)
 	}
 	return nil
 }
 
-// login checks a token and hands the console a cookie carrying it.
+func errTokenRequired() error {
+	return &commands.Error{Kind: commands.KindUnauthorized, Message: "the admin token is required (Authorization: Bearer <token>)"}
+}
+
+// isAdmin reports whether a request carries the admin token or a live
+// console session, whatever it asks for.
+func (g *Gateway) isAdmin(r *http.Request) bool {
+	if h := r.Header.Get("Authorization"); h != "" {
+		t, ok := strings.CutPrefix(h, "Bearer ")
+		return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(t)), []byte(g.token)) == 1
+	}
+	c, err := r.Cookie(SessionCookie)
+	return err == nil && g.sessions.valid(c.Value)
+}
+
+// secure reports whether the request came over TLS, to the gateway or
+// to a proxy in front of it.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// login checks a token and starts a console session, whose id the
+// cookie carries.
 func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Token string `json:"token"`
@@ -88,19 +112,38 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, &commands.Error{Kind: commands.KindForbidden, Message: "the token is not the admin token", Field: "token"})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: g.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	id, err := g.sessions.create()
+	if err != nil {
+		g.writeError(w, r, commands.Internal(err, "session id"))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", MaxAge: int(sessionTTL / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure(r)})
+	http.SetCookie(w, &http.Cookie{Name: legacyCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure(r)})
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// logout ends the request's console session, so that its cookie
+// authorizes nothing any more, and clears the cookie. A live session is
+// ended only from the console's own origin.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	if c, err := r.Cookie(SessionCookie); err == nil && g.sessions.valid(c.Value) {
+		if err := checkCookieWrite(r, write); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		g.sessions.revoke(c.Value)
+	}
+	for _, name := range []string{SessionCookie, legacyCookie} {
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure(r)})
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // whoami tells the console whether it may read and write.
 func (g *Gateway) whoami(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{
-		"admin":      g.authorize(r, true) == nil,
+		"admin":      g.isAdmin(r),
 		"open_reads": g.cfg.OpenReads,
 	})
 }

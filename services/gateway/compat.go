@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,7 +55,7 @@ func (g *Gateway) compatRoutes() {
 	g.handle("OPTIONS /{fn}", public, false, g.compatPreflight)
 	g.handle("POST /{fn}", public, false, g.compatRPC)
 	g.handle("OPTIONS /upload_files", public, false, g.compatPreflight)
-	g.handle("POST /upload_files", write, true, g.compatUpload)
+	g.handle("POST /upload_files", uploading, true, g.compatUpload)
 	g.handle("GET /download/{task}/{file...}", public, false, g.compatDownload)
 }
 
@@ -80,7 +79,11 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown function " + name})
 		return
 	}
-	if err := g.authorize(r, rp.write); err != nil {
+	level := read
+	if rp.write {
+		level = write
+	}
+	if err := g.authorize(r, level); err != nil {
 		writeJSON(w, status(commands.KindOf(err)), commands.AsError(err).Message)
 		return
 	}
@@ -322,42 +325,54 @@ func rpcGetUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
 }
 
 // compatUpload is the original file server's POST /upload_files: a
-// multipart form with task_id and files.
+// multipart form with task_id and files. The whole form is read and
+// checked first, with the original's messages in the original's order.
 func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 	cors(w)
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
 	fail := func(code int, msg string) { writeJSON(w, code, map[string]string{"error": msg}) }
-	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
-	if err := r.ParseMultipartForm(32 << 20); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(http.StatusRequestEntityTooLarge, "Upload too large")
-			return
+	u, err := readUpload(w, r, "files", g.files.MaxSize(), func(name string) error {
+		if strings.ContainsAny(name, "/\\") {
+			return commands.Invalid("files", "file name %q has a directory", name)
 		}
-		fail(http.StatusBadRequest, "Invalid multipart body: "+err.Error())
+		return commands.ValidateFileName("files", name)
+	})
+	var tooBig *http.MaxBytesError
+	var refused *uploadError
+	switch {
+	case errors.As(err, &tooBig):
+		fail(http.StatusRequestEntityTooLarge, "Upload too large")
+		return
+	case errors.As(err, &refused) && refused.malformed:
+		fail(http.StatusBadRequest, "Invalid multipart body: "+refused.msg)
+		return
+	case errors.As(err, &refused):
+		fail(http.StatusBadRequest, "Invalid upload: "+refused.msg)
+		return
+	case err != nil:
+		g.writeError(w, r, err)
 		return
 	}
-	defer r.MultipartForm.RemoveAll()
-	id := r.FormValue("task_id")
+	defer u.close()
+	// As r.FormValue did: the query's task_id first, then the form's.
+	id := r.URL.Query().Get("task_id")
 	if id == "" {
+		id = u.fields["task_id"]
+	}
+	switch {
+	case id == "":
 		fail(http.StatusBadRequest, "Task ID is required")
 		return
-	}
-	if !events.ValidID(id) {
+	case !events.ValidID(id):
 		fail(http.StatusBadRequest, "Invalid task ID")
 		return
-	}
-	parts := r.MultipartForm.File["files"]
-	if len(parts) == 0 {
+	case len(u.files) == 0 && u.refused == "":
 		fail(http.StatusBadRequest, "No files uploaded")
 		return
-	}
-	for _, p := range parts {
-		if name := rawFileName(p.Header); strings.ContainsAny(name, "/\\") || commands.ValidateFileName("files", name) != nil {
-			fail(http.StatusBadRequest, "Invalid file name: "+name)
-			return
-		}
+	case u.refused != "":
+		fail(http.StatusBadRequest, "Invalid file name: "+u.refused)
+		return
 	}
 	if _, err := g.api.Task(ctx, id); err != nil {
 		if commands.KindOf(err) == commands.KindNotFound {
@@ -367,67 +382,14 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	var refs []events.FileRef
-	var names []string
-	for _, p := range parts {
-		f, err := p.Open()
-		if err != nil {
-			g.writeError(w, r, err)
-			return
-		}
-		ref, err := g.files.Put(ctx, id, p.Filename, f)
-		f.Close()
-		if err != nil {
-			g.writeError(w, r, err)
-			return
-		}
-		refs = append(refs, ref)
-		names = append(names, ref.Name)
-	}
-	if _, err := g.api.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs}); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Files uploaded successfully", "files": names})
-}
-
-// compatDownload is the original file server's GET
-// /download/<task_id>/<file>, with HTTP Basic auth against the task's
-// username and password. Only the task's own files are served.
-func (g *Gateway) compatDownload(w http.ResponseWriter, r *http.Request) {
-	id, name := r.PathValue("task"), r.PathValue("file")
-	t, err := g.api.Task(r.Context(), id)
-	if commands.KindOf(err) == commands.KindNotFound || (err == nil && !events.ValidID(id)) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Task not found"})
-		return
-	}
+	refs, _, err := g.storeUpload(ctx, id, u)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
-	user, pass, ok := r.BasicAuth()
-	if ok {
-		ok, err = g.api.CheckCredentials(r.Context(), id, user, pass)
-		if err != nil {
-			g.writeError(w, r, err)
-			return
-		}
+	names := make([]string, len(refs))
+	for i, ref := range refs {
+		names[i] = ref.Name
 	}
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="Login Required"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized access. Please provide valid credentials."})
-		return
-	}
-	i := slices.IndexFunc(t.Files, func(f events.FileRef) bool { return f.Name == name })
-	if i < 0 {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "File not found"})
-		return
-	}
-	ref := t.Files[i]
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(ref.Name)))
-	w.Header().Set("Content-Length", fmt.Sprint(ref.Size))
-	if _, err := g.files.WriteTo(r.Context(), id, ref, w); err != nil {
-		g.log.Warn("download failed", "task_id", id, "file", name, "err", err)
-	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Files uploaded successfully", "files": names})
 }

@@ -144,7 +144,9 @@ func TestOriginalEndpointsWithOriginalPayloads(t *testing.T) {
 			t.Fatalf("download as %v: %d %v %s", c, code, h, got)
 		}
 	}
-	if code, _, got := download("/download/zzzz/client.py", "user", "123"); code != 404 || !strings.Contains(got, "Task not found") {
+	// An unknown task is answered as a wrong password is: nothing tells
+	// which tasks exist.
+	if code, _, got := download("/download/zzzz/client.py", "user", "123"); code != 401 || !strings.Contains(got, "Unauthorized access") {
 		t.Fatalf("download of an unknown task: %d %s", code, got)
 	}
 	if code, _, _ := download("/download/4fe5/missing.py", "user", "123"); code != 404 {

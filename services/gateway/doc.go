@@ -6,7 +6,8 @@
 // every call is bounded in time even when a service is down, and it is the
 // only place that maps error kinds to HTTP statuses.
 //
-// Mutating calls need the admin token (a Bearer header, or the console's
-// cookie); reads need it too unless the gateway was started with open
-// reads.
+// Mutating calls need the admin token as a Bearer header, or the
+// console's session cookie (from a login with the token) on a request
+// from the gateway's own origin with a JSON or multipart body; reads need
+// one of them too unless the gateway was started with open reads.
 package gateway

@@ -35,7 +35,11 @@ type Config struct {
 	// MaxBody bounds a JSON body (default 1 MiB); uploads are bounded by
 	// the file store's limit.
 	MaxBody int64
-	Logger  *slog.Logger
+	// PasswordChecks bounds the download password checks (bcrypt
+	// comparisons) under way at once (default half the cores, at least
+	// one).
+	PasswordChecks int
+	Logger         *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +72,11 @@ type Gateway struct {
 	// limiter bounds the original's client calls per user_id, as the
 	// cloud does for client agents.
 	limiter *limit.Limiter
+	// downloads guards the original's /download endpoint.
+	downloads *downloadGuard
+	sessions  *sessions
+	// hubs share the streams' consumers.
+	hubs *hubs
 }
 
 // New returns a gateway talking to flmngr over nc and storing uploads in
@@ -82,7 +91,8 @@ func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: limit.New(50, 500),
-		log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
+		downloads: newDownloadGuard(cfg.PasswordChecks), sessions: newSessions(), log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
+	g.hubs = newHubs(ctx, log.JetStream(), nc, cfg.Logger, m)
 	g.routes()
 	return g, nil
 }
@@ -90,16 +100,22 @@ func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
-// access levels of a route
+// access is what a route needs.
+type access int
+
 const (
-	public = iota
+	public access = iota
 	read
+	// write needs the admin token, and from the console's cookie a JSON
+	// body (if any) from the console's origin.
 	write
+	// uploading is write with a multipart/form-data body.
+	uploading
 )
 
 // handle registers a route with its access level, a time bound (except
 // for streams) and panics turned into 500s.
-func (g *Gateway) handle(pattern string, level int, stream bool, fn http.HandlerFunc) {
+func (g *Gateway) handle(pattern string, level access, stream bool, fn http.HandlerFunc) {
 	g.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() {
@@ -110,7 +126,7 @@ func (g *Gateway) handle(pattern string, level int, stream bool, fn http.Handler
 			g.metrics.HTTP(pattern, time.Since(start))
 		}()
 		if level != public {
-			if err := g.authorize(r, level == write); err != nil {
+			if err := g.authorize(r, level); err != nil {
 				g.writeError(w, r, err)
 				return
 			}

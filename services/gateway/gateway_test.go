@@ -210,6 +210,8 @@ func TestOpenReadsAndLogin(t *testing.T) {
 	}
 	req, _ := http.NewRequest("POST", e.base+"/api/v1/tasks", strings.NewReader(`{"task_id":"t1","host":"h","port":1}`))
 	req.Header.Set("Cookie", strings.Split(cookie, ";")[0])
+	req.Header.Set("Origin", e.base)
+	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != 201 {
 		t.Fatalf("create with the cookie: %v %v", res.StatusCode, err)

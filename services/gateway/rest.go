@@ -26,7 +26,7 @@ func (g *Gateway) routes() {
 	g.handle("POST /api/v1/tasks/{id}/start", write, false, g.startTask)
 	g.handle("POST /api/v1/tasks/{id}/stop", write, false, g.stopTask)
 	g.handle("GET /api/v1/tasks/{id}/files", read, false, g.listFiles)
-	g.handle("POST /api/v1/tasks/{id}/files", write, true, g.uploadFiles)
+	g.handle("POST /api/v1/tasks/{id}/files", uploading, true, g.uploadFiles)
 	g.handle("GET /api/v1/tasks/{id}/metrics", read, false, g.taskMetrics)
 	g.handle("GET /api/v1/tasks/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
 		return pbadger.TimelineQuery{Task: r.PathValue("id")}
@@ -196,11 +196,8 @@ func orEmptyFiles(f []events.FileRef) []events.FileRef {
 	return f
 }
 
-// maxUpload bounds a whole upload request.
-const maxUpload = 256 << 20
-
 // uploadFiles stores the parts named "files" of a multipart form and
-// records them.
+// records them; the whole form is read and checked first.
 func (g *Gateway) uploadFiles(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
@@ -209,56 +206,31 @@ func (g *Gateway) uploadFiles(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	refs, err := g.storeParts(ctx, w, r, id, "files")
-	if err != nil {
+	u, err := readUpload(w, r, "files", g.files.MaxSize(), func(name string) error { return commands.ValidateFileName("files", name) })
+	var refused *uploadError
+	switch {
+	case errors.As(err, &refused):
+		g.writeError(w, r, commands.Invalid("files", "%s", refused.msg))
+		return
+	case err != nil:
 		g.writeError(w, r, err)
 		return
 	}
-	res, err := g.api.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs})
+	defer u.close()
+	if u.refusedWhy != nil {
+		g.writeError(w, r, u.refusedWhy)
+		return
+	}
+	if len(u.files) == 0 {
+		g.writeError(w, r, commands.Invalid("files", "no files uploaded"))
+		return
+	}
+	refs, res, err := g.storeUpload(ctx, id, u)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"seq": res.Seq, "files": refs})
-}
-
-// storeParts streams the file parts of a multipart body into the file
-// store; other fields are returned through fields when it is not nil.
-func (g *Gateway) storeParts(ctx context.Context, w http.ResponseWriter, r *http.Request, task, field string) ([]events.FileRef, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return nil, commands.Invalid(field, "a multipart/form-data body with %q parts is required", field)
-	}
-	var refs []events.FileRef
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, err
-		}
-		if err != nil {
-			return nil, commands.Invalid(field, "malformed multipart body: %v", err)
-		}
-		name := rawFileName(part.Header)
-		if part.FormName() != field || name == "" {
-			part.Close()
-			continue
-		}
-		ref, err := g.files.Put(ctx, task, name, part)
-		part.Close()
-		if err != nil {
-			return nil, err
-		}
-		refs = append(refs, ref)
-	}
-	if len(refs) == 0 {
-		return nil, commands.Invalid(field, "no files uploaded")
-	}
-	return refs, nil
 }
 
 // Round is one completed round of a run.

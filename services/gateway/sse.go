@@ -4,105 +4,156 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
 	"github.com/flmngr/flmngr/services/logs"
 )
 
-// sse writes a Server-Sent Events stream. Every message carries the stream
-// sequence it came from as its id, so a client that reconnects with
-// Last-Event-ID resumes right after the last message it saw.
-type sse struct {
-	mu    sync.Mutex
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	dirty bool // written since the last flush
-	err   error
+// Server-Sent Events streams. Every message carries the stream sequence
+// it came from as its id, so a client that reconnects with Last-Event-ID
+// resumes right after the last message it saw. Streams read from hubs
+// (hub.go): one consumer per feed, however many streams follow it.
+
+const (
+	// writeTimeout drops a subscriber that cannot take a write in time.
+	writeTimeout = 10 * time.Second
+	// flushEvery bounds how long a message waits in the buffer, so that
+	// a burst costs one write instead of one each.
+	flushEvery = 5 * time.Millisecond
+	// pingEvery comments an idle stream so that proxies keep it.
+	pingEvery = 15 * time.Second
+	// readBatch is how many messages a stream takes from its hub at once.
+	readBatch = 64
+)
+
+// sseText is one SSE message.
+func sseText(seq uint64, event string, data []byte) []byte {
+	b := make([]byte, 0, len(data)+len(event)+40)
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
 }
 
-// writeTimeout drops a subscriber that cannot take a message in time,
-// so a slow reader never holds a consumer up for long.
-const writeTimeout = 10 * time.Second
+// sseOut writes a stream's response.
+type sseOut struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
 
-func startSSE(w http.ResponseWriter) *sse {
+func (o sseOut) write(text []byte) error {
+	_ = o.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := o.w.Write(text)
+	return err
+}
+
+func (o sseOut) flush() error {
+	_ = o.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return o.rc.Flush()
+}
+
+// end sends a last message saying why the stream ends and how to go on.
+func (o sseOut) end(reason string) {
+	b, _ := json.Marshal(map[string]string{"reason": reason})
+	if o.write(append(append([]byte("event: reconnect\ndata: "), b...), "\n\n"...)) == nil {
+		_ = o.flush()
+	}
+}
+
+// serveStream subscribes to a feed from sequence from (0: from now on)
+// and streams it until the client leaves. A feed that cannot be
+// followed is answered with an error, not with an empty stream.
+func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, f feed, from uint64) {
+	ctx := r.Context()
+	sub, err := g.hubs.join(ctx, f, from)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.writeError(w, r, err)
+		}
+		return
+	}
+	defer sub.leave()
+	g.metrics.StreamOpened()
+	defer g.metrics.StreamClosed()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s := &sse{w: w, rc: http.NewResponseController(w)}
-	_ = s.write(": stream open\n\n")
-	return s
+	out := sseOut{w: w, rc: http.NewResponseController(w)}
+	if out.write([]byte(": stream open\n\n")) != nil || out.flush() != nil {
+		return
+	}
+	if err := sub.readHistory(ctx, func(m sseMsg) error { return out.write(m.text) }); err != nil {
+		if ctx.Err() == nil {
+			g.log.Info("stream history failed", "path", r.URL.Path, "err", err)
+			out.end("the history could not be read: reconnect with Last-Event-ID to resume")
+		}
+		return
+	}
+	if out.flush() != nil {
+		return
+	}
+	g.pump(ctx, sub, out)
 }
 
-func (s *sse) write(text string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := s.w.Write([]byte(text)); err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
-
-func (s *sse) send(id uint64, event string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.sendRaw(id, event, b)
-}
-
-// sendRaw queues a message whose data is already JSON; the flusher sends
-// it within flushEvery, so a burst costs one write instead of one each.
-func (s *sse) sendRaw(id uint64, event string, data []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
-	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", id, event, data); err != nil {
-		s.err = err
-		return err
-	}
-	s.dirty = true
-	return nil
-}
-
-// flushEvery bounds how long a message waits in the buffer.
-const flushEvery = 5 * time.Millisecond
-
-// run flushes queued messages and comments the stream every 15 s until
-// ctx ends.
-func (s *sse) run(ctx context.Context) {
-	flush := time.NewTicker(flushEvery)
-	defer flush.Stop()
-	ping := time.NewTicker(15 * time.Second)
+// pump sends a subscriber's messages as the hub gets them until the
+// client leaves or falls too far behind. The first message written arms
+// a flush flushEvery later; until then the stream does not wake for
+// each new message but takes them all at the flush, so a burst costs a
+// stream one wake-up and one write per flushEvery, not one per message.
+func (g *Gateway) pump(ctx context.Context, sub *subscription, out sseOut) {
+	buf := make([]sseMsg, 0, readBatch)
+	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
+	flush := time.NewTimer(flushEvery)
+	flush.Stop()
+	defer flush.Stop()
+	dirty, flushNow := false, false
 	for {
+		msgs, wake, err := sub.next(buf)
+		if err != nil {
+			out.end(fmt.Sprintf("this stream fell more than %d messages behind: reconnect with Last-Event-ID to resume", ringSize))
+			return
+		}
+		for _, m := range msgs {
+			if out.write(m.text) != nil {
+				return
+			}
+		}
+		if len(msgs) == readBatch {
+			continue // more are waiting
+		}
+		if len(msgs) > 0 && !dirty && !flushNow {
+			dirty = true
+			flush.Reset(flushEvery)
+		}
+		if flushNow {
+			flushNow = false
+			if out.flush() != nil {
+				return
+			}
+		}
+		if dirty {
+			wake = nil // the flush takes what comes meanwhile
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
 		case <-flush.C:
-			s.mu.Lock()
-			if s.dirty && s.err == nil {
-				_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-				s.err = s.rc.Flush()
-				s.dirty = false
-			}
-			s.mu.Unlock()
+			dirty, flushNow = false, true
 		case <-ping.C:
-			if s.write(": ping\n\n") != nil {
+			if out.write([]byte(": ping\n\n")) != nil || out.flush() != nil {
 				return
 			}
 		}
@@ -110,7 +161,7 @@ func (s *sse) run(ctx context.Context) {
 }
 
 // resumeFrom is the first sequence a stream sends: after Last-Event-ID
-// (or ?since=), else fallback.
+// (or ?since=), else fallback (0: from now on).
 func resumeFrom(r *http.Request, fallback uint64) (uint64, error) {
 	v := r.Header.Get("Last-Event-ID")
 	if v == "" {
@@ -126,71 +177,28 @@ func resumeFrom(r *http.Request, fallback uint64) (uint64, error) {
 	return n + 1, nil
 }
 
-// stream runs a follower into an SSE response until the client leaves.
-func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, follow func(ctx context.Context, s *sse) error) {
-	ctx, cancel := context.WithCancel(r.Context())
-	s := startSSE(w)
-	g.metrics.StreamOpened()
-	defer g.metrics.StreamClosed()
-	// The flusher must be done before the handler returns: net/http
-	// finishes the response then, and a flush still under way would race
-	// with it.
-	flushed := make(chan struct{})
-	go func() {
-		defer close(flushed)
-		s.run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-flushed
-	}()
-	if err := follow(ctx, s); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-		g.log.Debug("stream ended", "path", r.URL.Path, "err", err)
-	}
-}
-
 // wireEvent is an event as streams and the native timeline carry it.
 type wireEvent struct {
 	Seq uint64 `json:"seq"`
 	events.Envelope
 }
 
-// eventsStream streams the event log (?task= or ?client= narrows it). A
-// new subscriber gets the events from now on, ?since=0 the whole log.
-func (g *Gateway) eventsStream(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var filters []string
-	switch {
-	case q.Get("task") != "":
-		filters = []string{g.events.AggregateFilter(events.Task(q.Get("task")))}
-	case q.Get("client") != "":
-		filters = []string{g.events.AggregateFilter(events.Client(q.Get("client")))}
+// renderEvent is an event as the events stream sends it: the stored
+// envelope as it is, with its sequence in front (no decoding, no
+// encoding); one the codec did not write is decoded and encoded again.
+func renderEvent(seq uint64, data []byte) []byte {
+	if typ, ok := eventType(data); ok {
+		return sseText(seq, typ, append(fmt.Appendf(nil, `{"seq":%d,`, seq), data[1:]...))
 	}
-	last, err := g.events.LastSeq(r.Context())
+	e, err := events.Decode(data, seq)
 	if err != nil {
-		g.writeError(w, r, commands.Unavailable(err, "event log"))
-		return
+		return nil
 	}
-	from, err := resumeFrom(r, last+1)
+	b, err := json.Marshal(wireEvent{Seq: seq, Envelope: e})
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil
 	}
-	g.stream(w, r, func(ctx context.Context, s *sse) error {
-		return g.events.FollowRaw(ctx, fjs.FollowOptions{From: from, Filters: filters}, func(seq uint64, data []byte) error {
-			typ, ok := eventType(data)
-			if !ok {
-				e, err := events.Decode(data, seq)
-				if err != nil {
-					return err
-				}
-				return s.send(seq, e.Type, wireEvent{Seq: seq, Envelope: e})
-			}
-			// The stored envelope is sent as it is, with its sequence
-			// in front: no decoding, no encoding.
-			return s.sendRaw(seq, typ, append(fmt.Appendf(nil, `{"seq":%d,`, seq), data[1:]...))
-		})
-	})
+	return sseText(seq, e.Type, b)
 }
 
 // eventType reads the type of a stored envelope, which the codec writes
@@ -209,6 +217,48 @@ func eventType(data []byte) (string, bool) {
 	return string(rest[:j]), true
 }
 
+// eventsStream streams the event log (?task= or ?client= narrows it). A
+// new subscriber gets the events from now on, ?since=0 the whole log.
+func (g *Gateway) eventsStream(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filter := g.events.EventsFilter()
+	for _, by := range []struct {
+		param string
+		agg   func(string) events.Aggregate
+	}{{"task", events.Task}, {"client", events.Client}} {
+		if id := q.Get(by.param); id != "" {
+			if !events.ValidID(id) {
+				g.writeError(w, r, commands.Invalid(by.param, "invalid %s id", by.param))
+				return
+			}
+			filter = g.events.AggregateFilter(by.agg(id))
+			break
+		}
+	}
+	from, err := resumeFrom(r, 0)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	g.serveStream(w, r, feed{kind: "events", stream: g.events.Config().Stream, filter: filter, render: renderEvent}, from)
+}
+
+// renderRound is a completed round as the rounds stream sends it.
+func renderRound(seq uint64, data []byte) []byte {
+	e, err := events.Decode(data, seq)
+	if err != nil {
+		return nil
+	}
+	if _, ok := e.Event.(*events.TaskRoundCompleted); !ok {
+		return nil
+	}
+	b, err := json.Marshal(roundOf(e))
+	if err != nil {
+		return nil
+	}
+	return sseText(seq, "round", b)
+}
+
 // metricsStream streams a task's completed rounds, from the start of the
 // log unless resumed.
 func (g *Gateway) metricsStream(w http.ResponseWriter, r *http.Request) {
@@ -223,11 +273,22 @@ func (g *Gateway) metricsStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	filter := g.events.EventSubject(events.Task(id), events.TaskRoundCompletedV1)
-	g.stream(w, r, func(ctx context.Context, s *sse) error {
-		return g.events.Follow(ctx, fjs.FollowOptions{From: from, Filters: []string{filter}}, func(e events.Envelope) error {
-			return s.send(e.Seq, "round", roundOf(e))
-		})
-	})
+	g.serveStream(w, r, feed{kind: "rounds", stream: g.events.Config().Stream, filter: filter, render: renderRound}, from)
+}
+
+// renderLog is a line of output as the logs stream sends it; what is not
+// a line is skipped.
+func renderLog(seq uint64, data []byte) []byte {
+	var l logs.Line
+	if json.Unmarshal(data, &l) != nil {
+		return nil
+	}
+	l.Seq = seq
+	b, err := json.Marshal(l)
+	if err != nil {
+		return nil
+	}
+	return sseText(seq, "log", b)
 }
 
 // logsStream streams what a task's processes print: the server's and
@@ -256,14 +317,5 @@ func (g *Gateway) logsStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	filter := logs.Prefix + "." + id + "." + run + ".>"
-	g.stream(w, r, func(ctx context.Context, s *sse) error {
-		return fjs.FollowStream(ctx, g.events.JetStream(), logs.Stream, fjs.FollowOptions{From: from, Filters: []string{filter}}, func(seq uint64, data []byte) error {
-			var l logs.Line
-			if err := json.Unmarshal(data, &l); err != nil {
-				return nil // not ours: skip
-			}
-			l.Seq = seq
-			return s.send(seq, "log", l)
-		})
-	})
+	g.serveStream(w, r, feed{kind: "logs", stream: logs.Stream, filter: filter, render: renderLog}, from)
 }

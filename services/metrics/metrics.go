@@ -1,8 +1,8 @@
 // Package metrics exposes flmngr's figures in the Prometheus text format:
 // tasks by state and clients online (read from the views at scrape time),
 // events appended per type, command latencies, server spawns and exits,
-// HTTP latencies and open streams. Every method is safe on a nil *Metrics,
-// so components work without it.
+// HTTP latencies, open streams and the consumers they share. Every method
+// is safe on a nil *Metrics, so components work without it.
 package metrics
 
 import (
@@ -34,7 +34,9 @@ type Metrics struct {
 	exits    *prometheus.CounterVec
 	http     *prometheus.HistogramVec
 	streams  prometheus.Gauge
-	limited  prometheus.Counter
+	// followers are the consumers the streams share, one per filter.
+	followers prometheus.Gauge
+	limited   prometheus.Counter
 }
 
 // New registers the collectors; views may be nil.
@@ -54,10 +56,12 @@ func New(views Views) *Metrics {
 			Help: "Time to answer an HTTP request, by route.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"route"}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_http_streams",
 			Help: "Server-Sent Events streams open."}),
+		followers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_http_stream_followers",
+			Help: "JetStream consumers that the open streams share: one per stream and filter."}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "flmngr_client_requests_limited_total",
 			Help: "Client agent requests refused for going over their rate limit."}),
 	}
-	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.limited,
+	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.followers, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if views != nil {
 		m.reg.MustRegister(&stateCollector{views: views})
@@ -126,6 +130,19 @@ func (m *Metrics) StreamOpened() {
 func (m *Metrics) StreamClosed() {
 	if m != nil {
 		m.streams.Dec()
+	}
+}
+
+// FollowerStarted and FollowerStopped track the consumers streams share.
+func (m *Metrics) FollowerStarted() {
+	if m != nil {
+		m.followers.Inc()
+	}
+}
+
+func (m *Metrics) FollowerStopped() {
+	if m != nil {
+		m.followers.Dec()
 	}
 }
 

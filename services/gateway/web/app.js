@@ -34,9 +34,11 @@ function announce(text) {
 async function api(method, path, body) {
   const init = { method, credentials: "same-origin", headers: {} };
   if (body instanceof FormData) init.body = body;
-  else if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["Content-Type"] = "application/json";
+  else {
+    if (body !== undefined) init.body = JSON.stringify(body);
+    // The gateway takes the console's cookie for a write only with a
+    // JSON type (uploads: multipart), from this origin.
+    if (method !== "GET") init.headers["Content-Type"] = "application/json";
   }
   const res = await fetch("/api/v1" + path, init);
   if (res.status === 204) return null;

@@ -1,0 +1,87 @@
+package gateway_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser finds chromium as cmd/flmngr's browser tests do: a missing one
+// skips, unless FLMNGR_BROWSER_TESTS=required.
+func browser(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("FLMNGR_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("FLMNGR_BROWSER_TESTS") == "required" {
+		t.Fatal("no chromium found and browser tests are required")
+	}
+	t.Skip("no chromium found")
+	return ""
+}
+
+// TestConsoleSignInAndOutInABrowser signs the console in through its
+// form, writes from the page (its fetch sends the page's Origin), signs
+// out with its button, and finds the session over: whoami says so and a
+// write from the page is refused.
+func TestConsoleSignInAndOutInABrowser(t *testing.T) {
+	path := browser(t)
+	e := deploy(t, false)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTime()
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAsValue, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	const whoami = `fetch('/api/v1/whoami').then(r => r.json()).then(w => String(w.admin))`
+	create := func(id string) string {
+		return eval(`fetch('/api/v1/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+			body: JSON.stringify({task_id: '` + id + `', host: 'h', port: 1})}).then(r => String(r.status))`)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/#/login"),
+		chromedp.WaitVisible(chromedp.ID("f-token")),
+		chromedp.SendKeys(chromedp.ID("f-token"), e.token),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("tasks-h"))); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	if got := eval(whoami); got != "true" {
+		t.Fatalf("signed in, whoami says admin %s", got)
+	}
+	if got := create("b1"); got != "201" {
+		t.Fatalf("a write from the signed-in page: %s", got)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/#/login"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form .notice")),
+		chromedp.Click(chromedp.CSS("#login-form button[type=button]")),
+		chromedp.WaitNotPresent(chromedp.CSS("#login-form .notice"))); err != nil {
+		t.Fatalf("sign out: %v", err)
+	}
+	if got := eval(whoami); got != "false" {
+		t.Fatalf("signed out, whoami says admin %s", got)
+	}
+	if got := create("b2"); got != "401" {
+		t.Fatalf("a write from the signed-out page: %s", got)
+	}
+}

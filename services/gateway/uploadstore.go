@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/services/api"
+)
+
+// storeUpload stores an upload's files for a task and records them. When
+// storing or recording fails, what this upload put in the store that
+// the task's recorded files do not reference is deleted again: a failed
+// upload leaves nothing behind.
+func (g *Gateway) storeUpload(ctx context.Context, task string, u *upload) ([]events.FileRef, api.CommandReply, error) {
+	var created []string // digests of the objects this upload made
+	fail := func(err error) ([]events.FileRef, api.CommandReply, error) {
+		g.dropUnreferenced(ctx, task, created)
+		return nil, api.CommandReply{}, err
+	}
+	refs := make([]events.FileRef, 0, len(u.files))
+	for _, f := range u.files {
+		if g.files.Verify(ctx, task, f.ref) != nil && !slices.Contains(created, f.ref.SHA256) {
+			created = append(created, f.ref.SHA256)
+		}
+		rc, err := f.open()
+		if err != nil {
+			return fail(err)
+		}
+		ref, err := g.files.Put(ctx, task, f.ref.Name, rc)
+		rc.Close()
+		if err != nil {
+			return fail(err)
+		}
+		refs = append(refs, ref)
+	}
+	res, err := g.api.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: task, Files: refs})
+	if err != nil {
+		return fail(err)
+	}
+	return refs, res, nil
+}
+
+// dropUnreferenced deletes the objects of a task with the given digests
+// that none of its recorded files references. When the task's files
+// cannot be read it deletes nothing: an object left over is better than
+// a recorded file without its bytes.
+func (g *Gateway) dropUnreferenced(ctx context.Context, task string, digests []string) {
+	if len(digests) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	t, err := g.api.Task(ctx, task)
+	if err != nil && commands.KindOf(err) != commands.KindNotFound {
+		g.log.Warn("a failed upload's files are left in the store: the task's files could not be read", "task_id", task, "files", len(digests), "err", err)
+		return
+	}
+	for _, sha := range digests {
+		if slices.ContainsFunc(t.Files, func(f events.FileRef) bool { return f.SHA256 == sha }) {
+			continue
+		}
+		if err := g.files.Delete(ctx, task, sha); err != nil {
+			g.log.Warn("a failed upload's file is left in the store", "task_id", task, "sha256", sha, "err", err)
+		}
+	}
+}

@@ -25,8 +25,10 @@ type TaskView struct {
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// LastError is why the last run failed, if it did.
 	LastError string `json:"last_error,omitempty"`
-	// LastSeq is the stream sequence of the task's last event.
-	LastSeq uint64 `json:"last_seq"`
+	// LastSeq is the stream sequence of the task's last event, and
+	// CreatedSeq the one of its creation: tasks are listed in that order.
+	LastSeq    uint64 `json:"last_seq"`
+	CreatedSeq uint64 `json:"created_seq"`
 }
 
 // ApplyTask folds one task event into a view and returns the new view, or
@@ -44,6 +46,8 @@ func ApplyTask(v *TaskView, e events.Envelope) *TaskView {
 	v.LastSeq = e.Seq
 	v.Running = v.Status.Active()
 	switch p := e.Event.(type) {
+	case *events.TaskCreated:
+		v.CreatedSeq = e.Seq
 	case *events.TaskStartRequested:
 		v.Arguments = p.Arguments
 		v.ServerPID, v.Supervisor, v.Round, v.Metrics, v.LastError = 0, "", 0, nil, ""

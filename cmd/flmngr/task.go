@@ -352,11 +352,12 @@ func quoteEmpty(s string) string {
 }
 
 func taskList(args []string, out io.Writer) error {
-	fs := newFlags("task list", "task list [--status S] [--tag T]", "Lists tasks in creation order.")
+	fs := newFlags("task list", "task list [--status S] [--tag T] [--limit N]", "Lists tasks in creation order, page by page.")
 	var cf connFlags
 	cf.register(fs)
 	status := fs.String("status", "", "only tasks in this status (idle, running, start_requested, stop_requested, stopped, finished, errored, interrupted)")
 	tag := fs.String("tag", "", "only tasks with this tag")
+	limit := fs.Int("limit", 0, "list at most this many tasks (0: all)")
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -367,23 +368,57 @@ func taskList(args []string, out io.Writer) error {
 		return err
 	}
 	defer done()
-	ts, err := c.Tasks(context.Background(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: *status, Tag: *tag}})
-	if err != nil {
-		return err
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if cf.json {
+		fmt.Fprint(out, "[")
+	} else {
+		fmt.Fprintln(w, "ID\tSTATUS\tRUNNING\tADDRESS\tCRITERION\tTAGS\tRUN\tLAST MODIFIED")
+	}
+	n := 0
+	req := api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: *status, Tag: *tag}}
+	for {
+		if *limit > 0 {
+			req.Limit = min(*limit-n, pbadger.DefaultPage)
+		}
+		page, err := c.TasksPage(context.Background(), req)
+		if err != nil {
+			return err
+		}
+		for _, t := range page.Tasks {
+			if cf.json {
+				b, err := json.MarshalIndent(t, "  ", "  ")
+				if err != nil {
+					return err
+				}
+				sep := ",\n  "
+				if n == 0 {
+					sep = "\n  "
+				}
+				fmt.Fprint(out, sep+string(b))
+			} else {
+				fmt.Fprintf(w, "%s\t%s\t%v\t%s:%d\t%s\t%s\t%s\t%s\n", t.ID, t.Status, t.Running, t.Spec.Host, t.Spec.Port,
+					quoteEmpty(t.Spec.SelectionCriteria), strings.Join(t.Spec.Tags, ","), dash(t.Run), t.UpdatedAt.Local().Format(dateLayout))
+			}
+			n++
+		}
+		if !cf.json {
+			// A long list shows as it comes, page by page.
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" || (*limit > 0 && n >= *limit) {
+			break
+		}
+		req.After = page.Next
 	}
 	if cf.json {
-		if ts == nil {
-			ts = []api.Task{}
+		if n > 0 {
+			fmt.Fprint(out, "\n")
 		}
-		return printJSON(out, ts)
+		fmt.Fprintln(out, "]")
 	}
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATUS\tRUNNING\tADDRESS\tCRITERION\tTAGS\tRUN\tLAST MODIFIED")
-	for _, t := range ts {
-		fmt.Fprintf(w, "%s\t%s\t%v\t%s:%d\t%s\t%s\t%s\t%s\n", t.ID, t.Status, t.Running, t.Spec.Host, t.Spec.Port,
-			quoteEmpty(t.Spec.SelectionCriteria), strings.Join(t.Spec.Tags, ","), dash(t.Run), t.UpdatedAt.Local().Format(dateLayout))
-	}
-	return w.Flush()
+	return nil
 }
 
 func dash(s string) string {

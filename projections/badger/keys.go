@@ -10,6 +10,8 @@ import (
 // families can be scanned and dropped by prefix.
 var (
 	checkpointKey = []byte("m/checkpoint")
+	layoutKey     = []byte("m/layout")
+	orderPrefix   = []byte("o/")
 	taskPrefix    = []byte("t/")
 	clientPrefix  = []byte("c/")
 	timelinePre   = []byte("l/")
@@ -45,4 +47,9 @@ func indexPrefixOf(kind, id string) []byte {
 
 func indexKey(kind, id string, seq uint64) []byte {
 	return append(indexPrefixOf(kind, id), seqBytes(seq)...)
+}
+
+// orderKey indexes a task by creation: o/<created seq><id>.
+func orderKey(createdSeq uint64, id string) []byte {
+	return append(append(append([]byte{}, orderPrefix...), seqBytes(createdSeq)...), id...)
 }

@@ -2,9 +2,11 @@ package badger
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"slices"
+
+	json "github.com/goccy/go-json"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
@@ -50,20 +52,17 @@ func (f TaskFilter) match(v *projections.TaskView) bool {
 // Tasks returns the views of the tasks matching f, ordered by creation.
 func (s *Store) Tasks(f TaskFilter) ([]projections.TaskView, error) {
 	var out []projections.TaskView
-	err := s.scan(taskPrefix, func(b []byte) error {
-		var v projections.TaskView
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
+	for after := ""; ; {
+		page, next, err := s.TasksPage(f, after, MaxPage)
+		if err != nil {
+			return nil, err
 		}
-		if f.match(&v) {
-			out = append(out, v)
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
 		}
-		return nil
-	})
-	slices.SortFunc(out, func(a, b projections.TaskView) int {
-		return a.CreatedAt.Compare(b.CreatedAt)
-	})
-	return out, err
+		after = next
+	}
 }
 
 // Clients returns the views of every client, ordered by id.
@@ -182,4 +181,125 @@ func (s *Store) Dump(fn func(key, value []byte) error) error {
 		}
 		return nil
 	})
+}
+
+// Page bounds.
+const (
+	DefaultPage = 1000
+	MaxPage     = 10_000
+)
+
+func pageLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultPage
+	}
+	return min(limit, MaxPage)
+}
+
+// TasksPage returns up to limit tasks matching f, in creation order,
+// after the cursor after ("" : from the first), and the cursor of the
+// next page ("" : no more).
+func (s *Store) TasksPage(f TaskFilter, after string, limit int) ([]projections.TaskView, string, error) {
+	limit = pageLimit(limit)
+	start, err := cursorKey(after)
+	if err != nil {
+		return nil, "", err
+	}
+	out := []projections.TaskView{}
+	next := ""
+	err = s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: orderPrefix})
+		defer it.Close()
+		it.Seek(start)
+		if start != nil && it.Valid() && bytes.Equal(it.Item().Key(), start) {
+			it.Next()
+		}
+		for ; it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			id := string(key[len(orderPrefix)+8:])
+			v, err := getJSON[projections.TaskView](txn, taskKey(id))
+			if err != nil {
+				return err
+			}
+			if v == nil || !f.match(v) {
+				continue
+			}
+			if len(out) == limit {
+				next = cursorOf(out[len(out)-1])
+				return nil
+			}
+			out = append(out, *v)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// cursorOf is the cursor that pages after a task: its creation index.
+func cursorOf(v projections.TaskView) string {
+	return hex.EncodeToString(orderKey(v.CreatedSeq, v.ID)[len(orderPrefix):])
+}
+
+// cursorKey reads a task cursor back into its index key.
+func cursorKey(after string) ([]byte, error) {
+	if after == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(after)
+	if err != nil || len(b) < 9 {
+		return nil, fmt.Errorf("bad page cursor %q", after)
+	}
+	return append(append([]byte{}, orderPrefix...), b...), nil
+}
+
+// ClientsPage returns up to limit clients by id after the id after ("" :
+// from the first), and the id to page after next ("" : no more).
+func (s *Store) ClientsPage(after string, limit int) ([]projections.ClientView, string, error) {
+	limit = pageLimit(limit)
+	out := []projections.ClientView{}
+	next := ""
+	err := s.view(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: clientPrefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		if after == "" {
+			it.Rewind()
+		} else {
+			it.Seek(clientKey(after))
+			if it.Valid() && string(it.Item().Key()) == string(clientKey(after)) {
+				it.Next()
+			}
+		}
+		for ; it.Valid(); it.Next() {
+			if len(out) == limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			var v projections.ClientView
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &v) }); err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// Counts returns how many tasks and clients the views hold, reading keys
+// only.
+func (s *Store) Counts() (tasks, clients int, err error) {
+	count := func(txn *badgerdb.Txn, prefix []byte) int {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return n
+	}
+	err = s.view(func(txn *badgerdb.Txn) error {
+		tasks, clients = count(txn, taskPrefix), count(txn, clientPrefix)
+		return nil
+	})
+	return tasks, clients, err
 }

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -26,6 +27,7 @@ const (
 	streamTasks
 	streamIndex
 	streamDead
+	streamOrder
 )
 
 // doRebuild replays the log up to its last event at the time of the call
@@ -103,8 +105,21 @@ func (s *Store) doRebuild(ctx context.Context, src Source) error {
 	if err := w.put(streamMeta, checkpointKey, seqBytes(target)); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
+	if err := w.put(streamMeta, layoutKey, seqBytes(layout)); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
 	if err := writeSorted(w, streamTasks, tasks, taskKey); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
+	}
+	order := make([][]byte, 0, len(tasks))
+	for id, v := range tasks {
+		order = append(order, orderKey(v.CreatedSeq, id))
+	}
+	slices.SortFunc(order, bytes.Compare)
+	for _, k := range order {
+		if err := w.put(streamOrder, k, nil); err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(index)) {
 		for _, seq := range index[p] {

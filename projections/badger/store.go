@@ -170,10 +170,58 @@ func (s *Store) readCheckpoint() (uint64, error) {
 	return cp, nil
 }
 
+// layout is the version of the views' keys and contents. Views of
+// another layout (an older flmngr made them) are rebuilt from the log
+// when the store runs: the log is the truth, the views follow.
+const layout = 2
+
+// readLayout returns the layout of the stored views (0: none recorded).
+func (s *Store) readLayout() (uint64, error) {
+	var l uint64
+	err := s.view(func(txn *badgerdb.Txn) error {
+		item, err := txn.Get(layoutKey)
+		if errors.Is(err, badgerdb.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) == 8 {
+				l = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	return l, err
+}
+
+// upToDateLayout rebuilds views of another layout, or marks empty ones
+// with this layout.
+func (s *Store) upToDateLayout(ctx context.Context, src Source) error {
+	l, err := s.readLayout()
+	if err != nil || l == layout {
+		return err
+	}
+	if s.Applied() == 0 {
+		s.dbMu.RLock()
+		defer s.dbMu.RUnlock()
+		return s.db.Update(func(txn *badgerdb.Txn) error { return txn.Set(layoutKey, seqBytes(layout)) })
+	}
+	s.log.Info("the views were made by another version of flmngr: rebuilding them from the log", "layout", l, "want", layout)
+	return s.doRebuild(ctx, src)
+}
+
 // Run keeps the views up to date with the log until ctx ends, following
 // it from the event after the checkpoint. Rebuild requests are carried out
 // between batches.
 func (s *Store) Run(ctx context.Context, src Source) error {
+	if err := s.upToDateLayout(ctx, src); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for {
 		fctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -304,6 +352,7 @@ func (s *Store) applyBatch(batch []item) error {
 
 func applyTxn(txn *badgerdb.Txn, batch []item) error {
 	tasks := map[string]*projections.TaskView{}
+	createdBefore := map[string]uint64{} // a task's creation before the batch
 	clients := map[string]*projections.ClientView{}
 	for _, it := range batch {
 		if it.dead != nil {
@@ -324,6 +373,9 @@ func applyTxn(txn *badgerdb.Txn, batch []item) error {
 				var err error
 				if v, err = getJSON[projections.TaskView](txn, taskKey(e.Aggregate.ID)); err != nil {
 					return err
+				}
+				if v != nil {
+					createdBefore[e.Aggregate.ID] = v.CreatedSeq
 				}
 			}
 			tasks[e.Aggregate.ID] = projections.ApplyTask(v, e)
@@ -347,6 +399,26 @@ func applyTxn(txn *badgerdb.Txn, batch []item) error {
 	}
 	if err := writeViews(txn.Set, txn.Delete, tasks, clients); err != nil {
 		return err
+	}
+	// The creation index follows the tasks that were created or deleted.
+	for id, v := range tasks {
+		before, now := createdBefore[id], uint64(0)
+		if v != nil {
+			now = v.CreatedSeq
+		}
+		if before == now {
+			continue
+		}
+		if before != 0 {
+			if err := txn.Delete(orderKey(before, id)); err != nil {
+				return err
+			}
+		}
+		if now != 0 {
+			if err := txn.Set(orderKey(now, id), nil); err != nil {
+				return err
+			}
+		}
 	}
 	return txn.Set(checkpointKey, seqBytes(batch[len(batch)-1].seq))
 }

@@ -270,3 +270,75 @@ func TestInterruptedRebuildLeavesViewsIntact(t *testing.T) {
 		t.Fatalf("CURRENT = %q, %v; want 2", cur, err)
 	}
 }
+
+// Pages of tasks (in creation order, filtered) and of clients (by id) add
+// up to the whole lists, without gaps or repeats.
+func TestPages(t *testing.T) {
+	log := jstest.Log(t)
+	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
+	s, err := pbadger.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := run(t, s, log)
+	workload(t, h, 0, 40)
+	waitCaughtUp(t, s, log)
+	stop()
+	for _, f := range []pbadger.TaskFilter{{}, {Tag: "1"}, {Status: "stopped"}} {
+		all, err := s.Tasks(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paged []string
+		after := ""
+		for pages := 0; ; pages++ {
+			page, next, err := s.TasksPage(f, after, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > 7 || pages > 100 {
+				t.Fatalf("page of %d", len(page))
+			}
+			for _, v := range page {
+				paged = append(paged, v.ID)
+			}
+			if next == "" {
+				break
+			}
+			after = next
+		}
+		if len(paged) != len(all) {
+			t.Fatalf("%+v: %d paged, %d in all", f, len(paged), len(all))
+		}
+		for i := range all {
+			if all[i].ID != paged[i] {
+				t.Fatalf("%+v: page order %v differs from %v at %d", f, paged, all[i].ID, i)
+			}
+			if i > 0 && all[i].CreatedSeq <= all[i-1].CreatedSeq {
+				t.Fatalf("not in creation order at %d", i)
+			}
+		}
+	}
+	clients, _ := s.Clients()
+	var ids []string
+	for after := ""; ; {
+		page, next, err := s.ClientsPage(after, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			ids = append(ids, c.ID)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(ids) != len(clients) {
+		t.Fatalf("%d clients paged, %d in all", len(ids), len(clients))
+	}
+	if _, _, err := s.TasksPage(pbadger.TaskFilter{}, "zz", 5); err == nil {
+		t.Fatal("a bad cursor was taken")
+	}
+}

@@ -179,14 +179,30 @@ func (c *Client) Task(ctx context.Context, id string) (Task, error) {
 	return t, err
 }
 
-// Tasks lists tasks.
-func (c *Client) Tasks(ctx context.Context, r ListTasksRequest) ([]Task, error) {
-	var ts []Task
+// TasksPage returns a page of tasks (see ListTasksRequest).
+func (c *Client) TasksPage(ctx context.Context, r ListTasksRequest) (TasksPage, error) {
+	var p TasksPage
 	if r.Consistency == (Consistency{}) {
 		r.Consistency = latest
 	}
-	err := c.call(ctx, SubjectListTasks, r, &ts)
-	return ts, err
+	err := c.call(ctx, SubjectListTasks, r, &p)
+	return p, err
+}
+
+// Tasks lists every task matching the request's filter, page by page.
+func (c *Client) Tasks(ctx context.Context, r ListTasksRequest) ([]Task, error) {
+	var out []Task
+	for {
+		p, err := c.TasksPage(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Tasks...)
+		if p.Next == "" {
+			return out, nil
+		}
+		r.After = p.Next
+	}
 }
 
 // User returns one client (a user, in the original's words).
@@ -196,11 +212,31 @@ func (c *Client) User(ctx context.Context, id string) (projections.ClientView, e
 	return v, err
 }
 
-// Users lists clients.
+// UsersPage returns a page of clients (see ListClientsRequest).
+func (c *Client) UsersPage(ctx context.Context, r ListClientsRequest) (ClientsPage, error) {
+	var p ClientsPage
+	if r.Consistency == (Consistency{}) {
+		r.Consistency = latest
+	}
+	err := c.call(ctx, SubjectListClient, r, &p)
+	return p, err
+}
+
+// Users lists every client, page by page.
 func (c *Client) Users(ctx context.Context) ([]projections.ClientView, error) {
-	var vs []projections.ClientView
-	err := c.call(ctx, SubjectListClient, ListClientsRequest{Consistency: latest}, &vs)
-	return vs, err
+	var out []projections.ClientView
+	r := ListClientsRequest{}
+	for {
+		p, err := c.UsersPage(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Clients...)
+		if p.Next == "" {
+			return out, nil
+		}
+		r.After = p.Next
+	}
 }
 
 // Timeline returns a page of the timeline.

@@ -443,13 +443,13 @@ func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 	if err := s.settle(ctx, r.Consistency); err != nil {
 		return nil, err
 	}
-	vs, err := s.views.Tasks(r.TaskFilter)
+	vs, next, err := s.views.TasksPage(r.TaskFilter, r.After, r.Limit)
 	if err != nil {
-		return nil, commands.Internal(err, "read task views")
+		return nil, commands.Invalid("after", "%v", err)
 	}
-	out := make([]Task, len(vs))
+	out := TasksPage{Tasks: make([]Task, len(vs)), Next: next}
 	for i, v := range vs {
-		out[i] = toTask(v)
+		out.Tasks[i] = toTask(v)
 	}
 	return out, nil
 }
@@ -480,14 +480,11 @@ func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
 	if err := s.settle(ctx, r.Consistency); err != nil {
 		return nil, err
 	}
-	vs, err := s.views.Clients()
+	vs, next, err := s.views.ClientsPage(r.After, r.Limit)
 	if err != nil {
 		return nil, commands.Internal(err, "read client views")
 	}
-	if vs == nil {
-		return []any{}, nil
-	}
-	return vs, nil
+	return ClientsPage{Clients: vs, Next: next}, nil
 }
 
 func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
@@ -523,19 +520,15 @@ func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
 	if err != nil {
 		return nil, commands.Unavailable(err, "event log unavailable")
 	}
-	tasks, err := s.views.Tasks(pbadger.TaskFilter{})
+	tasks, clients, err := s.views.Counts()
 	if err != nil {
-		return nil, commands.Internal(err, "read task views")
-	}
-	clients, err := s.views.Clients()
-	if err != nil {
-		return nil, commands.Internal(err, "read client views")
+		return nil, commands.Internal(err, "read the views")
 	}
 	dead, lastDead, err := s.views.DeadLetters()
 	if err != nil {
 		return nil, commands.Internal(err, "read dead letters")
 	}
-	return StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: len(tasks), Clients: len(clients),
+	return StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: tasks, Clients: clients,
 		DeadLetters: dead, LastDeadLetter: lastDead}, nil
 }
 

@@ -87,15 +87,34 @@ type GetRequest struct {
 	Consistency
 }
 
-// ListTasksRequest asks for tasks, optionally filtered.
+// ListTasksRequest asks for a page of tasks in creation order, optionally
+// filtered: up to Limit (default 1,000, at most 10,000) after the cursor
+// After (the Next of the previous page).
 type ListTasksRequest struct {
 	pbadger.TaskFilter
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 	Consistency
 }
 
-// ListClientsRequest asks for every client.
+// TasksPage is a page of tasks; Next is the cursor of the next page ("":
+// this is the last).
+type TasksPage struct {
+	Tasks []Task `json:"tasks"`
+	Next  string `json:"next,omitempty"`
+}
+
+// ListClientsRequest asks for a page of clients by id, after the id After.
 type ListClientsRequest struct {
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 	Consistency
+}
+
+// ClientsPage is a page of clients; Next is the After of the next page.
+type ClientsPage struct {
+	Clients []projections.ClientView `json:"clients"`
+	Next    string                   `json:"next,omitempty"`
 }
 
 // TimelineRequest asks for a page of the timeline.

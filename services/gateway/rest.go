@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -80,13 +81,25 @@ func (g *Gateway) runningBy(ctx context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
+// listTasks answers a page of tasks in creation order (?limit=, at most
+// 10,000, default 1,000; ?after= the cursor of the previous page). A
+// further page is announced in a Link header (rel="next") and in
+// X-Next-Page.
 func (g *Gateway) listTasks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	ts, err := g.api.Tasks(r.Context(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: q.Get("status"), Tag: q.Get("tag")}})
+	limit, err := pageLimit(q)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	page, err := g.api.TasksPage(r.Context(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: q.Get("status"), Tag: q.Get("tag")},
+		After: q.Get("after"), Limit: limit})
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	ts := page.Tasks
+	setNextPage(w, r, page.Next)
 	running, err := g.runningBy(r.Context())
 	if err != nil {
 		g.writeError(w, r, err)
@@ -311,16 +324,49 @@ type WhyTask struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// listClients answers a page of clients by id (?limit=, ?after=), a
+// further page announced as listTasks does.
 func (g *Gateway) listClients(w http.ResponseWriter, r *http.Request) {
-	cs, err := g.api.Users(r.Context())
+	limit, err := pageLimit(r.URL.Query())
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	page, err := g.api.UsersPage(r.Context(), api.ListClientsRequest{After: r.URL.Query().Get("after"), Limit: limit})
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	cs := page.Clients
 	if cs == nil {
 		cs = []projections.ClientView{}
 	}
+	setNextPage(w, r, page.Next)
 	writeJSON(w, http.StatusOK, cs)
+}
+
+// pageLimit reads ?limit= (0: the default page).
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > pbadger.MaxPage {
+		return 0, commands.Invalid("limit", "limit must be 1 to %d", pbadger.MaxPage)
+	}
+	return n, nil
+}
+
+// setNextPage announces the next page of a list, if there is one.
+func setNextPage(w http.ResponseWriter, r *http.Request, next string) {
+	if next == "" {
+		return
+	}
+	q := r.URL.Query()
+	q.Set("after", next)
+	w.Header().Set("X-Next-Page", next)
+	w.Header().Set("Link", "<"+r.URL.Path+"?"+q.Encode()+`>; rel="next"`)
 }
 
 func (g *Gateway) getClient(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,9 @@ const (
 	KindUnavailable  Kind = "unavailable"
 	KindRateLimited  Kind = "rate_limited"
 	KindInternal     Kind = "internal"
+	// KindInsufficientStorage: the cloud's disk is nearly full, so it
+	// takes no command that would grow the log (reads go on).
+	KindInsufficientStorage Kind = "insufficient_storage"
 )
 
 // Error is the one error type users see. Message is safe to show; Field

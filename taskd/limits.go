@@ -280,3 +280,9 @@ func formatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// ParseBytes reads a size such as 512MiB, 2G or 1048576.
+func ParseBytes(s string) (int64, error) { return parseBytes(s) }
+
+// FormatBytes prints a size as ParseBytes reads it.
+func FormatBytes(n int64) string { return formatBytes(n) }

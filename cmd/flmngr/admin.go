@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/storage"
 )
 
 func runRebuild(args []string, out io.Writer) error {
@@ -77,6 +78,9 @@ func runStatus(args []string, out io.Writer) error {
 		return printJSON(out, s)
 	}
 	fmt.Fprintf(out, "events in log:  %d\nviews applied:  %d\ntasks:          %d\nusers:          %d\n", s.StreamSeq, s.ViewsSeq, s.Tasks, s.Clients)
+	if s.StorageLow {
+		fmt.Fprintf(out, "ALARM: the cloud's data volume has %s free, below its watermark: commands are refused until space is freed\n", storage.Bytes(s.DataVolumeFree))
+	}
 	if s.DeadLetters > 0 {
 		d := s.LastDeadLetter
 		fmt.Fprintf(out, "ALARM: %d messages of the log are no readable event and were set aside (the last at sequence %d: %s)\n", s.DeadLetters, d.Seq, d.Error)

@@ -28,6 +28,7 @@ type serveFlags struct {
 	logLevel  string
 	http      string
 	openReads bool
+	minFree   string
 }
 
 func (s *serveFlags) register(fs *flag.FlagSet) {
@@ -37,6 +38,7 @@ func (s *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.replicas, "replicas", 1, "replicas of the event stream (3 on a NATS cluster)")
 	fs.StringVar(&s.name, "name", "", "name of this cloud instance in events (default: host name)")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&s.minFree, "min-free", taskd.FormatBytes(cloud.DefaultMinFree), "free space the data volume must keep: below it commands are refused (HTTP 507) and the cloud does not start")
 }
 
 // registerAuth adds the flag that turns identities off.
@@ -104,6 +106,11 @@ func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Clo
 	}
 	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
 	cfg.Gateway, cfg.OpenReads = sf.http, sf.openReads
+	minFree, err := taskd.ParseBytes(sf.minFree)
+	if err != nil || minFree < 0 {
+		return nil, nil, fmt.Errorf("%w: --min-free %q: want a size such as 256MiB", errUsage, sf.minFree)
+	}
+	cfg.MinFree = uint64(minFree)
 	cfg.Auth, cfg.TLSCert, cfg.TLSKey, cfg.LeafNodes = sf.auth, sf.tlsCert, sf.tlsKey, sf.leafnodes
 	c, err := cloud.Open(ctx, cfg)
 	return c, logger, err

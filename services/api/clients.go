@@ -151,11 +151,11 @@ func own[C any](s *Server, set func(*C, string) *string) func(context.Context, s
 func (s *Server) clientEndpoints() []endpoint {
 	sub := func(verb string) string { return ClientPrefix + ".*." + verb }
 	return []endpoint{
-		{"client_own_report", sub(VerbReport), s.limited(own(s, func(c *commands.ReportClientInfo, _ string) *string { return &c.ClientID }))},
-		{"client_own_task", sub(VerbTask), s.limited(own(s, func(c *commands.ReportClientTask, _ string) *string { return &c.ClientID }))},
-		{"client_own_history", sub(VerbHistory), s.limited(s.history)},
-		{"client_own_offers", sub(VerbOffers), s.limited(s.offers)},
-		{"client_own_file", sub(VerbFile), s.limited(s.file)},
+		{"client_own_report", sub(VerbReport), s.limited(own(s, func(c *commands.ReportClientInfo, _ string) *string { return &c.ClientID })), true},
+		{"client_own_task", sub(VerbTask), s.limited(own(s, func(c *commands.ReportClientTask, _ string) *string { return &c.ClientID })), true},
+		{"client_own_history", sub(VerbHistory), s.limited(s.history), false},
+		{"client_own_offers", sub(VerbOffers), s.limited(s.offers), false},
+		{"client_own_file", sub(VerbFile), s.limited(s.file), false},
 	}
 }
 

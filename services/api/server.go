@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,6 +64,11 @@ type Config struct {
 	// or revoked, so that the reply means the NATS server already admits
 	// (or refuses) that key.
 	KeysEnforced func(ctx context.Context, seq uint64) error
+	// Admit, when set, may refuse every command before it is decided (the
+	// data volume is nearly full, say); queries are not asked. Disk tells
+	// the status the data volume's free space and whether it is low.
+	Admit func() error
+	Disk  func() (free uint64, low bool)
 	// Reader, Logs and Uploads serve the event log, the processes' output
 	// and uploads to operators (nil: not served).
 	Reader  EventReader
@@ -89,9 +95,10 @@ type Server struct {
 
 	limiter *limit.Limiter
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
+	mu         sync.Mutex
+	closed     bool
+	inflight   sync.WaitGroup
+	refusedLog atomic.Int64 // when a refusal was last logged
 }
 
 // NewServer returns a Server; Run serves it.
@@ -124,6 +131,7 @@ func NewServer(exec Executor, views *pbadger.Store, log StreamInfo, cfg Config) 
 type endpoint struct {
 	name, subject string
 	fn            func(context.Context, []byte) (any, error)
+	command       bool // it may append to the log
 }
 
 // Start registers the services on nc; they serve until ctx ends or stop is
@@ -133,32 +141,32 @@ type endpoint struct {
 // is checked before anything is done.
 func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
 	cmds := []endpoint{
-		{"task_create", SubjectCreateTask, command[commands.CreateTask](s, true)},
-		{"task_update", SubjectUpdateTask, command[commands.UpdateTask](s, true)},
-		{"task_delete", SubjectDeleteTask, command[commands.DeleteTask](s, false)},
-		{"task_start", SubjectStartTask, command[commands.StartTask](s, false)},
-		{"task_stop", SubjectStopTask, command[commands.StopTask](s, false)},
-		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false)},
-		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false)},
-		{"client_task", SubjectClientTask, command[commands.ReportClientTask](s, false)},
-		{"client_key_issue", SubjectIssueKey, s.issueKey},
-		{"client_key_revoke", SubjectRevokeKey, s.keyEnforced(command[commands.RevokeClientKey](s, false))},
-		{"task_files", SubjectTaskFiles, s.taskFiles},
-		{"file_part", SubjectFilePart, s.filePart},
-		{"task_upload", SubjectTaskUpload, s.taskUpload},
+		{"task_create", SubjectCreateTask, command[commands.CreateTask](s, true), true},
+		{"task_update", SubjectUpdateTask, command[commands.UpdateTask](s, true), true},
+		{"task_delete", SubjectDeleteTask, command[commands.DeleteTask](s, false), true},
+		{"task_start", SubjectStartTask, command[commands.StartTask](s, false), true},
+		{"task_stop", SubjectStopTask, command[commands.StopTask](s, false), true},
+		{"client_register", SubjectRegisterClient, command[commands.RegisterClient](s, false), true},
+		{"client_report", SubjectReportClient, command[commands.ReportClientInfo](s, false), true},
+		{"client_task", SubjectClientTask, command[commands.ReportClientTask](s, false), true},
+		{"client_key_issue", SubjectIssueKey, s.issueKey, true},
+		{"client_key_revoke", SubjectRevokeKey, s.keyEnforced(command[commands.RevokeClientKey](s, false)), true},
+		{"task_files", SubjectTaskFiles, s.taskFiles, true},
+		{"file_part", SubjectFilePart, s.filePart, true},
+		{"task_upload", SubjectTaskUpload, s.taskUpload, true},
 	}
 	queries := []endpoint{
-		{"task_get", SubjectGetTask, s.getTask},
-		{"task_list", SubjectListTasks, s.listTasks},
-		{"client_get", SubjectGetClient, s.getClient},
-		{"client_list", SubjectListClient, s.listClients},
-		{"timeline", SubjectTimeline, s.timeline},
-		{"status", SubjectStatus, s.status},
-		{"match", SubjectMatch, s.match},
-		{"task_credentials", SubjectCheckCreds, s.checkCredentials},
-		{"rebuild", SubjectRebuild, s.rebuild},
-		{"events", SubjectEvents, s.events},
-		{"logs", SubjectLogs, s.logs},
+		{"task_get", SubjectGetTask, s.getTask, false},
+		{"task_list", SubjectListTasks, s.listTasks, false},
+		{"client_get", SubjectGetClient, s.getClient, false},
+		{"client_list", SubjectListClient, s.listClients, false},
+		{"timeline", SubjectTimeline, s.timeline, false},
+		{"status", SubjectStatus, s.status, false},
+		{"match", SubjectMatch, s.match, false},
+		{"task_credentials", SubjectCheckCreds, s.checkCredentials, false},
+		{"rebuild", SubjectRebuild, s.rebuild, false},
+		{"events", SubjectEvents, s.events, false},
+		{"logs", SubjectLogs, s.logs, false},
 	}
 	var svcs []*service
 	var subs []*nats.Subscription
@@ -262,7 +270,11 @@ func (s *Server) refuse(m *nats.Msg) {
 	if s.cfg.OnRefused != nil {
 		s.cfg.OnRefused(m.Subject)
 	}
-	s.cfg.Logger.Warn("request refused: reply subject not allowed", "subject", m.Subject, "reply", m.Reply)
+	// A flood of them is logged once a second.
+	now := time.Now().UnixNano()
+	if last := s.refusedLog.Load(); now-last > int64(time.Second) && s.refusedLog.CompareAndSwap(last, now) {
+		s.cfg.Logger.Warn("request refused: reply subject not allowed", "subject", m.Subject, "reply", m.Reply)
+	}
 }
 
 func (s *Server) handle(ctx context.Context, svc *service, i int, ep endpoint, m *nats.Msg) {
@@ -282,6 +294,12 @@ func (s *Server) handle(ctx context.Context, svc *service, i int, ep endpoint, m
 	if len(m.Data) > s.cfg.MaxRequest {
 		s.respond(svc, i, ep, m, start, nil, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
 		return
+	}
+	if ep.command && s.cfg.Admit != nil {
+		if err := s.cfg.Admit(); err != nil {
+			s.respond(svc, i, ep, m, start, nil, err)
+			return
+		}
 	}
 	out, err := ep.fn(rctx, m.Data)
 	s.respond(svc, i, ep, m, start, out, err)
@@ -528,8 +546,12 @@ func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
 	if err != nil {
 		return nil, commands.Internal(err, "read dead letters")
 	}
-	return StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: tasks, Clients: clients,
-		DeadLetters: dead, LastDeadLetter: lastDead}, nil
+	reply := StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: tasks, Clients: clients,
+		DeadLetters: dead, LastDeadLetter: lastDead}
+	if s.cfg.Disk != nil {
+		reply.DataVolumeFree, reply.StorageLow = s.cfg.Disk()
+	}
+	return reply, nil
 }
 
 func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {

@@ -53,6 +53,11 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 	if s.cfg.Reader == nil {
 		return nil, commands.Unavailable(nil, "this deployment serves no event log")
 	}
+	if r.Task != "" || r.Client != "" {
+		if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
+			return nil, err
+		}
+	}
 	filter := s.cfg.Reader.EventsFilter()
 	switch {
 	case r.Task != "" && r.Client != "":
@@ -121,6 +126,9 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 	if s.cfg.Logs == nil {
 		return nil, commands.Unavailable(nil, "this deployment serves no process output")
 	}
+	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
+		return nil, err
+	}
 	v, err := s.views.Task(r.Task)
 	if err != nil {
 		return nil, commands.Internal(err, "read task view")
@@ -167,6 +175,9 @@ func (s *Server) taskUpload(ctx context.Context, data []byte) (any, error) {
 	}
 	if s.cfg.Uploads == nil {
 		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+	}
+	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
+		return nil, err
 	}
 	if v, err := s.views.Task(r.TaskID); err != nil {
 		return nil, commands.Internal(err, "read task view")

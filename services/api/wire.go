@@ -149,6 +149,11 @@ type StatusReply struct {
 	// and LastDeadLetter is the last of them.
 	DeadLetters    int                 `json:"dead_letters"`
 	LastDeadLetter *pbadger.DeadLetter `json:"last_dead_letter,omitempty"`
+	// DataVolumeFree is the free space of the cloud's data volume;
+	// StorageLow says it is below the watermark, when commands are
+	// refused (an alarm).
+	DataVolumeFree uint64 `json:"data_volume_free,omitempty"`
+	StorageLow     bool   `json:"storage_low,omitempty"`
 }
 
 // RebuildReply reports a rebuild.

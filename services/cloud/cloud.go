@@ -30,6 +30,7 @@ import (
 	"github.com/flmngr/flmngr/services/matcher"
 	"github.com/flmngr/flmngr/services/metrics"
 	"github.com/flmngr/flmngr/services/presence"
+	"github.com/flmngr/flmngr/services/storage"
 	"github.com/flmngr/flmngr/services/supervisor"
 	"github.com/flmngr/flmngr/taskd"
 )
@@ -86,8 +87,12 @@ type Config struct {
 	// nodes of edge sites ("" : none); they authenticate as clients do.
 	LeafNodes string
 	// TLSCA verifies the certificate of an external NATS deployment.
-	TLSCA  string
-	Logger *slog.Logger
+	TLSCA string
+	// MinFree is the data volume's free-space watermark: below it the
+	// cloud refuses commands (reads go on), and does not start (0: none;
+	// the CLI's default is DefaultMinFree).
+	MinFree uint64
+	Logger  *slog.Logger
 }
 
 // Validate reports whether the configuration is usable.
@@ -107,6 +112,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// DefaultMinFree is the data volume's free-space watermark by default.
+const DefaultMinFree = 256 << 20
+
 // Cloud is a running cloud side. Open starts it; Close stops it.
 type Cloud struct {
 	cfg     Config
@@ -120,6 +128,8 @@ type Cloud struct {
 	Files   *files.Store
 	Logs    *logs.Publisher
 	Metrics *metrics.Metrics
+	// Storage watches the data volume's free space.
+	Storage *storage.Guard
 	// Trust is the deployment's trust material (nil without
 	// authentication); Revoker keeps the servers' account current.
 	Trust   *auth.Trust
@@ -168,6 +178,13 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	cfg := c.cfg
 	if c.lock, err = lockDir(cfg.DataDir); err != nil {
 		return err
+	}
+	c.Storage = storage.New(cfg.DataDir, cfg.MinFree, cfg.Logger.With("component", "storage"), nil)
+	if free, err := storage.Free(cfg.DataDir); err != nil {
+		return err
+	} else if free < cfg.MinFree {
+		return fmt.Errorf("data directory %s has %s free, below the %s the cloud needs to start (--min-free): free some space, or lower --min-free",
+			cfg.DataDir, storage.Bytes(free), storage.Bytes(cfg.MinFree))
 	}
 	if cfg.Gateway != "" {
 		// The HTTP address is taken first: a busy one stops the start
@@ -221,6 +238,23 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.goRun("views", func() error { return c.Views.Run(runCtx, c.Log) })
+	guard := c.Storage
+	c.goRun("storage", func() error {
+		// The metrics follow the guard's checks.
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if _, err := guard.Check(); err == nil {
+				c.Metrics.Disk(guard.FreeBytes(), guard.Low())
+			}
+			select {
+			case <-runCtx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+
 	if c.Trust != nil {
 		sys, err := c.Trust.NewSystemUser()
 		if err != nil {
@@ -246,8 +280,9 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	p := presence.New(c.nc, c.Cmds, c.Views, presence.Config{Timeout: cfg.HeartbeatTimeout, Logger: cfg.Logger.With("component", "presence")})
 	c.goRun("presence", func() error { return p.Run(runCtx) })
 	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Observe: c.Metrics.Command,
-		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited,
-		Reader: c.Log, Logs: logs.NewReader(c.nc), Uploads: files.NewUploads(c.Log.JetStream(), c.Files),
+		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited, OnRefused: c.Metrics.Refused,
+		Reader: c.Log, Logs: logs.NewReader(c.nc), Uploads: files.NewUploads(c.Log.JetStream(), c.Files), Admit: c.Storage.Admit,
+		Disk:         func() (uint64, bool) { return c.Storage.FreeBytes(), c.Storage.Low() },
 		KeysEnforced: c.keysEnforced, Issuer: c.issuer(), Logger: cfg.Logger.With("component", "api")})
 	responder, err := c.dial(auth.RoleResponder, "responder")
 	if err != nil {
@@ -291,10 +326,17 @@ func (c *Cloud) setUp(ctx context.Context) error {
 	if _, err := files.Open(ctx, log.JetStream(), c.cfg.Replicas, 0); err != nil {
 		return err
 	}
-	if err := files.OpenUploads(ctx, log.JetStream(), c.cfg.Replicas); err != nil {
+	// The bounded streams reserve their bytes: on a small embedded
+	// volume, a quarter of its free space at most each.
+	var uploadsMax, logsMax int64
+	if free, err := storage.Free(c.cfg.DataDir); err == nil && c.ns != nil {
+		quarter := int64(free / 4)
+		uploadsMax, logsMax = min(files.UploadsMaxBytes, quarter), min(logs.MaxBytes, quarter)
+	}
+	if err := files.OpenUploads(ctx, log.JetStream(), c.cfg.Replicas, uploadsMax); err != nil {
 		return err
 	}
-	return logs.Open(ctx, log.JetStream(), c.cfg.Replicas)
+	return logs.Open(ctx, log.JetStream(), c.cfg.Replicas, logsMax)
 }
 
 // startupWait bounds how long the cloud waits for JetStream to answer

@@ -37,10 +37,17 @@ const (
 	PartSize = 512 << 10
 )
 
-// OpenUploads creates or updates the staging stream; the cloud calls it.
-func OpenUploads(ctx context.Context, js jetstream.JetStream, replicas int) error {
+// UploadsMaxBytes bounds the staging stream by default.
+const UploadsMaxBytes = 4 << 30
+
+// OpenUploads creates or updates the staging stream, at most maxBytes (0:
+// UploadsMaxBytes); the cloud calls it.
+func OpenUploads(ctx context.Context, js jetstream.JetStream, replicas int, maxBytes int64) error {
 	if replicas == 0 {
 		replicas = 1
+	}
+	if maxBytes <= 0 {
+		maxBytes = UploadsMaxBytes
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        UploadsStream,
@@ -49,7 +56,7 @@ func OpenUploads(ctx context.Context, js jetstream.JetStream, replicas int) erro
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		MaxAge:      time.Hour,
-		MaxBytes:    4 << 30,
+		MaxBytes:    maxBytes,
 		MaxMsgSize:  PartSize + 4<<10,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  2 * time.Minute,

@@ -24,6 +24,8 @@ func status(k commands.Kind) int {
 		return http.StatusForbidden
 	case commands.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case commands.KindInsufficientStorage:
+		return http.StatusInsufficientStorage
 	case commands.KindRateLimited:
 		return http.StatusTooManyRequests
 	}

@@ -71,10 +71,16 @@ func ParseSubject(subject string) (task, run, origin string, ok bool) {
 // ClientOrigin is the origin of client id's processes.
 func ClientOrigin(id string) string { return "client-" + id }
 
-// Open creates or updates the log stream.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int) error {
+// MaxBytes bounds the log stream by default.
+const MaxBytes = 1 << 30
+
+// Open creates or updates the log stream, at most maxBytes (0: MaxBytes).
+func Open(ctx context.Context, js jetstream.JetStream, replicas int, maxBytes int64) error {
 	if replicas == 0 {
 		replicas = 1
+	}
+	if maxBytes <= 0 {
+		maxBytes = MaxBytes
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              Stream,
@@ -83,7 +89,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) error {
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		MaxAge:            24 * time.Hour,
-		MaxBytes:          1 << 30,
+		MaxBytes:          maxBytes,
 		MaxMsgsPerSubject: MaxLinesPerProcess,
 		MaxMsgSize:        128 << 10,
 		Discard:           jetstream.DiscardOld,

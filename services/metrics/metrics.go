@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
@@ -37,6 +38,9 @@ type Metrics struct {
 	// followers are the consumers the streams share, one per filter.
 	followers prometheus.Gauge
 	limited   prometheus.Counter
+	refused   prometheus.Counter
+	diskFree  prometheus.Gauge
+	diskLow   prometheus.Gauge
 }
 
 // New registers the collectors; views may be nil.
@@ -60,13 +64,43 @@ func New(views Views) *Metrics {
 			Help: "JetStream consumers that the open streams share: one per stream and filter."}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "flmngr_client_requests_limited_total",
 			Help: "Client agent requests refused for going over their rate limit."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "flmngr_requests_refused_total",
+			Help: "Requests dropped unanswered because their reply subject was not the requester's own inbox (an attack, or a broken client)."}),
+		diskFree: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_data_volume_free_bytes",
+			Help: "Free space of the cloud's data volume."}),
+		diskLow: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_data_volume_low",
+			Help: "1 while the data volume's free space is below its watermark and commands are refused (an alarm)."}),
 	}
-	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.followers, m.limited,
+	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.followers, m.limited, m.refused, m.diskFree, m.diskLow,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if views != nil {
 		m.reg.MustRegister(&stateCollector{views: views})
 	}
 	return m
+}
+
+// Gather returns the current values, as /metrics serves them.
+func (m *Metrics) Gather() ([]*dto.MetricFamily, error) { return m.reg.Gather() }
+
+// Refused counts a request dropped for its reply subject.
+func (m *Metrics) Refused(string) {
+	if m != nil {
+		m.refused.Inc()
+	}
+}
+
+// Disk records the data volume's free space and whether it is below its
+// watermark.
+func (m *Metrics) Disk(free uint64, low bool) {
+	if m == nil {
+		return
+	}
+	m.diskFree.Set(float64(free))
+	if low {
+		m.diskLow.Set(1)
+	} else {
+		m.diskLow.Set(0)
+	}
 }
 
 // Appended counts appended events.

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -34,7 +35,18 @@ func TestRecordTaskFiles(t *testing.T) {
 	sha := strings.Repeat("0f", 32)
 	f := events.FileRef{Name: "server.py", Size: 3, SHA256: sha}
 	created := foldTask(&events.TaskCreated{TaskSpec: spec4fe5})
+	batch := func(from, n int) []events.FileRef {
+		var fs []events.FileRef
+		for i := from; i < from+n; i++ {
+			fs = append(fs, events.FileRef{Name: fmt.Sprintf("f%04d", i), Size: 1, SHA256: sha})
+		}
+		return fs
+	}
+	full := foldTask(&events.TaskCreated{TaskSpec: spec4fe5}, &events.TaskFilesUploaded{Files: batch(0, maxTaskFiles)})
 	runTaskCases(t, []decideCase{
+		{name: "one_too_many_across_uploads", state: full, cmd: RecordTaskFiles{TaskID: "4fe5", Files: batch(maxTaskFiles, 1)}, wantKind: KindInvalid, wantField: "files"},
+		{name: "replacing_in_a_full_task", state: full, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "f0000", Size: 2, SHA256: sha}}},
+			want: []events.Payload{&events.TaskFilesUploaded{Files: []events.FileRef{{Name: "f0000", Size: 2, SHA256: sha}}}}},
 		{name: "upload", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{f}}, want: []events.Payload{&events.TaskFilesUploaded{Files: []events.FileRef{f}}}},
 		{name: "same_again_is_nothing", state: foldTask(&events.TaskCreated{TaskSpec: spec4fe5}, &events.TaskFilesUploaded{Files: []events.FileRef{f}}), cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{f}}},
 		{name: "unknown_task", cmd: RecordTaskFiles{TaskID: "zzzz", Files: []events.FileRef{f}}, wantKind: KindNotFound},

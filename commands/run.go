@@ -129,6 +129,16 @@ func (c RecordTaskFiles) decide(s TaskState) ([]events.Payload, error) {
 	if len(changed) == 0 {
 		return nil, nil
 	}
+	names := map[string]bool{}
+	for _, f := range s.Files {
+		names[f.Name] = true
+	}
+	for _, f := range changed {
+		names[f.Name] = true
+	}
+	if len(names) > maxTaskFiles {
+		return nil, Invalid("files", "task %s would hold %d files, at most %d: delete the task or reuse names", c.TaskID, len(names), maxTaskFiles)
+	}
 	return []events.Payload{&events.TaskFilesUploaded{Files: changed}}, nil
 }
 

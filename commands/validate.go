@@ -15,6 +15,9 @@ const (
 	maxHost      = 253
 	maxArguments = 4096
 	maxFiles     = 256
+	// maxTaskFiles bounds the files a task holds across uploads, so its
+	// record and file list stay one small message.
+	maxTaskFiles = 1024
 	maxFileName  = 255
 	maxTags      = 32
 	maxTag       = 64

@@ -161,6 +161,28 @@ func TestRESTStatusCodes(t *testing.T) {
 	if code != 200 || !strings.Contains(string(b), "server.py") {
 		t.Fatalf("files: %d %s", code, b)
 	}
+	body, ct = multipartBody(t, nil, map[string]string{"a.py": "a", "b.py": "b"})
+	if code, _, b = e.do("POST", "/api/v1/tasks/t1/files", "admin", body, ct); code != 200 {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	var names []string
+	for path := "/api/v1/tasks/t1/files?limit=2"; path != ""; {
+		code, h, b := e.do("GET", path, "admin", nil, "")
+		var fs []struct{ Name string }
+		if json.Unmarshal(b, &fs); code != 200 || len(fs) == 0 || len(fs) > 2 {
+			t.Fatalf("files page %s: %d %s", path, code, b)
+		}
+		for _, f := range fs {
+			names = append(names, f.Name)
+		}
+		path = ""
+		if next := h.Get("X-Next-Page"); next != "" {
+			path = "/api/v1/tasks/t1/files?limit=2&after=" + next
+		}
+	}
+	if strings.Join(names, ",") != "a.py,b.py,server.py" {
+		t.Fatalf("files paged by name: %v", names)
+	}
 	code, b = e.json("GET", "/api/v1/tasks?tag=mnist", "admin", "")
 	var tasks []map[string]any
 	if json.Unmarshal(b, &tasks); code != 200 || len(tasks) != 1 || tasks[0]["id"] != "t1" {

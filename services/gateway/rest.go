@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
@@ -193,13 +195,32 @@ func (g *Gateway) stopTask(w http.ResponseWriter, r *http.Request) {
 	g.reply(w, r, res, err, http.StatusOK)
 }
 
+// listFiles answers a task's files by name, paged as the other lists
+// (?limit=, ?after= a name); a task holds at most 1,024 files.
 func (g *Gateway) listFiles(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r.URL.Query())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
 	t, err := g.api.Task(r.Context(), r.PathValue("id"))
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, orEmptyFiles(t.Files))
+	fs := slices.SortedFunc(slices.Values(t.Files), func(a, b events.FileRef) int { return strings.Compare(a.Name, b.Name) })
+	if after := r.URL.Query().Get("after"); after != "" {
+		i, _ := slices.BinarySearchFunc(fs, after, func(f events.FileRef, name string) int { return strings.Compare(f.Name, name) })
+		for i < len(fs) && fs[i].Name <= after {
+			i++
+		}
+		fs = fs[i:]
+	}
+	if limit > 0 && len(fs) > limit {
+		fs = fs[:limit]
+		setNextPage(w, r, fs[limit-1].Name)
+	}
+	writeJSON(w, http.StatusOK, orEmptyFiles(fs))
 }
 
 func orEmptyFiles(f []events.FileRef) []events.FileRef {

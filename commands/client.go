@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -43,7 +44,7 @@ func (i ClientInfo) validate() error {
 		}
 	}
 	if i.DataQnt != nil && *i.DataQnt < 0 {
-		return Invalid("data_qnt", "data_qnt must not be negative, got %d", *i.DataQnt)
+		return fault.Invalid("data_qnt", "data_qnt must not be negative, got %d", *i.DataQnt)
 	}
 	if err := validateRatio("avg_acc_contrib", i.AvgAccContrib); err != nil {
 		return err
@@ -112,7 +113,7 @@ func (c RegisterClient) decide(s ClientState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if s.Exists {
-		return nil, Conflict("client %s is already registered", c.ClientID)
+		return nil, fault.Conflict("client %s is already registered", c.ClientID)
 	}
 	return []events.Payload{&events.ClientRegistered{Attributes: c.merge(events.ClientAttributes{})}}, nil
 }
@@ -126,7 +127,7 @@ func (c ReportClientInfo) decide(s ClientState) ([]events.Payload, error) {
 	}
 	if !s.Exists {
 		if !c.Register {
-			return nil, NotFound("client %s not found", c.ClientID)
+			return nil, fault.NotFound("client %s not found", c.ClientID)
 		}
 		return []events.Payload{&events.ClientRegistered{Attributes: c.merge(events.ClientAttributes{})}}, nil
 	}

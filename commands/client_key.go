@@ -3,6 +3,7 @@ package commands
 import (
 	"github.com/nats-io/nkeys"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -28,7 +29,7 @@ func (c IssueClientKey) decide(s ClientState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if !nkeys.IsValidPublicUserKey(c.PublicKey) {
-		return nil, Invalid("public_key", "public_key must be an NKey user public key (56 characters starting with U)")
+		return nil, fault.Invalid("public_key", "public_key must be an NKey user public key (56 characters starting with U)")
 	}
 	if s.PublicKey == c.PublicKey {
 		return nil, nil
@@ -41,10 +42,10 @@ func (c RevokeClientKey) decide(s ClientState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if len(c.Reason) > 256 {
-		return nil, Invalid("reason", "reason is longer than 256 bytes")
+		return nil, fault.Invalid("reason", "reason is longer than 256 bytes")
 	}
 	if s.PublicKey == "" {
-		return nil, NotFound("client %s has no key to revoke", c.ClientID)
+		return nil, fault.NotFound("client %s has no key to revoke", c.ClientID)
 	}
 	return []events.Payload{&events.ClientKeyRevoked{PublicKey: s.PublicKey, Reason: c.Reason}}, nil
 }

@@ -3,6 +3,7 @@ package commands
 import (
 	"time"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -45,10 +46,10 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if c.Run == "" || len(c.Run) > 64 {
-		return nil, Invalid("run", "run must be 1-64 characters")
+		return nil, fault.Invalid("run", "run must be 1-64 characters")
 	}
 	if !s.Exists {
-		return nil, NotFound("client %s not found", c.ClientID)
+		return nil, fault.NotFound("client %s not found", c.ClientID)
 	}
 	running := s.IsRunning(c.TaskID, c.Run)
 	var p events.Payload
@@ -92,7 +93,7 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		}
 		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	default:
-		return nil, Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined)", c.Kind)
+		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined)", c.Kind)
 	}
 	return []events.Payload{p}, nil
 }
@@ -111,7 +112,7 @@ func (c RecordOffers) Aggregate() events.Aggregate { return events.Client(c.Clie
 
 func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
 	if !s.Exists {
-		return nil, NotFound("client %s not found", c.ClientID)
+		return nil, fault.NotFound("client %s not found", c.ClientID)
 	}
 	if offersEqual(s.Offers, c.Offers) {
 		return nil, nil
@@ -179,7 +180,7 @@ func (c RecordPresence) Aggregate() events.Aggregate { return events.Client(c.Cl
 
 func (c RecordPresence) decide(s ClientState) ([]events.Payload, error) {
 	if !s.Exists {
-		return nil, NotFound("client %s not found", c.ClientID)
+		return nil, fault.NotFound("client %s not found", c.ClientID)
 	}
 	switch {
 	case c.Online && !s.Online:

@@ -9,6 +9,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -41,13 +42,13 @@ type Criterion struct {
 }
 
 // CompileCriterion compiles src as a boolean expr program over
-// CriterionEnv. Any error is an *Error naming selection_criteria.
+// CriterionEnv. Any error is an *fault.Error naming selection_criteria.
 func CompileCriterion(src string) (*Criterion, error) {
 	if strings.TrimSpace(src) == "" {
 		return &Criterion{Source: src}, nil
 	}
 	if len(src) > MaxCriterionLength {
-		return nil, Invalid("selection_criteria", "selection criterion is longer than %d bytes", MaxCriterionLength)
+		return nil, fault.Invalid("selection_criteria", "selection criterion is longer than %d bytes", MaxCriterionLength)
 	}
 	g := &guard{}
 	p, err := expr.Compile(src, expr.Env(CriterionEnv{}), expr.AsBool(), expr.MaxNodes(criterionMaxNodes),
@@ -56,8 +57,8 @@ func CompileCriterion(src string) (*Criterion, error) {
 		err = g.err
 	}
 	if err != nil {
-		return nil, &Error{
-			Kind:    KindInvalid,
+		return nil, &fault.Error{
+			Kind:    fault.KindInvalid,
 			Field:   "selection_criteria",
 			Message: "invalid selection criterion: " + oneLine(err.Error()),
 		}

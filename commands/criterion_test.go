@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -118,8 +119,8 @@ func TestAbusiveCriteriaAreStopped(t *testing.T) {
 func evaluate(src string) error {
 	c, err := commands.CompileCriterion(src)
 	if err != nil {
-		if commands.KindOf(err) != commands.KindInvalid || commands.AsError(err).Field != "selection_criteria" {
-			return fmt.Errorf("compile error of kind %s: %w", commands.KindOf(err), err)
+		if fault.KindOf(err) != fault.KindInvalid || fault.AsError(err).Field != "selection_criteria" {
+			return fmt.Errorf("compile error of kind %s: %w", fault.KindOf(err), err)
 		}
 		return err
 	}
@@ -146,8 +147,8 @@ func FuzzCriterion(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		c, err := commands.CompileCriterion(src)
 		if err != nil {
-			e := commands.AsError(err)
-			if e.Kind != commands.KindInvalid || e.Field != "selection_criteria" || e.Message == "" {
+			e := fault.AsError(err)
+			if e.Kind != fault.KindInvalid || e.Field != "selection_criteria" || e.Message == "" {
 				t.Fatalf("compile %q: %#v", src, e)
 			}
 			return

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -56,7 +57,7 @@ func fuzzStates() (tasks []TaskState, clients []ClientState) {
 // FuzzDecideWireCommands decodes arbitrary JSON as each command that comes
 // from outside, exactly as the endpoints do (unknown fields refused), and
 // decides it against tasks and clients in every state: nothing panics,
-// every refusal is an *Error with a kind and a message, no decision
+// every refusal is an *fault.Error with a kind and a message, no decision
 // carries a clear password, and every event decided encodes, decodes and
 // folds into the state.
 func FuzzDecideWireCommands(f *testing.F) {
@@ -113,11 +114,11 @@ func FuzzDecideWireCommands(f *testing.F) {
 		}
 		check := func(payloads []events.Payload, err error) []events.Envelope {
 			if err != nil {
-				var e *Error
+				var e *fault.Error
 				if !errors.As(err, &e) || e.Kind == "" || e.Message == "" {
-					t.Fatalf("%T %s: refusal %v is not an *Error with a kind and a message", cmd, body, err)
+					t.Fatalf("%T %s: refusal %v is not an *fault.Error with a kind and a message", cmd, body, err)
 				}
-				if e.Kind == KindInternal {
+				if e.Kind == fault.KindInternal {
 					t.Fatalf("%T %s: internal error %v", cmd, body, err)
 				}
 				if payloads != nil {

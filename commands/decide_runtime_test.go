@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -20,14 +21,14 @@ func TestRecordRun(t *testing.T) {
 	round := &events.TaskRoundCompleted{Run: "1", Round: 2}
 	runTaskCases(t, []decideCase{
 		{name: "started", state: waiting, cmd: rec(started), want: one(started)},
-		{name: "started_twice", state: running, cmd: rec(started), wantKind: KindConflict, wantText: "not waiting to start"},
-		{name: "started_stale_run", state: waiting, cmd: rec(&events.TaskServerStarted{Run: "0"}), wantKind: KindConflict, wantText: "is over"},
+		{name: "started_twice", state: running, cmd: rec(started), wantKind: fault.KindConflict, wantText: "not waiting to start"},
+		{name: "started_stale_run", state: waiting, cmd: rec(&events.TaskServerStarted{Run: "0"}), wantKind: fault.KindConflict, wantText: "is over"},
 		{name: "round", state: running, cmd: rec(round), want: one(round)},
 		{name: "finished", state: running, cmd: rec(&events.TaskFinished{Run: "1"}), want: one(&events.TaskFinished{Run: "1"})},
 		{name: "finished_again_is_nothing", state: finished, cmd: rec(&events.TaskFinished{Run: "1"})},
 		{name: "errored_after_finish_is_nothing", state: finished, cmd: rec(&events.TaskErrored{Run: "1"})},
 		{name: "exit_after_finish_is_recorded", state: finished, cmd: rec(&events.TaskServerExited{Run: "1"}), want: one(&events.TaskServerExited{Run: "1"})},
-		{name: "not_a_server_event", state: running, cmd: rec(&events.TaskDeleted{}), wantKind: KindInvalid, wantField: "event"},
+		{name: "not_a_server_event", state: running, cmd: rec(&events.TaskDeleted{}), wantKind: fault.KindInvalid, wantField: "event"},
 	})
 }
 
@@ -44,16 +45,16 @@ func TestRecordTaskFiles(t *testing.T) {
 	}
 	full := foldTask(&events.TaskCreated{TaskSpec: spec4fe5}, &events.TaskFilesUploaded{Files: batch(0, maxTaskFiles)})
 	runTaskCases(t, []decideCase{
-		{name: "one_too_many_across_uploads", state: full, cmd: RecordTaskFiles{TaskID: "4fe5", Files: batch(maxTaskFiles, 1)}, wantKind: KindInvalid, wantField: "files"},
+		{name: "one_too_many_across_uploads", state: full, cmd: RecordTaskFiles{TaskID: "4fe5", Files: batch(maxTaskFiles, 1)}, wantKind: fault.KindInvalid, wantField: "files"},
 		{name: "replacing_in_a_full_task", state: full, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "f0000", Size: 2, SHA256: sha}}},
 			want: []events.Payload{&events.TaskFilesUploaded{Files: []events.FileRef{{Name: "f0000", Size: 2, SHA256: sha}}}}},
 		{name: "upload", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{f}}, want: []events.Payload{&events.TaskFilesUploaded{Files: []events.FileRef{f}}}},
 		{name: "same_again_is_nothing", state: foldTask(&events.TaskCreated{TaskSpec: spec4fe5}, &events.TaskFilesUploaded{Files: []events.FileRef{f}}), cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{f}}},
-		{name: "unknown_task", cmd: RecordTaskFiles{TaskID: "zzzz", Files: []events.FileRef{f}}, wantKind: KindNotFound},
-		{name: "escaping_name", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "../x", SHA256: sha}}}, wantKind: KindInvalid, wantField: "files"},
-		{name: "absolute_name", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "/etc/x", SHA256: sha}}}, wantKind: KindInvalid, wantField: "files"},
-		{name: "bad_digest", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "a", SHA256: "xyz"}}}, wantKind: KindInvalid, wantField: "files"},
-		{name: "no_files", state: created, cmd: RecordTaskFiles{TaskID: "4fe5"}, wantKind: KindInvalid, wantField: "files"},
+		{name: "unknown_task", cmd: RecordTaskFiles{TaskID: "zzzz", Files: []events.FileRef{f}}, wantKind: fault.KindNotFound},
+		{name: "escaping_name", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "../x", SHA256: sha}}}, wantKind: fault.KindInvalid, wantField: "files"},
+		{name: "absolute_name", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "/etc/x", SHA256: sha}}}, wantKind: fault.KindInvalid, wantField: "files"},
+		{name: "bad_digest", state: created, cmd: RecordTaskFiles{TaskID: "4fe5", Files: []events.FileRef{{Name: "a", SHA256: "xyz"}}}, wantKind: fault.KindInvalid, wantField: "files"},
+		{name: "no_files", state: created, cmd: RecordTaskFiles{TaskID: "4fe5"}, wantKind: fault.KindInvalid, wantField: "files"},
 	})
 }
 
@@ -68,14 +69,14 @@ func TestClientRuntimeCommands(t *testing.T) {
 			decide(ClientState) ([]events.Payload, error)
 		}
 		want     []events.Payload
-		wantKind Kind
+		wantKind fault.Kind
 	}{
 		{name: "offers", state: foldClient(reg), cmd: RecordOffers{ClientID: "c", Offers: []events.Offer{offer}, Cause: "x"},
 			want: []events.Payload{&events.ClientOffersChanged{Offers: []events.Offer{offer}, Cause: "x"}}},
 		{name: "same_offers_are_nothing", state: foldClient(reg, &events.ClientOffersChanged{Offers: []events.Offer{offer}}), cmd: RecordOffers{ClientID: "c", Offers: []events.Offer{offer}, Cause: "y"}},
 		{name: "no_offers_after_some", state: foldClient(reg, &events.ClientOffersChanged{Offers: []events.Offer{offer}}), cmd: RecordOffers{ClientID: "c"},
 			want: []events.Payload{&events.ClientOffersChanged{Offers: []events.Offer{}}}},
-		{name: "offers_unknown_client", cmd: RecordOffers{ClientID: "c"}, wantKind: KindNotFound},
+		{name: "offers_unknown_client", cmd: RecordOffers{ClientID: "c"}, wantKind: fault.KindNotFound},
 		{name: "started", state: foldClient(reg), cmd: ReportClientTask{ClientID: "c", Kind: "started", TaskID: "E", Run: "1", PID: 7},
 			want: []events.Payload{&events.ClientTaskStarted{TaskID: "E", Run: "1", PID: 7}}},
 		{name: "started_twice_is_nothing", state: running, cmd: ReportClientTask{ClientID: "c", Kind: "started", TaskID: "E", Run: "1"}},
@@ -87,8 +88,8 @@ func TestClientRuntimeCommands(t *testing.T) {
 		{name: "quarantined", state: foldClient(reg), cmd: ReportClientTask{ClientID: "c", Kind: "quarantined", TaskID: "E", Run: "1", SpecSeq: 3, Reason: "errored"},
 			want: []events.Payload{&events.ClientTaskQuarantined{TaskID: "E", Run: "1", SpecSeq: 3, Reason: "errored"}}},
 		{name: "quarantined_twice_is_nothing", state: foldClient(reg, &events.ClientTaskQuarantined{TaskID: "E", Run: "1", SpecSeq: 3}), cmd: ReportClientTask{ClientID: "c", Kind: "quarantined", TaskID: "E", Run: "1", SpecSeq: 3}},
-		{name: "bad_kind", state: foldClient(reg), cmd: ReportClientTask{ClientID: "c", Kind: "exploded", TaskID: "E", Run: "1"}, wantKind: KindInvalid},
-		{name: "unknown_client", cmd: ReportClientTask{ClientID: "c", Kind: "started", TaskID: "E", Run: "1"}, wantKind: KindNotFound},
+		{name: "bad_kind", state: foldClient(reg), cmd: ReportClientTask{ClientID: "c", Kind: "exploded", TaskID: "E", Run: "1"}, wantKind: fault.KindInvalid},
+		{name: "unknown_client", cmd: ReportClientTask{ClientID: "c", Kind: "started", TaskID: "E", Run: "1"}, wantKind: fault.KindNotFound},
 		{name: "disconnected", state: foldAgent("c", reg), cmd: RecordPresence{ClientID: "c", Online: false},
 			want: []events.Payload{&events.ClientDisconnected{}}},
 		{name: "online_again", state: foldAgent("c", reg, &events.ClientDisconnected{}), cmd: RecordPresence{ClientID: "c", Online: true, Gap: 5},
@@ -102,7 +103,7 @@ func TestClientRuntimeCommands(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.cmd.decide(tc.state)
 			if tc.wantKind != "" {
-				if KindOf(err) != tc.wantKind {
+				if fault.KindOf(err) != tc.wantKind {
 					t.Fatalf("got %v, want %s", err, tc.wantKind)
 				}
 				return

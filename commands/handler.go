@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -264,7 +265,7 @@ func ValidSource(s string) bool {
 }
 
 // Execute decides cmd against the current state of its aggregate and
-// appends the resulting events. Errors are *Error.
+// appends the resulting events. Errors are *fault.Error.
 func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 	agg := cmd.Aggregate()
 	field := "task_id"
@@ -276,7 +277,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 	}
 	key := IdempotencyKey(ctx)
 	if key != "" && !ValidIdempotencyKey(key) {
-		return Result{}, Invalid("idempotency_key", "idempotency key must be 1-128 printable ASCII characters without spaces")
+		return Result{}, fault.Invalid("idempotency_key", "idempotency key must be 1-128 printable ASCII characters without spaces")
 	}
 	if s, ok := cmd.(withSecrets); ok {
 		for _, sec := range s.secrets() {
@@ -284,11 +285,11 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 				continue
 			}
 			if len(*sec.clear) > maxPassword {
-				return Result{}, Invalid("password", "password is longer than %d bytes", maxPassword)
+				return Result{}, fault.Invalid("password", "password is longer than %d bytes", maxPassword)
 			}
 			hash, err := h.cfg.HashPassword(*sec.clear)
 			if err != nil {
-				return Result{}, Internal(err, "hash password")
+				return Result{}, fault.Internal(err, "hash password")
 			}
 			*sec.hash = hash
 		}
@@ -301,7 +302,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 	for range h.cfg.MaxAttempts {
 		st, latest, err := h.state(ctx, agg, stale)
 		if err != nil {
-			return Result{}, Unavailable(err, "event log unavailable")
+			return Result{}, fault.Unavailable(err, "event log unavailable")
 		}
 		if key != "" {
 			// A key's first event id is enough to recognise it; a
@@ -343,7 +344,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			}
 			envs[i], err = events.New(id, source, agg, now, p)
 			if err != nil {
-				return Result{}, Internal(err, "build event")
+				return Result{}, fault.Internal(err, "build event")
 			}
 			envs[i].RequestedAt = requested
 		}
@@ -354,7 +355,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 		}
 		if err != nil {
 			h.forget(agg)
-			return Result{}, Unavailable(err, "event log unavailable")
+			return Result{}, fault.Unavailable(err, "event log unavailable")
 		}
 		first := last - uint64(len(envs)) + 1
 		for i := range envs {
@@ -366,7 +367,7 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 		}
 		return Result{Seq: last, Events: envs}, nil
 	}
-	return Result{}, Conflict("%s is changing too fast; try again", agg)
+	return Result{}, fault.Conflict("%s is changing too fast; try again", agg)
 }
 
 func decide(st *cached, cmd Command) ([]events.Payload, error) {
@@ -376,7 +377,7 @@ func decide(st *cached, cmd Command) ([]events.Payload, error) {
 	case clientCommand:
 		return c.decide(st.client)
 	}
-	return nil, Internal(fmt.Errorf("%T", cmd), "unknown command")
+	return nil, fault.Internal(fmt.Errorf("%T", cmd), "unknown command")
 }
 
 // state returns a copy of the aggregate's state: the cached one, or one

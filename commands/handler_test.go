@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 )
 
-func openLog(t *testing.T) *fjs.Log { return jstest.Log(t) }
+func openLog(t *testing.T) *eventlog.Log { return jstest.Log(t) }
 
 func fastHash(s string) (string, error) { return "hash-of-" + s, nil }
 
@@ -36,14 +37,14 @@ func TestHandlerAcrossReplicas(t *testing.T) {
 	if hash := res.Events[0].Event.(*events.TaskCreated).PasswordHash; hash != "hash-of-123" {
 		t.Fatalf("stored password hash %q", hash)
 	}
-	if _, err := b.Execute(ctx, create); commands.KindOf(err) != commands.KindConflict {
+	if _, err := b.Execute(ctx, create); fault.KindOf(err) != fault.KindConflict {
 		t.Fatalf("duplicate create on another replica: %v", err)
 	}
 	// a caches the task as idle; b starts it; a's start must see that.
 	if _, err := b.Execute(ctx, commands.StartTask{TaskID: "4fe5"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Execute(ctx, commands.StartTask{TaskID: "4fe5"}); commands.KindOf(err) != commands.KindConflict {
+	if _, err := a.Execute(ctx, commands.StartTask{TaskID: "4fe5"}); fault.KindOf(err) != fault.KindConflict {
 		t.Fatalf("start of a task started elsewhere: %v", err)
 	}
 	// Nothing changes: nothing appended.
@@ -55,7 +56,7 @@ func TestHandlerAcrossReplicas(t *testing.T) {
 	if after, _ := log.LastSeq(ctx); after != before {
 		t.Fatalf("no-op update appended: %d → %d", before, after)
 	}
-	if _, err := a.Execute(ctx, commands.StopTask{TaskID: "zzzz"}); commands.KindOf(err) != commands.KindNotFound {
+	if _, err := a.Execute(ctx, commands.StopTask{TaskID: "zzzz"}); fault.KindOf(err) != fault.KindNotFound {
 		t.Fatalf("stop unknown: %v", err)
 	}
 }
@@ -74,8 +75,8 @@ func TestConcurrentCreatesOneWins(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, err := handlers[i%2].Execute(ctx, &commands.CreateTask{TaskID: "same", Host: "h", Port: 1})
-			switch commands.KindOf(err) {
-			case commands.KindConflict:
+			switch fault.KindOf(err) {
+			case fault.KindConflict:
 				conflicts.Add(1)
 			default:
 				if err == nil {
@@ -159,7 +160,7 @@ func TestIdempotencyKeyStorm(t *testing.T) {
 
 	// The key, not the command, makes a repeat: a start under a new key
 	// is decided and refused, since the task is already started.
-	if _, err := handlers[0].Execute(commands.WithIdempotencyKey(ctx, "start-2"), commands.StartTask{TaskID: "t"}); commands.KindOf(err) != commands.KindConflict {
+	if _, err := handlers[0].Execute(commands.WithIdempotencyKey(ctx, "start-2"), commands.StartTask{TaskID: "t"}); fault.KindOf(err) != fault.KindConflict {
 		t.Fatalf("start under a new key: %v, want conflict", err)
 	}
 	// A handler that starts later learns the keys from the log.
@@ -169,7 +170,7 @@ func TestIdempotencyKeyStorm(t *testing.T) {
 		t.Fatalf("replay on a fresh handler: %+v %v, want replayed at %d", res, err, started)
 	}
 	// Keys are bounded: each is printable ASCII.
-	if _, err := fresh.Execute(commands.WithIdempotencyKey(ctx, "bad key"), commands.StopTask{TaskID: "t"}); commands.KindOf(err) != commands.KindInvalid {
+	if _, err := fresh.Execute(commands.WithIdempotencyKey(ctx, "bad key"), commands.StopTask{TaskID: "t"}); fault.KindOf(err) != fault.KindInvalid {
 		t.Fatalf("key with a space: %v, want invalid", err)
 	}
 }
@@ -204,8 +205,8 @@ func TestPasswordTooLongForBcrypt(t *testing.T) {
 	h := commands.NewHandler(openLog(t), commands.Config{})
 	long := strings.Repeat("p", 73)
 	_, err := h.Execute(context.Background(), &commands.CreateTask{TaskID: "4fe5", Host: "localhost", Port: 8080, Username: "user", Password: long})
-	var e *commands.Error
-	if !errors.As(err, &e) || e.Kind != commands.KindInvalid || e.Field != "password" || !strings.Contains(e.Message, "72 bytes") {
+	var e *fault.Error
+	if !errors.As(err, &e) || e.Kind != fault.KindInvalid || e.Field != "password" || !strings.Contains(e.Message, "72 bytes") {
 		t.Fatalf("a 73-byte password: %v, want invalid password naming 72 bytes", err)
 	}
 	if _, err := h.Execute(context.Background(), &commands.CreateTask{TaskID: "4fe5", Host: "localhost", Port: 8080, Username: "user", Password: long[:72]}); err != nil {

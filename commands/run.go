@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -43,18 +44,18 @@ func runOf(p events.Payload) (string, bool) {
 func (c RecordRun) decide(s TaskState) ([]events.Payload, error) {
 	run, ok := runOf(c.Event)
 	if !ok {
-		return nil, Invalid("event", "%T is not a server event", c.Event)
+		return nil, fault.Invalid("event", "%T is not a server event", c.Event)
 	}
 	if !s.Exists {
-		return nil, NotFound("task %s not found", c.TaskID)
+		return nil, fault.NotFound("task %s not found", c.TaskID)
 	}
 	if run != s.Run {
-		return nil, Conflict("run %s of task %s is over (current run %s)", run, c.TaskID, s.Run)
+		return nil, fault.Conflict("run %s of task %s is over (current run %s)", run, c.TaskID, s.Run)
 	}
 	switch c.Event.(type) {
 	case *events.TaskServerStarted:
 		if s.Status != StatusStartRequested {
-			return nil, Conflict("run %s of task %s is %s, not waiting to start", run, c.TaskID, s.Status)
+			return nil, fault.Conflict("run %s of task %s is %s, not waiting to start", run, c.TaskID, s.Status)
 		}
 	case *events.TaskFinished, *events.TaskErrored, *events.TaskStopped, *events.TaskInterrupted:
 		if !s.Status.Busy() {
@@ -79,10 +80,10 @@ func ValidateFileRef(f events.FileRef) error {
 		return err
 	}
 	if f.Size < 0 {
-		return Invalid("files", "file %s has a negative size", f.Name)
+		return fault.Invalid("files", "file %s has a negative size", f.Name)
 	}
 	if len(f.SHA256) != 64 || !isHex(f.SHA256) {
-		return Invalid("files", "file %s: sha256 must be 64 hexadecimal digits", f.Name)
+		return fault.Invalid("files", "file %s: sha256 must be 64 hexadecimal digits", f.Name)
 	}
 	return nil
 }
@@ -102,10 +103,10 @@ func (c RecordTaskFiles) decide(s TaskState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if len(c.Files) == 0 {
-		return nil, Invalid("files", "no files")
+		return nil, fault.Invalid("files", "no files")
 	}
 	if len(c.Files) > maxFiles {
-		return nil, Invalid("files", "at most %d files at once", maxFiles)
+		return nil, fault.Invalid("files", "at most %d files at once", maxFiles)
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Files {
@@ -113,12 +114,12 @@ func (c RecordTaskFiles) decide(s TaskState) ([]events.Payload, error) {
 			return nil, err
 		}
 		if seen[f.Name] {
-			return nil, Invalid("files", "file %s is listed twice", f.Name)
+			return nil, fault.Invalid("files", "file %s is listed twice", f.Name)
 		}
 		seen[f.Name] = true
 	}
 	if !s.Exists {
-		return nil, NotFound("task %s not found", c.TaskID)
+		return nil, fault.NotFound("task %s not found", c.TaskID)
 	}
 	var changed []events.FileRef
 	for _, f := range c.Files {
@@ -137,7 +138,7 @@ func (c RecordTaskFiles) decide(s TaskState) ([]events.Payload, error) {
 		names[f.Name] = true
 	}
 	if len(names) > maxTaskFiles {
-		return nil, Invalid("files", "task %s would hold %d files, at most %d: delete the task or reuse names", c.TaskID, len(names), maxTaskFiles)
+		return nil, fault.Invalid("files", "task %s would hold %d files, at most %d: delete the task or reuse names", c.TaskID, len(names), maxTaskFiles)
 	}
 	return []events.Payload{&events.TaskFilesUploaded{Files: changed}}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -145,14 +146,14 @@ func validSpec(s events.TaskSpec, password string) (events.TaskSpec, error) {
 
 func (c CreateTask) decide(s TaskState) ([]events.Payload, error) {
 	if c.Password != "" && c.passwordHash == "" {
-		return nil, Internal(nil, "password of task %s was not hashed", c.TaskID)
+		return nil, fault.Internal(nil, "password of task %s was not hashed", c.TaskID)
 	}
 	spec, err := c.spec()
 	if err != nil {
 		return nil, err
 	}
 	if s.Exists {
-		return nil, Conflict("task %s already exists", c.TaskID)
+		return nil, fault.Conflict("task %s already exists", c.TaskID)
 	}
 	return []events.Payload{&events.TaskCreated{TaskSpec: spec}}, nil
 }
@@ -162,10 +163,10 @@ func (c UpdateTask) decide(s TaskState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if !s.Exists {
-		return nil, NotFound("task %s not found", c.TaskID)
+		return nil, fault.NotFound("task %s not found", c.TaskID)
 	}
 	if c.Password != nil && c.passwordHash == nil {
-		return nil, Internal(nil, "password of task %s was not hashed", c.TaskID)
+		return nil, fault.Internal(nil, "password of task %s was not hashed", c.TaskID)
 	}
 	next := s.Spec
 	password := ""
@@ -236,10 +237,10 @@ func (c DeleteTask) decide(s TaskState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if !s.Exists {
-		return nil, NotFound("task %s not found", c.TaskID)
+		return nil, fault.NotFound("task %s not found", c.TaskID)
 	}
 	if s.Status.Busy() {
-		return nil, Conflict("task %s is %s; stop it before deleting it", c.TaskID, s.Status)
+		return nil, fault.Conflict("task %s is %s; stop it before deleting it", c.TaskID, s.Status)
 	}
 	return []events.Payload{&events.TaskDeleted{}}, nil
 }
@@ -254,16 +255,16 @@ func (c StartTask) decide(s TaskState) ([]events.Payload, error) {
 		}
 	}
 	if !s.Exists {
-		return nil, NotFound("task %s not found", c.TaskID)
+		return nil, fault.NotFound("task %s not found", c.TaskID)
 	}
 	switch {
 	case s.Status.Active():
-		return nil, Conflict("task %s is already running", c.TaskID)
+		return nil, fault.Conflict("task %s is already running", c.TaskID)
 	case s.Status == StatusStopRequested:
-		return nil, Conflict("task %s is stopping; start it again once it has stopped", c.TaskID)
+		return nil, fault.Conflict("task %s is stopping; start it again once it has stopped", c.TaskID)
 	}
 	if missing := s.missingEntryPoint(); missing != "" {
-		return nil, Conflict("task %s has no %s: upload it first (flmngr task upload %s %s)", c.TaskID, missing, c.TaskID, missing)
+		return nil, fault.Conflict("task %s has no %s: upload it first (flmngr task upload %s %s)", c.TaskID, missing, c.TaskID, missing)
 	}
 	return []events.Payload{&events.TaskStartRequested{Arguments: c.Arguments, Run: strconv.Itoa(s.Runs + 1)}}, nil
 }
@@ -273,13 +274,13 @@ func (c StopTask) decide(s TaskState) ([]events.Payload, error) {
 		return nil, err
 	}
 	if !s.Exists {
-		return nil, NotFound("task %s not found", c.TaskID)
+		return nil, fault.NotFound("task %s not found", c.TaskID)
 	}
 	switch {
 	case s.Status == StatusStopRequested:
-		return nil, Conflict("task %s is already stopping", c.TaskID)
+		return nil, fault.Conflict("task %s is already stopping", c.TaskID)
 	case !s.Status.Active():
-		return nil, Conflict("task %s is not running", c.TaskID)
+		return nil, fault.Conflict("task %s is not running", c.TaskID)
 	}
 	return []events.Payload{&events.TaskStopRequested{Run: s.Run}}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -39,7 +40,7 @@ func ValidateStatus(field, s string) error {
 		}
 		names[i] = string(st)
 	}
-	return Invalid(field, "unknown status %q (want one of %s)", s, strings.Join(names, ", "))
+	return fault.Invalid(field, "unknown status %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
 // Active reports whether the task is started: clients are offered it.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -32,10 +33,10 @@ const (
 
 func validateID(field, id string) error {
 	if id == "" {
-		return Invalid(field, "%s is required", field)
+		return fault.Invalid(field, "%s is required", field)
 	}
 	if !events.ValidID(id) {
-		return Invalid(field, "%s %q must be 1-64 letters, digits, '_' or '-', starting with a letter or digit", field, id)
+		return fault.Invalid(field, "%s %q must be 1-64 letters, digits, '_' or '-', starting with a letter or digit", field, id)
 	}
 	return nil
 }
@@ -43,18 +44,18 @@ func validateID(field, id string) error {
 func validateHost(h string) error {
 	switch {
 	case strings.TrimSpace(h) == "":
-		return Invalid("host", "host is required")
+		return fault.Invalid("host", "host is required")
 	case len(h) > maxHost:
-		return Invalid("host", "host is longer than %d characters", maxHost)
+		return fault.Invalid("host", "host is longer than %d characters", maxHost)
 	case strings.ContainsAny(h, " \t\r\n/\x00"):
-		return Invalid("host", "host %q may not contain spaces or '/'", h)
+		return fault.Invalid("host", "host %q may not contain spaces or '/'", h)
 	}
 	return nil
 }
 
 func validatePort(p int) error {
 	if p < 1 || p > 65535 {
-		return Invalid("port", "port must be between 1 and 65535, got %d", p)
+		return fault.Invalid("port", "port must be between 1 and 65535, got %d", p)
 	}
 	return nil
 }
@@ -64,26 +65,26 @@ func validatePort(p int) error {
 func ValidateFileName(field, name string) error {
 	switch {
 	case name == "":
-		return Invalid(field, "file name is empty")
+		return fault.Invalid(field, "file name is empty")
 	case len(name) > maxFileName:
-		return Invalid(field, "file name is longer than %d bytes", maxFileName)
+		return fault.Invalid(field, "file name is longer than %d bytes", maxFileName)
 	case !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\\"):
-		return Invalid(field, "file name %q contains a NUL, a backslash or invalid UTF-8", name)
+		return fault.Invalid(field, "file name %q contains a NUL, a backslash or invalid UTF-8", name)
 	case path.IsAbs(name):
-		return Invalid(field, "file name %q must be relative", name)
+		return fault.Invalid(field, "file name %q must be relative", name)
 	case path.Clean(name) != name:
-		return Invalid(field, "file name %q is not clean (use %q)", name, path.Clean(name))
+		return fault.Invalid(field, "file name %q is not clean (use %q)", name, path.Clean(name))
 	case name == ".." || strings.HasPrefix(name, "../"):
-		return Invalid(field, "file name %q escapes the task directory", name)
+		return fault.Invalid(field, "file name %q escapes the task directory", name)
 	case name == ".":
-		return Invalid(field, "file name %q names the task directory itself", name)
+		return fault.Invalid(field, "file name %q names the task directory itself", name)
 	}
 	return nil
 }
 
 func validateFiles(files []string) error {
 	if len(files) > maxFiles {
-		return Invalid("files_paths", "at most %d files", maxFiles)
+		return fault.Invalid("files_paths", "at most %d files", maxFiles)
 	}
 	seen := make(map[string]bool, len(files))
 	for _, f := range files {
@@ -91,7 +92,7 @@ func validateFiles(files []string) error {
 			return err
 		}
 		if seen[f] {
-			return Invalid("files_paths", "file %q is listed twice", f)
+			return fault.Invalid("files_paths", "file %q is listed twice", f)
 		}
 		seen[f] = true
 	}
@@ -109,34 +110,34 @@ func normalizeTags(tags []string) ([]string, error) {
 			continue
 		}
 		if len(t) > maxTag || !utf8.ValidString(t) {
-			return nil, Invalid("tags", "tag %q is longer than %d bytes or not UTF-8", t, maxTag)
+			return nil, fault.Invalid("tags", "tag %q is longer than %d bytes or not UTF-8", t, maxTag)
 		}
 		seen[t] = true
 		out = append(out, t)
 	}
 	if len(out) > maxTags {
-		return nil, Invalid("tags", "at most %d tags", maxTags)
+		return nil, fault.Invalid("tags", "at most %d tags", maxTags)
 	}
 	return out, nil
 }
 
 func validateArguments(field, s string) error {
 	if len(s) > maxArguments {
-		return Invalid(field, "%s is longer than %d bytes", field, maxArguments)
+		return fault.Invalid(field, "%s is longer than %d bytes", field, maxArguments)
 	}
 	if strings.ContainsRune(s, 0) || !utf8.ValidString(s) {
-		return Invalid(field, "%s contains a NUL or invalid UTF-8", field)
+		return fault.Invalid(field, "%s contains a NUL or invalid UTF-8", field)
 	}
 	return nil
 }
 
 func validateArgv(field string, argv []string) error {
 	if len(argv) > maxArgv {
-		return Invalid(field, "%s has more than %d elements", field, maxArgv)
+		return fault.Invalid(field, "%s has more than %d elements", field, maxArgv)
 	}
 	for i, a := range argv {
 		if i == 0 && strings.TrimSpace(a) == "" {
-			return Invalid(field, "%s must start with a program", field)
+			return fault.Invalid(field, "%s must start with a program", field)
 		}
 		if err := validateArguments(field, a); err != nil {
 			return err
@@ -147,13 +148,13 @@ func validateArgv(field string, argv []string) error {
 
 func validateCredentials(username, password string, hasHash bool) error {
 	if len(username) > maxUsername {
-		return Invalid("username", "username is longer than %d bytes", maxUsername)
+		return fault.Invalid("username", "username is longer than %d bytes", maxUsername)
 	}
 	if len(password) > maxPassword {
-		return Invalid("password", "password is longer than %d bytes", maxPassword)
+		return fault.Invalid("password", "password is longer than %d bytes", maxPassword)
 	}
 	if (password != "" || hasHash) && username == "" {
-		return Invalid("username", "a password needs a username")
+		return fault.Invalid("username", "a password needs a username")
 	}
 	return nil
 }
@@ -162,11 +163,11 @@ var extraKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 func validateSensors(sensors []string) error {
 	if len(sensors) > maxSensors {
-		return Invalid("sensors", "at most %d sensors", maxSensors)
+		return fault.Invalid("sensors", "at most %d sensors", maxSensors)
 	}
 	for _, s := range sensors {
 		if strings.TrimSpace(s) == "" || len(s) > maxSensor || !utf8.ValidString(s) {
-			return Invalid("sensors", "sensor %q must be 1-%d bytes of UTF-8", s, maxSensor)
+			return fault.Invalid("sensors", "sensor %q must be 1-%d bytes of UTF-8", s, maxSensor)
 		}
 	}
 	return nil
@@ -174,7 +175,7 @@ func validateSensors(sensors []string) error {
 
 func validateRatio(field string, v *float64) error {
 	if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
-		return Invalid(field, "%s must be a finite number", field)
+		return fault.Invalid(field, "%s must be a finite number", field)
 	}
 	return nil
 }
@@ -183,24 +184,24 @@ func validateRatio(field string, v *float64) error {
 // values (nil removes a key in a report).
 func validateExtra(extra map[string]any) error {
 	if len(extra) > maxExtra {
-		return Invalid("extra", "at most %d extra attributes", maxExtra)
+		return fault.Invalid("extra", "at most %d extra attributes", maxExtra)
 	}
 	for k, v := range extra {
 		if !extraKey.MatchString(k) {
-			return Invalid("extra", "attribute name %q must be an identifier (letters, digits, '_')", k)
+			return fault.Invalid("extra", "attribute name %q must be an identifier (letters, digits, '_')", k)
 		}
 		switch x := v.(type) {
 		case nil, bool:
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return Invalid("extra", "attribute %q must be a finite number", k)
+				return fault.Invalid("extra", "attribute %q must be a finite number", k)
 			}
 		case string:
 			if len(x) > maxExtraText || !utf8.ValidString(x) {
-				return Invalid("extra", "attribute %q is longer than %d bytes or not UTF-8", k, maxExtraText)
+				return fault.Invalid("extra", "attribute %q is longer than %d bytes or not UTF-8", k, maxExtraText)
 			}
 		default:
-			return Invalid("extra", "attribute %q must be a string, number or boolean, got %T", k, v)
+			return fault.Invalid("extra", "attribute %q must be a string, number or boolean, got %T", k, v)
 		}
 	}
 	return nil

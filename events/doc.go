@@ -7,5 +7,5 @@
 // becomes a new version. Decoding an unknown name is an error, so a consumer
 // that meets an event it does not understand fails loudly.
 //
-// The package does no I/O. The JetStream adapter lives in events/jetstream.
+// The package does no I/O. The JetStream adapter lives in events/eventlog.
 package events

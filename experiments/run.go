@@ -18,7 +18,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -64,7 +64,7 @@ func Conduct(ctx context.Context, kind string, cfg Config) ([]Run, []Summary, er
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go func() {
-		_ = c.Log.Follow(wctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error {
+		_ = c.Log.Follow(wctx, eventlog.FollowOptions{From: 1}, func(e events.Envelope) error {
 			x.mu.Lock()
 			x.history = append(x.history, e)
 			close(x.more)
@@ -82,7 +82,7 @@ func Conduct(ctx context.Context, kind string, cfg Config) ([]Run, []Summary, er
 		return nil, nil, err
 	}
 	var all []events.Envelope
-	if _, err := c.Log.Replay(ctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error { all = append(all, e); return nil }); err != nil {
+	if _, err := c.Log.Replay(ctx, eventlog.FollowOptions{From: 1}, func(e events.Envelope) error { all = append(all, e); return nil }); err != nil {
 		return nil, nil, err
 	}
 	if err := WriteTimeline(filepath.Join(cfg.Out, TimelineFile), all); err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/cucumber/godog"
 	"github.com/nats-io/nats.go"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -381,7 +381,7 @@ func taskArguments(ctx context.Context, id, args string) error {
 
 func noTask(ctx context.Context, id string) error {
 	_, err := task(ctx, id)
-	if commands.KindOf(err) != commands.KindNotFound {
+	if fault.KindOf(err) != fault.KindNotFound {
 		return fmt.Errorf("task %s: got %v, want not found", id, err)
 	}
 	return nil

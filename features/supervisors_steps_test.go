@@ -21,7 +21,6 @@ import (
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
 )
@@ -341,7 +340,7 @@ func processGone(ctx context.Context, name string) error {
 // serverPIDFromLog finds the pid the last "server started" event of a task
 // recorded.
 func serverPIDFromLog(ctx context.Context, task string) (int, bool) {
-	r, err := w(ctx).api.Timeline(ctx, api.TimelineRequest{TimelineQuery: pbadger.TimelineQuery{Task: task, Limit: 10000}})
+	r, err := w(ctx).api.Timeline(ctx, api.TimelineRequest{TimelineQuery: projections.TimelineQuery{Task: task, Limit: 10000}})
 	if err != nil {
 		return 0, false
 	}
@@ -453,7 +452,7 @@ func clientFinished(ctx context.Context, c, task string) error {
 }
 
 func clientTimeline(ctx context.Context, c string) ([]projections.TimelineEntry, error) {
-	r, err := w(ctx).api.Timeline(ctx, api.TimelineRequest{TimelineQuery: pbadger.TimelineQuery{Client: c, Limit: 10000}})
+	r, err := w(ctx).api.Timeline(ctx, api.TimelineRequest{TimelineQuery: projections.TimelineQuery{Client: c, Limit: 10000}})
 	return r.Entries, err
 }
 
@@ -547,7 +546,7 @@ func tellClient(ctx context.Context, task, c string) error {
 
 func triggerRan(ctx context.Context, name, task, kind, value string) error {
 	return waitFor(ctx, func() error {
-		r, err := w(ctx).api.Timeline(ctx, api.TimelineRequest{TimelineQuery: pbadger.TimelineQuery{Task: task, Limit: 10000}})
+		r, err := w(ctx).api.Timeline(ctx, api.TimelineRequest{TimelineQuery: projections.TimelineQuery{Task: task, Limit: 10000}})
 		if err != nil {
 			return err
 		}

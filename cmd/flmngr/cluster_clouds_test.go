@@ -18,8 +18,8 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
 )
@@ -115,14 +115,14 @@ func TestTwoCloudsActOnEachStartOnce(t *testing.T) {
 	}
 
 	// Every run: one start request, one server started, one process.
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	log, err := eventlog.Attach(ctx, nc, eventlog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	type key struct{ task, run string }
 	requested, started := map[key]int{}, map[key]int{}
 	by := map[string]int{}
-	_, err = log.Replay(ctx, fjs.FollowOptions{}, func(e events.Envelope) error {
+	_, err = log.Replay(ctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
 		switch p := e.Event.(type) {
 		case *events.TaskStartRequested:
 			requested[key{e.Aggregate.ID, p.Run}]++

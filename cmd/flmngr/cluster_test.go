@@ -19,10 +19,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
+	"github.com/flmngr/flmngr/projections/viewstore"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
@@ -111,7 +112,7 @@ func loseANode(t *testing.T, bin, victim string) {
 		}
 	}()
 	commandBack := probe(t, op, killed)
-	leaderBack := waitStreamLeader(t, cl, fjs.Config{}.Defaults().Stream)
+	leaderBack := waitStreamLeader(t, cl, eventlog.Config{}.Defaults().Stream)
 
 	ended := w.await(t, "the run to end", func(e events.Envelope) bool {
 		switch p := e.Event.(type) {
@@ -156,7 +157,7 @@ func loseANode(t *testing.T, bin, victim string) {
 
 	// Every acknowledged event is in the stream, at the sequence its
 	// acknowledgement gave, once.
-	log, err := fjs.Attach(ctx, cl.Connect(t), fjs.Config{})
+	log, err := eventlog.Attach(ctx, cl.Connect(t), eventlog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func probe(t *testing.T, op *api.Client, since time.Time) time.Duration {
 		switch {
 		case err == nil:
 			return time.Since(since)
-		case commands.KindOf(err) != commands.KindUnavailable || time.Since(since) > time.Minute:
+		case fault.KindOf(err) != fault.KindUnavailable || time.Since(since) > time.Minute:
 			t.Fatalf("a command after the kill: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond) // a client's back-off, not a wait for state
@@ -209,7 +210,7 @@ func probe(t *testing.T, op *api.Client, since time.Time) time.Duration {
 // readStreamThrough reads the whole event stream, at least through sequence
 // through (a replica that lags may not know the last one yet), and
 // returns the sequence of every event id; an id stored twice fails.
-func readStreamThrough(t *testing.T, log *fjs.Log, through uint64) map[string]uint64 {
+func readStreamThrough(t *testing.T, log *eventlog.Log, through uint64) map[string]uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -220,7 +221,7 @@ func readStreamThrough(t *testing.T, log *fjs.Log, through uint64) map[string]ui
 	through = max(through, last)
 	stored := map[string]uint64{}
 	errDone := errors.New("done")
-	err = log.Follow(ctx, fjs.FollowOptions{}, func(e events.Envelope) error {
+	err = log.Follow(ctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
 		if prev, dup := stored[e.ID]; dup {
 			return fmt.Errorf("event %s stored at %d and %d", e.ID, prev, e.Seq)
 		}
@@ -414,7 +415,7 @@ func replicas(t *testing.T, js jetstream.JetStream) map[string]int {
 // a follower, the cloud's own node when that is one.
 func pickVictim(t *testing.T, cl *jstest.Cluster, cloudConn *nats.Conn, victim string) *server.Server {
 	t.Helper()
-	stream := fjs.Config{}.Defaults().Stream
+	stream := eventlog.Config{}.Defaults().Stream
 	leader := cl.StreamLeader(stream)
 	if leader == nil {
 		t.Fatal("the event stream has no leader")
@@ -455,7 +456,7 @@ type logWatch struct {
 // ends.
 func watchLog(t *testing.T, cl *jstest.Cluster) *logWatch {
 	t.Helper()
-	log, err := fjs.Attach(context.Background(), cl.Connect(t), fjs.Config{})
+	log, err := eventlog.Attach(context.Background(), cl.Connect(t), eventlog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +465,7 @@ func watchLog(t *testing.T, cl *jstest.Cluster) *logWatch {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = log.Follow(ctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error {
+		_ = log.Follow(ctx, eventlog.FollowOptions{From: 1}, func(e events.Envelope) error {
 			w.mu.Lock()
 			w.history = append(w.history, e)
 			w.seen = append(w.seen, time.Now())
@@ -540,7 +541,7 @@ func (w *logWatch) seenAfter(id string, t time.Time) time.Duration {
 
 // viewsEqualRebuild waits until the cloud's views applied the whole log,
 // then rebuilds views from the log elsewhere and compares every key.
-func viewsEqualRebuild(t *testing.T, c *cloud.Cloud, log *fjs.Log) {
+func viewsEqualRebuild(t *testing.T, c *cloud.Cloud, log *eventlog.Log) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -553,7 +554,7 @@ func viewsEqualRebuild(t *testing.T, c *cloud.Cloud, log *fjs.Log) {
 			t.Fatalf("views at %d of %d: %v", c.Views.Applied(), last, err)
 		}
 		incremental := dumpViews(t, c.Views)
-		fresh, err := pbadger.Open(t.TempDir(), nil)
+		fresh, err := viewstore.Open(t.TempDir(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -587,7 +588,7 @@ func viewsEqualRebuild(t *testing.T, c *cloud.Cloud, log *fjs.Log) {
 	}
 }
 
-func dumpViews(t *testing.T, s *pbadger.Store) map[string][]byte {
+func dumpViews(t *testing.T, s *viewstore.Store) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	if err := s.Dump(func(k, v []byte) error { out[string(k)] = bytes.Clone(v); return nil }); err != nil {

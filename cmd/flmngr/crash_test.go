@@ -17,8 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 )
@@ -188,7 +189,7 @@ func TestSIGKILLDuringCreateBurst(t *testing.T) {
 				defer wg.Done()
 				for i := range jobs {
 					_, err := c.CreateTask(context.Background(), commands.CreateTask{TaskID: fmt.Sprintf("burst-%04d", i), Host: "localhost", Port: 1 + i})
-					if err != nil && commands.KindOf(err) != commands.KindConflict {
+					if err != nil && fault.KindOf(err) != fault.KindConflict {
 						continue // lost with the server: not acknowledged
 					}
 					mu.Lock()
@@ -264,13 +265,13 @@ func TestSIGKILLDuringCreateBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer anc.Close()
-	log, err := fjs.Attach(context.Background(), anc, fjs.Config{})
+	log, err := eventlog.Attach(context.Background(), anc, eventlog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := map[string]uint64{}
 	created := map[string]int{}
-	_, err = log.Replay(context.Background(), fjs.FollowOptions{}, func(e events.Envelope) error {
+	_, err = log.Replay(context.Background(), eventlog.FollowOptions{}, func(e events.Envelope) error {
 		if prev, dup := ids[e.ID]; dup {
 			return fmt.Errorf("event id %s stored at %d and %d", e.ID, prev, e.Seq)
 		}

@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -108,7 +109,7 @@ func runDemo(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	page, err := cl.Timeline(ctx, api.TimelineRequest{TimelineQuery: pbadger.TimelineQuery{Task: demoTask, After: r.Seq - 1, Limit: 1000}})
+	page, err := cl.Timeline(ctx, api.TimelineRequest{TimelineQuery: projections.TimelineQuery{Task: demoTask, After: r.Seq - 1, Limit: 1000}})
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func prepareDemoTask(ctx context.Context, c *cloud.Cloud, cl *api.Client, client
 		SelectionCriteria: crit, ServerArguments: args, ClientArguments: &cargs, Tags: []string{"mnist", "fedavg", "demo"},
 		ServerCommand: fedavg.ServerCommand, ClientCommand: fedavg.ClientCommand}
 	_, err = cl.CreateTask(ctx, spec)
-	if commands.KindOf(err) == commands.KindConflict {
+	if fault.KindOf(err) == fault.KindConflict {
 		_, err = cl.UpdateTask(ctx, commands.UpdateTask{TaskID: demoTask, Host: &spec.Host, Port: &port, FilesPaths: &spec.FilesPaths,
 			SelectionCriteria: &crit, ServerArguments: &args, ClientArguments: &cargs, Tags: &spec.Tags,
 			ServerCommand: &spec.ServerCommand, ClientCommand: &spec.ClientCommand})
@@ -215,7 +216,7 @@ func waitClients(ctx context.Context, cl *api.Client, n int) error {
 // and every client that started it said how it ended there (or 10 s
 // passed since the task ended); it returns the last accuracy and the
 // event that ended the run.
-func followDemo(ctx context.Context, log *fjs.Log, from uint64, rounds, clients int, out io.Writer) (float64, string, error) {
+func followDemo(ctx context.Context, log *eventlog.Log, from uint64, rounds, clients int, out io.Writer) (float64, string, error) {
 	var acc float64
 	var ended string
 	started, settled := map[string]bool{}, map[string]bool{}
@@ -228,7 +229,7 @@ func followDemo(ctx context.Context, log *fjs.Log, from uint64, rounds, clients 
 			timer.Stop()
 		}
 	}()
-	err := log.Follow(fctx, fjs.FollowOptions{From: from}, func(e events.Envelope) error {
+	err := log.Follow(fctx, eventlog.FollowOptions{From: from}, func(e events.Envelope) error {
 		switch p := e.Event.(type) {
 		case *events.TaskServerStarted:
 			fmt.Fprintf(out, "  server started (pid %d)\n", p.PID)

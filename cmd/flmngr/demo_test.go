@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/cloud"
 )
 
@@ -52,7 +52,7 @@ func TestDemoRunsTheMainJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := map[string]bool{}
-	if _, err := st.Log.Replay(context.Background(), fjs.FollowOptions{}, func(e events.Envelope) error {
+	if _, err := st.Log.Replay(context.Background(), eventlog.FollowOptions{}, func(e events.Envelope) error {
 		if p, ok := e.Event.(*events.ClientTaskExited); ok && p.TaskID == demoTask && p.Run == "1" {
 			exited[e.Aggregate.ID] = true
 		}
@@ -82,7 +82,7 @@ func TestDemoRunsTheMainJob(t *testing.T) {
 	defer st.Close()
 	var start2 uint64
 	var late []string
-	if _, err := st.Log.Replay(context.Background(), fjs.FollowOptions{}, func(e events.Envelope) error {
+	if _, err := st.Log.Replay(context.Background(), eventlog.FollowOptions{}, func(e events.Envelope) error {
 		if p, ok := e.Event.(*events.TaskStartRequested); ok && p.Run == "2" {
 			start2 = e.Seq
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
 // proxy forwards TCP connections to a target until it is cut: then it
@@ -141,7 +140,7 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 
 	var pid int
 	s.waitFor("edge runs slow", time.Minute, func() error {
-		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 		if count(tl, events.ClientTaskRunningV1, "slow") == 0 {
 			return errorf("edge has not reported slow running")
 		}
@@ -172,7 +171,7 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 	})
 	offlineAfter := time.Since(cutAt)
 	time.Sleep(time.Until(cutAt.Add(30 * time.Second)))
-	tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+	tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 	if n := count(tl, events.ClientTaskFinishedV1, "slow"); n != 0 {
 		t.Fatalf("the cloud heard of edge's finish while the link was cut")
 	}
@@ -187,14 +186,14 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 		if !u.Online || count(tl, events.ClientTaskExitedV1, "slow") == 0 {
 			return errorf("edge online %v, %d entries", u.Online, len(tl))
 		}
 		return nil
 	})
 	converged := time.Since(restored)
-	tl = s.timeline(pbadger.TimelineQuery{Client: "edge"})
+	tl = s.timeline(projections.TimelineQuery{Client: "edge"})
 	for _, typ := range []string{events.ClientTaskStartedV1, events.ClientTaskRunningV1, events.ClientTaskFinishedV1, events.ClientTaskExitedV1} {
 		if n := count(tl, typ, "slow"); n != 1 {
 			t.Fatalf("%d %s events, want exactly 1", n, typ)
@@ -239,7 +238,7 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 	s.shellTask("quick", quickClient)
 	var pid int
 	s.waitFor("edge runs quick", time.Minute, func() error {
-		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 		u, err := s.api.User(context.Background(), "edge")
 		if err != nil || len(u.Running) != 1 || count(tl, events.ClientTaskRunningV1, "quick") != 1 {
 			return errorf("edge runs %+v (%v)", u.Running, err)
@@ -271,14 +270,14 @@ func TestReportsSurviveAnAgentKilledWhileCutOff(t *testing.T) {
 	restarted := time.Now()
 	s.startAgent("edge", link.URL())
 	s.waitFor("edge's reports", time.Minute, func() error {
-		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 		if count(tl, events.ClientTaskExitedV1, "quick") == 0 {
 			return errorf("no exit of quick yet")
 		}
 		return nil
 	})
 	took := time.Since(restarted)
-	ranOnce(t, s.timeline(pbadger.TimelineQuery{Client: "edge"}), "quick")
+	ranOnce(t, s.timeline(projections.TimelineQuery{Client: "edge"}), "quick")
 	t.Logf("the reports of the killed agent arrived %s after it started again", took.Round(time.Millisecond))
 }
 
@@ -304,7 +303,7 @@ func TestEdgeLeafNode(t *testing.T) {
 
 	s.shellTask("quick", quickClient)
 	s.waitFor("edge runs quick through its leaf node", time.Minute, func() error {
-		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 		if count(tl, events.ClientTaskRunningV1, "quick") != 1 {
 			return errorf("not yet running")
 		}
@@ -320,7 +319,7 @@ func TestEdgeLeafNode(t *testing.T) {
 		}
 		return nil
 	})
-	if n := count(s.timeline(pbadger.TimelineQuery{Client: "edge"}), events.ClientTaskFinishedV1, "quick"); n != 0 {
+	if n := count(s.timeline(projections.TimelineQuery{Client: "edge"}), events.ClientTaskFinishedV1, "quick"); n != 0 {
 		t.Fatal("the cloud heard of the finish while the link was cut")
 	}
 	// The agent dies with its reports undelivered and starts again, the
@@ -338,14 +337,14 @@ func TestEdgeLeafNode(t *testing.T) {
 	link.Restore()
 	restored := time.Now()
 	s.waitFor("edge's reports after the link is back", time.Minute, func() error {
-		tl := s.timeline(pbadger.TimelineQuery{Client: "edge"})
+		tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 		if count(tl, events.ClientTaskExitedV1, "quick") != 1 || count(tl, events.ClientTaskFinishedV1, "quick") != 1 {
 			return errorf("not converged")
 		}
 		return nil
 	})
 	took := time.Since(restored)
-	ranOnce(t, s.timeline(pbadger.TimelineQuery{Client: "edge"}), "quick")
+	ranOnce(t, s.timeline(projections.TimelineQuery{Client: "edge"}), "quick")
 	t.Logf("through the leaf node, reports kept in its JetStream across an agent killed while cut off: converged %s after the link came back",
 		took.Round(time.Millisecond))
 	if strings.Contains(s.agentOut["edge"].String(), "level=ERROR") {

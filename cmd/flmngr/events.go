@@ -14,7 +14,6 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
 )
 
@@ -127,7 +126,7 @@ func runTimeline(args []string, out io.Writer) error {
 	return nil
 }
 
-func timelineQuery(task, client string, after uint64, limit int) (q pbadger.TimelineQuery) {
+func timelineQuery(task, client string, after uint64, limit int) (q projections.TimelineQuery) {
 	q.Task, q.Client, q.After, q.Limit = task, client, after, limit
 	return q
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/experiments"
 )
 
@@ -146,7 +146,7 @@ func readStream(data, url string) ([]events.Envelope, error) {
 	case url != "":
 		nc, err = nats.Connect(url)
 	case data != "":
-		ns, serr := fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: data, Listen: "-"})
+		ns, serr := eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: data, Listen: "-"})
 		if serr != nil {
 			return nil, serr
 		}
@@ -164,11 +164,11 @@ func readStream(data, url string) ([]events.Envelope, error) {
 	}
 	defer nc.Close()
 	ctx := context.Background()
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	log, err := eventlog.Attach(ctx, nc, eventlog.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("%v (is %s a deployment?)", err, strings.TrimSpace(data+" "+url))
 	}
 	var evs []events.Envelope
-	_, err = log.Replay(ctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error { evs = append(evs, e); return nil })
+	_, err = log.Replay(ctx, eventlog.FollowOptions{From: 1}, func(e events.Envelope) error { evs = append(evs, e); return nil })
 	return evs, err
 }

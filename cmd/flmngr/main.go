@@ -12,7 +12,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 var version = "0.1.0-dev"
@@ -97,16 +97,16 @@ func run(args []string, out, errOut io.Writer) int {
 	return 2
 }
 
-// oneLineError shows users the safe message of an *commands.Error and the
+// oneLineError shows users the safe message of an *fault.Error and the
 // field it is about.
 func oneLineError(err error) string {
-	var e *commands.Error
+	var e *fault.Error
 	if errors.As(err, &e) {
 		msg := e.Message
 		if e.Field != "" && !strings.HasPrefix(msg, e.Field) {
 			msg = e.Field + ": " + msg
 		}
-		if e.Kind == commands.KindUnavailable && e.Err != nil {
+		if e.Kind == fault.KindUnavailable && e.Err != nil {
 			msg += " (" + e.Err.Error() + ")"
 		}
 		return msg

@@ -20,7 +20,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/tasks/fedavg"
@@ -308,7 +308,7 @@ func (c *realCluster) events(nc *nats.Conn) []events.Envelope {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	log, err := eventlog.Attach(ctx, nc, eventlog.Config{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func (c *realCluster) events(nc *nats.Conn) []events.Envelope {
 	// catch up: read again until a read goes through.
 	waitUntil(c.t, "reading the event stream", time.Minute, func() error {
 		out = out[:0]
-		_, err := log.Replay(ctx, fjs.FollowOptions{}, func(e events.Envelope) error { out = append(out, e); return nil })
+		_, err := log.Replay(ctx, eventlog.FollowOptions{}, func(e events.Envelope) error { out = append(out, e); return nil })
 		return err
 	})
 	return out

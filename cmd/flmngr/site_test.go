@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/tasks/fedavg"
@@ -239,7 +238,7 @@ func (s *site) waitStatus(id string, timeout time.Duration, statuses ...string) 
 }
 
 // timeline returns every timeline entry of a task or a client.
-func (s *site) timeline(q pbadger.TimelineQuery) []projections.TimelineEntry {
+func (s *site) timeline(q projections.TimelineQuery) []projections.TimelineEntry {
 	s.t.Helper()
 	var all []projections.TimelineEntry
 	for {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/events"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/projections"
 )
 
 // runFlmngr runs the built binary and returns its exit code and stderr.
@@ -156,7 +156,7 @@ func TestAgentSaysWhatIsLeftWhenTheCloudIsGone(t *testing.T) {
 	s.startUp()
 	s.startAgent("edge", "")
 	s.waitFor("the interrupted run reported", 30*time.Second, func() error {
-		if n := count(s.timeline(pbadger.TimelineQuery{Client: "edge"}), events.ClientTaskInterruptedV1, "longtask"); n != 1 {
+		if n := count(s.timeline(projections.TimelineQuery{Client: "edge"}), events.ClientTaskInterruptedV1, "longtask"); n != 1 {
 			return fmt.Errorf("%d interruptions recorded", n)
 		}
 		return nil

@@ -17,7 +17,6 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
 // gatewayURL is the HTTP address `flmngr up` printed last.
@@ -93,7 +92,7 @@ func TestPasswordNeverInClear(t *testing.T) {
 			t.Fatalf("answer %d holds the password in clear:\n%s", i, a)
 		}
 	}
-	created := s.timeline(pbadger.TimelineQuery{Task: "sec"})
+	created := s.timeline(projections.TimelineQuery{Task: "sec"})
 	if count(created, events.TaskCreatedV1, "sec") != 1 {
 		t.Fatal("no task.created event")
 	}
@@ -188,7 +187,7 @@ func TestSIGKILLCloudMidRun(t *testing.T) {
 	if again.Run == before.Run || again.Round != 2 {
 		t.Fatalf("second run %s ended at round %d", again.Run, again.Round)
 	}
-	tl := s.timeline(pbadger.TimelineQuery{Task: "fa"})
+	tl := s.timeline(projections.TimelineQuery{Task: "fa"})
 	if n := count(tl, events.TaskInterruptedV1, "fa"); n != 1 {
 		t.Fatalf("%d interrupted runs recorded, want 1", n)
 	}
@@ -254,7 +253,7 @@ func TestSIGKILLAgentMidRun(t *testing.T) {
 		if len(u.Quarantined) != 1 {
 			return errorf("site-1 quarantined %+v", u.Quarantined)
 		}
-		tl := s.timeline(pbadger.TimelineQuery{Client: "site-1"})
+		tl := s.timeline(projections.TimelineQuery{Client: "site-1"})
 		if count(tl, events.ClientTaskInterruptedV1, "F") != 1 {
 			return errorf("site-1's run of F is not recorded as interrupted")
 		}
@@ -265,7 +264,7 @@ func TestSIGKILLAgentMidRun(t *testing.T) {
 	// The server's end is recorded first; site-1's reports follow it.
 	var tl []projections.TimelineEntry
 	s.waitFor("site-1's reports of F's new run", 30*time.Second, func() error {
-		tl = s.timeline(pbadger.TimelineQuery{Client: "site-1"})
+		tl = s.timeline(projections.TimelineQuery{Client: "site-1"})
 		if count(tl, events.ClientTaskExitedV1, "F") < 1 || count(tl, events.ClientTaskFinishedV1, "F") < 1 {
 			return errorf("site-1 has not reported F's end yet")
 		}

@@ -11,7 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/flmngr/flmngr/commands"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/commands/fault"
+	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
 )
 
@@ -87,10 +88,10 @@ func registerSpec(fs *flag.FlagSet) specFlags {
 // commands splits --server-cmd and --client-cmd into words.
 func (s specFlags) commands() (server, client []string, err error) {
 	if server, err = commandWords(*s.serverCmd); err != nil {
-		return nil, nil, commands.Invalid("server_command", "--server-cmd: %v", err)
+		return nil, nil, fault.Invalid("server_command", "--server-cmd: %v", err)
 	}
 	if client, err = commandWords(*s.clientCmd); err != nil {
-		return nil, nil, commands.Invalid("client_command", "--client-cmd: %v", err)
+		return nil, nil, fault.Invalid("client_command", "--client-cmd: %v", err)
 	}
 	return server, client, nil
 }
@@ -375,10 +376,10 @@ func taskList(args []string, out io.Writer) error {
 		fmt.Fprintln(w, "ID\tSTATUS\tRUNNING\tADDRESS\tCRITERION\tTAGS\tRUN\tLAST MODIFIED")
 	}
 	n := 0
-	req := api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: *status, Tag: *tag}}
+	req := api.ListTasksRequest{TaskFilter: projections.TaskFilter{Status: *status, Tag: *tag}}
 	for {
 		if *limit > 0 {
-			req.Limit = min(*limit-n, pbadger.DefaultPage)
+			req.Limit = min(*limit-n, projections.DefaultPage)
 		}
 		page, err := c.TasksPage(context.Background(), req)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/files"
 )
@@ -62,7 +63,7 @@ func taskUpload(args []string, out io.Writer) error {
 		fi, err := f.Stat()
 		if err == nil && fi.Size() > files.DefaultMaxSize {
 			f.Close()
-			return commands.Invalid("files", "%s is %d bytes; the limit is %d", it.path, fi.Size(), files.DefaultMaxSize)
+			return fault.Invalid("files", "%s is %d bytes; the limit is %d", it.path, fi.Size(), files.DefaultMaxSize)
 		}
 		var progress func(int64)
 		if !cf.json && err == nil && fi.Size() > 4*files.PartSize {

@@ -18,8 +18,9 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/logs"
@@ -233,7 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	sub, err := a.nc.Subscribe(a.offersLive(), func(m *nats.Msg) {
-		live, err := fjs.ParseLive(m)
+		live, err := eventlog.ParseLive(m)
 		if err != nil {
 			a.cfg.Logger.Warn("bad live offers", "err", err)
 			return
@@ -309,7 +310,7 @@ func (a *Agent) send(ctx context.Context, fn func()) {
 // offersLive is where the client's offers events are republished.
 func (a *Agent) offersLive() string {
 	_, name, _ := strings.Cut(events.ClientOffersChangedV1, ".")
-	return fjs.Config{}.Defaults().LivePrefix + "." + events.KindClient + "." + a.cfg.ClientID + "." + name
+	return eventlog.Config{}.Defaults().LivePrefix + "." + events.KindClient + "." + a.cfg.ClientID + "." + name
 }
 
 // readInfo merges the attributes file over the flags and returns a stamp
@@ -406,7 +407,7 @@ func (a *Agent) untilReachable(ctx context.Context, what string, fn func() error
 		if err == nil {
 			return nil
 		}
-		if k := commands.KindOf(err); k != commands.KindUnavailable && k != commands.KindRateLimited {
+		if k := fault.KindOf(err); k != fault.KindUnavailable && k != fault.KindRateLimited {
 			return fmt.Errorf("agent: %s: %w", what, err)
 		}
 		a.cfg.Logger.Warn("waiting for the cloud", "step", what, "err", err)
@@ -434,7 +435,7 @@ func (a *Agent) resync(ctx context.Context, minSeq uint64) {
 }
 
 // onLive applies a live offers event, or resyncs when one was missed.
-func (a *Agent) onLive(ctx context.Context, l fjs.Live) {
+func (a *Agent) onLive(ctx context.Context, l eventlog.Live) {
 	switch {
 	case l.Event.Seq <= a.offersSeq:
 	case l.PrevSeq != a.offersSeq && l.PrevSeq != 0:

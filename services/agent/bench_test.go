@@ -18,8 +18,8 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
@@ -30,7 +30,7 @@ import (
 type deployment struct {
 	cloud *cloud.Cloud
 	api   *api.Client
-	log   *fjs.Log
+	log   *eventlog.Log
 	seen  chan events.Envelope
 }
 
@@ -49,7 +49,7 @@ func deploy(b *testing.B, clientID string) *deployment {
 	d := &deployment{cloud: c, api: api.NewClient(c.Conn(), 10*time.Second), log: c.Log, seen: make(chan events.Envelope, 1024)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_ = c.Log.Follow(ctx, fjs.FollowOptions{From: 1}, func(e events.Envelope) error {
+		_ = c.Log.Follow(ctx, eventlog.FollowOptions{From: 1}, func(e events.Envelope) error {
 			d.seen <- e
 			return nil
 		})
@@ -322,7 +322,7 @@ func poll(b *testing.B, cond func() bool) {
 
 // recordedAt is the time of the event at seq.
 func recordedAt(b *testing.B, c *api.Client, seq uint64) time.Time {
-	page, err := c.Timeline(context.Background(), api.TimelineRequest{TimelineQuery: pbadger.TimelineQuery{After: seq - 1, Limit: 1}})
+	page, err := c.Timeline(context.Background(), api.TimelineRequest{TimelineQuery: projections.TimelineQuery{After: seq - 1, Limit: 1}})
 	if err != nil || len(page.Entries) != 1 || page.Entries[0].Seq != seq {
 		b.Fatalf("event %d: %+v %v", seq, page.Entries, err)
 	}

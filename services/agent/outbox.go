@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/services/api"
 )
 
@@ -157,12 +158,12 @@ func (o *outbox) run(ctx context.Context, reconnected <-chan struct{}) {
 		}
 		err := o.send(ctx, head)
 		var wait time.Duration
-		switch kind := commands.KindOf(err); {
+		switch kind := fault.KindOf(err); {
 		case err == nil:
 			backoff = 100 * time.Millisecond
-		case kind == commands.KindRateLimited:
-			wait = time.Duration(commands.AsError(err).RetryAfterMS) * time.Millisecond
-		case kind == commands.KindUnavailable:
+		case kind == fault.KindRateLimited:
+			wait = time.Duration(fault.AsError(err).RetryAfterMS) * time.Millisecond
+		case kind == fault.KindUnavailable:
 			wait, backoff = backoff, min(2*backoff, 5*time.Second)
 			o.log.Debug("cloud unreachable: report kept", "key", head.Key, "waiting", o.Len(), "err", err)
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -40,7 +41,7 @@ func (cc *ClientConn) History(ctx context.Context, after uint64) ([]events.Envel
 		for _, w := range page.Events {
 			e, err := events.Decode(w.Event, w.Seq)
 			if err != nil {
-				return nil, commands.Internal(err, "decode event %d", w.Seq)
+				return nil, fault.Internal(err, "decode event %d", w.Seq)
 			}
 			out = append(out, e)
 			after = w.Seq
@@ -60,7 +61,7 @@ func (cc *ClientConn) LastOffers(ctx context.Context, minSeq uint64) (events.Env
 	}
 	e, err := events.Decode(r.Event.Event, r.Event.Seq)
 	if err != nil {
-		return e, false, commands.Internal(err, "decode offers")
+		return e, false, fault.Internal(err, "decode offers")
 	}
 	return e, true, nil
 }

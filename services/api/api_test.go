@@ -11,8 +11,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/flmngr/flmngr/commands"
-	evs "github.com/flmngr/flmngr/events"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/commands/fault"
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -32,12 +33,12 @@ func TestUnknownFieldIsInvalidAndNamed(t *testing.T) {
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "invalid" {
 		t.Fatalf("error code %q, want invalid", code)
 	}
-	var e commands.Error
+	var e fault.Error
 	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Field != "colour" {
 		t.Fatalf("error body %s (%v), want field colour", msg.Data, err)
 	}
 	msg, _ = nc.Request(api.SubjectCreateTask, []byte(`{"task_id":"4fe5","host":"h","port":"error"}`), 5*time.Second)
-	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Kind != commands.KindInvalid || e.Field != "port" {
+	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Kind != fault.KindInvalid || e.Field != "port" {
 		t.Fatalf("wrong type: %s, want invalid on port", msg.Data)
 	}
 }
@@ -45,16 +46,16 @@ func TestUnknownFieldIsInvalidAndNamed(t *testing.T) {
 func TestErrorsKeepTheirKind(t *testing.T) {
 	_, c := openCloud(t)
 	ctx := context.Background()
-	if _, err := c.StopTask(ctx, "zzzz"); commands.KindOf(err) != commands.KindNotFound {
+	if _, err := c.StopTask(ctx, "zzzz"); fault.KindOf(err) != fault.KindNotFound {
 		t.Fatalf("stop unknown: %v", err)
 	}
 	if _, err := c.CreateTask(ctx, commands.CreateTask{TaskID: "a", Host: "h", Port: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateTask(ctx, commands.CreateTask{TaskID: "a", Host: "h", Port: 1}); commands.KindOf(err) != commands.KindConflict {
+	if _, err := c.CreateTask(ctx, commands.CreateTask{TaskID: "a", Host: "h", Port: 1}); fault.KindOf(err) != fault.KindConflict {
 		t.Fatalf("duplicate: %v", err)
 	}
-	if _, err := c.Task(ctx, "zzzz"); commands.KindOf(err) != commands.KindNotFound {
+	if _, err := c.Task(ctx, "zzzz"); fault.KindOf(err) != fault.KindNotFound {
 		t.Fatalf("get unknown: %v", err)
 	}
 	// The create is visible to the very next query.
@@ -68,7 +69,7 @@ func TestNoServiceIsUnavailableNotAHang(t *testing.T) {
 	c := api.NewClient(nc, 2*time.Second)
 	start := time.Now()
 	_, err := c.Task(context.Background(), "a")
-	if commands.KindOf(err) != commands.KindUnavailable {
+	if fault.KindOf(err) != fault.KindUnavailable {
 		t.Fatalf("got %v, want unavailable", err)
 	}
 	if time.Since(start) > 2*time.Second {
@@ -99,10 +100,10 @@ func TestFloodingClientIsRateLimited(t *testing.T) {
 	var retry int64
 	for i := range 100 {
 		_, err := flood.Report(ctx, commands.ReportClientInfo{Register: true, ClientInfo: commands.ClientInfo{DataQnt: new(int64(i))}})
-		switch commands.KindOf(err) {
-		case commands.KindRateLimited:
+		switch fault.KindOf(err) {
+		case fault.KindRateLimited:
 			limited++
-			retry = commands.AsError(err).RetryAfterMS
+			retry = fault.AsError(err).RetryAfterMS
 		default:
 			if err != nil {
 				t.Fatal(err)
@@ -118,8 +119,8 @@ func TestFloodingClientIsRateLimited(t *testing.T) {
 	if _, err := calm.Report(ctx, commands.ReportClientInfo{Register: true}); err != nil {
 		t.Fatalf("another client while one floods: %v", err)
 	}
-	events, _ := c.Log.Load(ctx, evs.Client("flood"), 0)
-	if len(events) != ok {
-		t.Fatalf("%d events of the flooding client, want %d", len(events), ok)
+	stored, _ := c.Log.Load(ctx, events.Client("flood"), 0)
+	if len(stored) != ok {
+		t.Fatalf("%d events of the flooding client, want %d", len(stored), ok)
 	}
 }

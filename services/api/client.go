@@ -15,13 +15,14 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/logs"
 )
 
-// Client calls the endpoints. Its errors are *commands.Error.
+// Client calls the endpoints. Its errors are *fault.Error.
 type Client struct {
 	nc       *nats.Conn
 	timeout  time.Duration
@@ -47,17 +48,17 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 		return nil
 	}
 	if err := json.Unmarshal(msg.Data, reply); err != nil {
-		return commands.Internal(err, "decode reply of %s", subject)
+		return fault.Internal(err, "decode reply of %s", subject)
 	}
 	return nil
 }
 
 // request sends req as JSON and returns the reply, or the error it
-// carries as *commands.Error.
+// carries as *fault.Error.
 func (c *Client) request(ctx context.Context, subject string, req any) (*nats.Msg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, commands.Internal(err, "encode request")
+		return nil, fault.Internal(err, "encode request")
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -80,22 +81,22 @@ func (c *Client) request(ctx context.Context, subject string, req any) (*nats.Ms
 	ctx, stop := c.refusals.watch(ctx, subject)
 	defer stop()
 	msg, err := c.nc.RequestMsgWithContext(ctx, m)
-	var refused *commands.Error
+	var refused *fault.Error
 	if err != nil && errors.As(context.Cause(ctx), &refused) {
 		return nil, refused
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, commands.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
+		return nil, fault.Unavailable(err, "no flmngr service answers on %s (is flmngr up running?)", subject)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return nil, commands.Unavailable(err, "flmngr did not answer %s in time", subject)
+		return nil, fault.Unavailable(err, "flmngr did not answer %s in time", subject)
 	case err != nil:
-		return nil, commands.Unavailable(err, "request %s", subject)
+		return nil, fault.Unavailable(err, "request %s", subject)
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		e := &commands.Error{}
+		e := &fault.Error{}
 		if json.Unmarshal(msg.Data, e) != nil || e.Kind == "" {
-			e = &commands.Error{Kind: commands.Kind(code), Message: msg.Header.Get(micro.ErrorHeader)}
+			e = &fault.Error{Kind: fault.Kind(code), Message: msg.Header.Get(micro.ErrorHeader)}
 		}
 		return nil, e
 	}
@@ -307,7 +308,7 @@ func (c *Client) Events(ctx context.Context, r EventsRequest) ([]events.Envelope
 	for _, w := range reply.Events {
 		e, err := events.Decode(w.Event, w.Seq)
 		if err != nil {
-			return nil, 0, commands.Internal(err, "decode event %d", w.Seq)
+			return nil, 0, fault.Internal(err, "decode event %d", w.Seq)
 		}
 		out = append(out, e)
 	}
@@ -351,7 +352,7 @@ func (c *Client) UploadFile(ctx context.Context, task, name string, r io.Reader,
 		}
 	}
 	if size == 0 {
-		return events.FileRef{}, commands.Invalid("files", "%s is empty", name)
+		return events.FileRef{}, fault.Invalid("files", "%s is empty", name)
 	}
 	var ref events.FileRef
 	err := c.call(ctx, SubjectTaskUpload, UploadRequest{TaskID: task, Upload: upload, Name: name, Parts: parts, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))}, &ref)

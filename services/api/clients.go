@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -115,13 +116,13 @@ func (s *Server) limited(fn func(context.Context, string, []byte) (any, error)) 
 	return func(ctx context.Context, data []byte) (any, error) {
 		id := clientOf(ctx)
 		if !events.ValidID(id) {
-			return nil, commands.Invalid("user_id", "bad client id in the subject")
+			return nil, fault.Invalid("user_id", "bad client id in the subject")
 		}
 		if ok, retry := s.limiter.Allow(id); !ok {
 			if s.cfg.OnLimited != nil {
 				s.cfg.OnLimited(id)
 			}
-			return nil, commands.RateLimited(retry, "client %s sends more than %g requests a second; slow down and retry in %s", id, s.cfg.ClientRate, retry.Round(time.Millisecond))
+			return nil, fault.RateLimited(retry, "client %s sends more than %g requests a second; slow down and retry in %s", id, s.cfg.ClientRate, retry.Round(time.Millisecond))
 		}
 		return fn(ctx, id, data)
 	}
@@ -137,12 +138,12 @@ func own[C any](s *Server, set func(*C, string) *string) func(context.Context, s
 		}
 		field := set(&c, id)
 		if *field != "" && *field != id {
-			return nil, &commands.Error{Kind: commands.KindForbidden, Field: "user_id", Message: fmt.Sprintf("client %s may not act for client %s", id, *field)}
+			return nil, &fault.Error{Kind: fault.KindForbidden, Field: "user_id", Message: fmt.Sprintf("client %s may not act for client %s", id, *field)}
 		}
 		*field = id
 		body, err := json.Marshal(c)
 		if err != nil {
-			return nil, commands.Internal(err, "encode command")
+			return nil, fault.Internal(err, "encode command")
 		}
 		return run(ctx, body)
 	}
@@ -165,11 +166,11 @@ func (s *Server) history(ctx context.Context, id string, data []byte) (any, erro
 		return nil, err
 	}
 	if s.cfg.Events == nil {
-		return nil, commands.Unavailable(nil, "this deployment serves no client history")
+		return nil, fault.Unavailable(nil, "this deployment serves no client history")
 	}
 	evs, err := s.cfg.Events.LoadLatest(ctx, events.Client(id), r.After)
 	if err != nil {
-		return nil, commands.Unavailable(err, "event log unavailable")
+		return nil, fault.Unavailable(err, "event log unavailable")
 	}
 	reply := HistoryReply{Events: []WireEvent{}}
 	size := 0
@@ -180,7 +181,7 @@ func (s *Server) history(ctx context.Context, id string, data []byte) (any, erro
 		}
 		raw, err := events.Encode(e)
 		if err != nil {
-			return nil, commands.Internal(err, "encode event")
+			return nil, fault.Internal(err, "encode event")
 		}
 		size += len(raw)
 		reply.Events = append(reply.Events, WireEvent{Seq: e.Seq, Event: raw})
@@ -193,19 +194,19 @@ func (s *Server) history(ctx context.Context, id string, data []byte) (any, erro
 // runs out.
 func (s *Server) lastOffers(ctx context.Context, id string, minSeq uint64) (events.Envelope, bool, error) {
 	if s.cfg.Events == nil {
-		return events.Envelope{}, false, commands.Unavailable(nil, "this deployment serves no offers")
+		return events.Envelope{}, false, fault.Unavailable(nil, "this deployment serves no offers")
 	}
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		e, ok, err := s.cfg.Events.LastEvent(ctx, s.cfg.Events.EventSubject(events.Client(id), events.ClientOffersChangedV1))
 		if err != nil {
-			return e, false, commands.Unavailable(err, "event log unavailable")
+			return e, false, fault.Unavailable(err, "event log unavailable")
 		}
 		if minSeq == 0 || (ok && e.Seq >= minSeq) {
 			return e, ok, nil
 		}
 		select {
 		case <-ctx.Done():
-			return e, false, commands.Unavailable(ctx.Err(), "the log does not have offers %d yet", minSeq)
+			return e, false, fault.Unavailable(ctx.Err(), "the log does not have offers %d yet", minSeq)
 		case <-time.After(wait):
 		}
 	}
@@ -222,7 +223,7 @@ func (s *Server) offers(ctx context.Context, id string, data []byte) (any, error
 	}
 	raw, err := events.Encode(e)
 	if err != nil {
-		return nil, commands.Internal(err, "encode event")
+		return nil, fault.Internal(err, "encode event")
 	}
 	return OffersReply{Event: &WireEvent{Seq: e.Seq, Event: raw}}, nil
 }
@@ -235,7 +236,7 @@ func (s *Server) file(ctx context.Context, id string, data []byte) (any, error) 
 		return nil, err
 	}
 	if s.cfg.Chunks == nil {
-		return nil, commands.Unavailable(nil, "this deployment serves no task files")
+		return nil, fault.Unavailable(nil, "this deployment serves no task files")
 	}
 	e, ok, err := s.lastOffers(ctx, id, r.OffersSeq)
 	if err != nil {
@@ -254,5 +255,5 @@ func (s *Server) file(ctx context.Context, id string, data []byte) (any, error) 
 			}
 		}
 	}
-	return nil, &commands.Error{Kind: commands.KindForbidden, Message: fmt.Sprintf("client %s is not offered a task %q with that file", id, r.TaskID)}
+	return nil, &fault.Error{Kind: fault.KindForbidden, Message: fmt.Sprintf("client %s is not offered a task %q with that file", id, r.TaskID)}
 }

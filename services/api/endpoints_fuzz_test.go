@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 )
@@ -59,8 +59,8 @@ func FuzzEndpoints(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(c1.Close)
-	kinds := []string{string(commands.KindInvalid), string(commands.KindNotFound), string(commands.KindConflict),
-		string(commands.KindForbidden), string(commands.KindRateLimited)}
+	kinds := []string{string(fault.KindInvalid), string(fault.KindNotFound), string(fault.KindConflict),
+		string(fault.KindForbidden), string(fault.KindRateLimited)}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		subject := fuzzSubjects[int(which)%len(fuzzSubjects)]
 		conn := nc
@@ -78,9 +78,9 @@ func FuzzEndpoints(f *testing.F) {
 			}
 			return
 		}
-		var e commands.Error
+		var e fault.Error
 		if err := json.Unmarshal(msg.Data, &e); err != nil || e.Message == "" || string(e.Kind) != code {
-			t.Fatalf("%s %q: error %s with body %q is not a commands.Error of that kind", subject, body, code, msg.Data)
+			t.Fatalf("%s %q: error %s with body %q is not a fault.Error of that kind", subject, body, code, msg.Data)
 		}
 		if !slices.Contains(kinds, code) {
 			t.Fatalf("%s %q: error kind %s: %s", subject, body, code, e.Message)

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/nats-io/nats.go"
-
-	"github.com/flmngr/flmngr/commands"
 )
 
 // Refusals turns the server's permission refusals on a connection into
@@ -75,7 +74,7 @@ func (r *Refusals) refused(op, subject string) {
 			if op == "subscribe to" && strings.HasPrefix(subject, "_INBOX.") {
 				msg += " (where the replies to " + w.subject + " come: these are not the credentials of this kind of caller)"
 			}
-			w.cancel(&commands.Error{Kind: commands.KindForbidden, Message: msg})
+			w.cancel(&fault.Error{Kind: fault.KindForbidden, Message: msg})
 		}
 	}
 }

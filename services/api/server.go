@@ -15,8 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/limit"
 )
@@ -85,10 +86,29 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
+// Views is what the server reads: the views the cloud keeps, whatever
+// stores them (the cloud wires the Badger store).
+type Views interface {
+	Task(id string) (*projections.TaskView, error)
+	Client(id string) (*projections.ClientView, error)
+	Clients() ([]projections.ClientView, error)
+	TasksPage(f projections.TaskFilter, after string, limit int) ([]projections.TaskView, string, error)
+	ClientsPage(after string, limit int) ([]projections.ClientView, string, error)
+	Timeline(q projections.TimelineQuery) ([]projections.TimelineEntry, uint64, error)
+	Counts() (tasks, clients int, err error)
+	DeadLetters() (int, *projections.DeadLetter, error)
+	// Applied is the last log sequence the views hold; WaitFor returns
+	// once they hold seq.
+	Applied() uint64
+	WaitFor(ctx context.Context, seq uint64) error
+	// Rebuild makes the views anew from the log.
+	Rebuild(ctx context.Context) (uint64, error)
+}
+
 // Server serves the command and query endpoints.
 type Server struct {
 	exec  Executor
-	views *pbadger.Store
+	views Views
 	log   StreamInfo
 	cfg   Config
 	sem   chan struct{}
@@ -102,7 +122,7 @@ type Server struct {
 }
 
 // NewServer returns a Server; Run serves it.
-func NewServer(exec Executor, views *pbadger.Store, log StreamInfo, cfg Config) *Server {
+func NewServer(exec Executor, views Views, log StreamInfo, cfg Config) *Server {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
@@ -245,7 +265,7 @@ func (s *Server) serve(ctx context.Context, svc *service, i int, ep endpoint) na
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
-			s.respond(svc, i, ep, m, time.Now(), nil, commands.Unavailable(ctx.Err(), "shutting down"))
+			s.respond(svc, i, ep, m, time.Now(), nil, fault.Unavailable(ctx.Err(), "shutting down"))
 			return
 		}
 		s.mu.Lock()
@@ -292,7 +312,7 @@ func (s *Server) handle(ctx context.Context, svc *service, i int, ep endpoint, m
 		rctx = commands.WithRequestedAt(rctx, at)
 	}
 	if len(m.Data) > s.cfg.MaxRequest {
-		s.respond(svc, i, ep, m, start, nil, commands.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
+		s.respond(svc, i, ep, m, start, nil, fault.Invalid("", "request is larger than %d bytes", s.cfg.MaxRequest))
 		return
 	}
 	if ep.command && s.cfg.Admit != nil {
@@ -311,8 +331,8 @@ func (s *Server) respond(svc *service, i int, ep endpoint, m *nats.Msg, start ti
 	var reply *nats.Msg
 	errText := ""
 	if err != nil {
-		e := commands.AsError(err)
-		if e.Kind == commands.KindInternal || e.Kind == commands.KindUnavailable {
+		e := fault.AsError(err)
+		if e.Kind == fault.KindInternal || e.Kind == fault.KindUnavailable {
 			s.cfg.Logger.Error("request failed", "subject", ep.subject, "err", err)
 		}
 		body, _ := json.Marshal(e)
@@ -320,8 +340,8 @@ func (s *Server) respond(svc *service, i int, ep endpoint, m *nats.Msg, start ti
 	} else if raw, ok := out.(rawReply); ok {
 		reply = &nats.Msg{Data: raw}
 	} else if reply, err = jsonReply(out); err != nil {
-		body, _ := json.Marshal(commands.Internal(err, "encode reply"))
-		reply, errText = errorReply(string(commands.KindInternal), "encode reply", body), "internal: encode reply"
+		body, _ := json.Marshal(fault.Internal(err, "encode reply"))
+		reply, errText = errorReply(string(fault.KindInternal), "encode reply", body), "internal: encode reply"
 	}
 	if err := m.RespondMsg(reply); err != nil {
 		s.cfg.Logger.Warn("reply failed", "subject", ep.subject, "err", err)
@@ -342,7 +362,7 @@ func decode(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return commands.Invalid(fieldOf(err), "bad request: %v", err)
+		return fault.Invalid(fieldOf(err), "bad request: %v", err)
 	}
 	return nil
 }
@@ -392,7 +412,7 @@ func (s *Server) issueKey(ctx context.Context, data []byte) (any, error) {
 	reply := IssueKeyReply{CommandReply: v.(CommandReply)}
 	if s.cfg.Issuer != nil {
 		if reply.JWT, err = s.cfg.Issuer.IssueClient(c.ClientID, c.PublicKey); err != nil {
-			return nil, commands.Internal(err, "sign the client's JWT")
+			return nil, fault.Internal(err, "sign the client's JWT")
 		}
 	}
 	return reply, nil
@@ -407,7 +427,7 @@ func (s *Server) keyEnforced(fn func(context.Context, []byte) (any, error)) func
 			return v, err
 		}
 		if err := s.cfg.KeysEnforced(ctx, v.(CommandReply).Seq); err != nil {
-			return nil, commands.Unavailable(err, "the key is recorded (event %d) but not enforced yet", v.(CommandReply).Seq)
+			return nil, fault.Unavailable(err, "the key is recorded (event %d) but not enforced yet", v.(CommandReply).Seq)
 		}
 		return v, nil
 	}
@@ -419,7 +439,7 @@ func (s *Server) settle(ctx context.Context, c Consistency) error {
 	if c.Latest {
 		last, err := s.log.LastSeq(ctx)
 		if err != nil {
-			return commands.Unavailable(err, "event log unavailable")
+			return fault.Unavailable(err, "event log unavailable")
 		}
 		min = max(min, last)
 	}
@@ -427,7 +447,7 @@ func (s *Server) settle(ctx context.Context, c Consistency) error {
 		return nil
 	}
 	if err := s.views.WaitFor(ctx, min); err != nil {
-		return commands.Unavailable(err, "views are behind the log (at %d, need %d)", s.views.Applied(), min)
+		return fault.Unavailable(err, "views are behind the log (at %d, need %d)", s.views.Applied(), min)
 	}
 	return nil
 }
@@ -442,10 +462,10 @@ func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
 	}
 	v, err := s.views.Task(r.ID)
 	if err != nil {
-		return nil, commands.Internal(err, "read task view")
+		return nil, fault.Internal(err, "read task view")
 	}
 	if v == nil {
-		return nil, commands.NotFound("task %s not found", r.ID)
+		return nil, fault.NotFound("task %s not found", r.ID)
 	}
 	return toTask(*v), nil
 }
@@ -463,7 +483,7 @@ func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 	}
 	vs, next, err := s.views.TasksPage(r.TaskFilter, r.After, r.Limit)
 	if err != nil {
-		return nil, commands.Invalid("after", "%v", err)
+		return nil, fault.Invalid("after", "%v", err)
 	}
 	out := TasksPage{Tasks: make([]Task, len(vs)), Next: next}
 	for i, v := range vs {
@@ -482,10 +502,10 @@ func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
 	}
 	v, err := s.views.Client(r.ID)
 	if err != nil {
-		return nil, commands.Internal(err, "read client view")
+		return nil, fault.Internal(err, "read client view")
 	}
 	if v == nil {
-		return nil, commands.NotFound("client %s not found", r.ID)
+		return nil, fault.NotFound("client %s not found", r.ID)
 	}
 	return v, nil
 }
@@ -500,7 +520,7 @@ func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
 	}
 	vs, next, err := s.views.ClientsPage(r.After, r.Limit)
 	if err != nil {
-		return nil, commands.Internal(err, "read client views")
+		return nil, fault.Internal(err, "read client views")
 	}
 	return ClientsPage{Clients: vs, Next: next}, nil
 }
@@ -515,18 +535,18 @@ func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
 	}
 	entries, next, err := s.views.Timeline(r.TimelineQuery)
 	if err != nil {
-		return nil, commands.Invalid("", "%v", err)
+		return nil, fault.Invalid("", "%v", err)
 	}
 	if len(entries) == 0 && r.After == 0 {
 		// No timeline at all: say whether the task or client exists.
 		if r.Task != "" {
 			if v, err := s.views.Task(r.Task); err == nil && v == nil {
-				return nil, commands.NotFound("task %s not found", r.Task)
+				return nil, fault.NotFound("task %s not found", r.Task)
 			}
 		}
 		if r.Client != "" {
 			if v, err := s.views.Client(r.Client); err == nil && v == nil {
-				return nil, commands.NotFound("client %s not found", r.Client)
+				return nil, fault.NotFound("client %s not found", r.Client)
 			}
 		}
 	}
@@ -536,15 +556,15 @@ func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
 func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
 	last, err := s.log.LastSeq(ctx)
 	if err != nil {
-		return nil, commands.Unavailable(err, "event log unavailable")
+		return nil, fault.Unavailable(err, "event log unavailable")
 	}
 	tasks, clients, err := s.views.Counts()
 	if err != nil {
-		return nil, commands.Internal(err, "read the views")
+		return nil, fault.Internal(err, "read the views")
 	}
 	dead, lastDead, err := s.views.DeadLetters()
 	if err != nil {
-		return nil, commands.Internal(err, "read dead letters")
+		return nil, fault.Internal(err, "read dead letters")
 	}
 	reply := StatusReply{StreamSeq: last, ViewsSeq: s.views.Applied(), Tasks: tasks, Clients: clients,
 		DeadLetters: dead, LastDeadLetter: lastDead}
@@ -563,9 +583,9 @@ func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {
 	seq, err := s.views.Rebuild(rctx)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, commands.Unavailable(err, "rebuild did not finish in time")
+			return nil, fault.Unavailable(err, "rebuild did not finish in time")
 		}
-		return nil, commands.Internal(err, "rebuild views")
+		return nil, fault.Internal(err, "rebuild views")
 	}
 	return RebuildReply{Seq: seq, Duration: time.Since(start).Round(time.Millisecond).String()}, nil
 }
@@ -578,15 +598,15 @@ func (s *Server) taskFiles(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	if s.cfg.Files == nil {
-		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+		return nil, fault.Unavailable(nil, "this deployment stores no task files")
 	}
 	for _, f := range c.Files {
 		if err := commands.ValidateFileRef(f); err != nil {
 			return nil, err
 		}
 		if err := s.cfg.Files.Verify(ctx, c.TaskID, f); err != nil {
-			if commands.KindOf(err) == commands.KindInternal {
-				return nil, commands.Invalid("files", "%v", err)
+			if fault.KindOf(err) == fault.KindInternal {
+				return nil, fault.Invalid("files", "%v", err)
 			}
 			return nil, err
 		}
@@ -609,7 +629,7 @@ func (s *Server) match(ctx context.Context, data []byte) (any, error) {
 	}
 	clients, err := s.views.Clients()
 	if err != nil {
-		return nil, commands.Internal(err, "read client views")
+		return nil, fault.Internal(err, "read client views")
 	}
 	out := make([]MatchResult, 0, len(clients))
 	for _, c := range clients {
@@ -633,10 +653,10 @@ func (s *Server) checkCredentials(ctx context.Context, data []byte) (any, error)
 	}
 	v, err := s.views.Task(r.TaskID)
 	if err != nil {
-		return nil, commands.Internal(err, "read task view")
+		return nil, fault.Internal(err, "read task view")
 	}
 	if v == nil {
-		return nil, commands.NotFound("task %s not found", r.TaskID)
+		return nil, fault.NotFound("task %s not found", r.TaskID)
 	}
 	ok := v.Spec.Username != "" && r.Username == v.Spec.Username && commands.CheckPassword(v.Spec.PasswordHash, r.Password)
 	return CredentialsReply{OK: ok}, nil

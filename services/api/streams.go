@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/logs"
 )
@@ -51,7 +51,7 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	if s.cfg.Reader == nil {
-		return nil, commands.Unavailable(nil, "this deployment serves no event log")
+		return nil, fault.Unavailable(nil, "this deployment serves no event log")
 	}
 	if r.Task != "" || r.Client != "" {
 		if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
@@ -61,19 +61,19 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 	filter := s.cfg.Reader.EventsFilter()
 	switch {
 	case r.Task != "" && r.Client != "":
-		return nil, commands.Invalid("task", "task and client are exclusive")
+		return nil, fault.Invalid("task", "task and client are exclusive")
 	case r.Task != "":
 		if v, err := s.views.Task(r.Task); err != nil {
-			return nil, commands.Internal(err, "read task view")
+			return nil, fault.Internal(err, "read task view")
 		} else if v == nil {
-			return nil, commands.NotFound("task %s not found", r.Task)
+			return nil, fault.NotFound("task %s not found", r.Task)
 		}
 		filter = s.cfg.Reader.AggregateFilter(events.Task(r.Task))
 	case r.Client != "":
 		if v, err := s.views.Client(r.Client); err != nil {
-			return nil, commands.Internal(err, "read client view")
+			return nil, fault.Internal(err, "read client view")
 		} else if v == nil {
-			return nil, commands.NotFound("client %s not found", r.Client)
+			return nil, fault.NotFound("client %s not found", r.Client)
 		}
 		filter = s.cfg.Reader.AggregateFilter(events.Client(r.Client))
 	}
@@ -86,7 +86,7 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 	for {
 		last, err := s.log.LastSeq(ctx)
 		if err != nil {
-			return nil, commands.Unavailable(err, "event log unavailable")
+			return nil, fault.Unavailable(err, "event log unavailable")
 		}
 		reply := EventsReply{Events: []WireEvent{}, Next: r.After}
 		err = s.cfg.Reader.Scan(ctx, filter, r.After+1, func(e events.Envelope) error {
@@ -102,7 +102,7 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 			return nil
 		})
 		if err != nil && !errors.Is(err, errPageFull) {
-			return nil, commands.Unavailable(err, "read the event log")
+			return nil, fault.Unavailable(err, "read the event log")
 		}
 		if len(reply.Events) > 0 || time.Now().After(deadline) {
 			return reply, nil
@@ -124,17 +124,17 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	if s.cfg.Logs == nil {
-		return nil, commands.Unavailable(nil, "this deployment serves no process output")
+		return nil, fault.Unavailable(nil, "this deployment serves no process output")
 	}
 	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
 		return nil, err
 	}
 	v, err := s.views.Task(r.Task)
 	if err != nil {
-		return nil, commands.Internal(err, "read task view")
+		return nil, fault.Internal(err, "read task view")
 	}
 	if v == nil {
-		return nil, commands.NotFound("task %s not found", r.Task)
+		return nil, fault.NotFound("task %s not found", r.Task)
 	}
 	if r.Run == "" {
 		r.Run = v.Run
@@ -144,12 +144,12 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 	}
 	for field, id := range map[string]string{"run": r.Run, "origin": r.Origin} {
 		if id != "" && !events.ValidID(id) {
-			return nil, commands.Invalid(field, "invalid %s %q", field, id)
+			return nil, fault.Invalid(field, "invalid %s %q", field, id)
 		}
 	}
 	page, err := s.cfg.Logs.Read(ctx, logs.Query{Task: r.Task, Run: r.Run, Origin: r.Origin, After: r.After, Limit: r.Limit, Wait: waitOf(ctx, r.WaitMS)})
 	if err != nil {
-		return nil, commands.Unavailable(err, "read the process output")
+		return nil, fault.Unavailable(err, "read the process output")
 	}
 	return page, nil
 }
@@ -160,7 +160,7 @@ func (s *Server) filePart(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	if s.cfg.Uploads == nil {
-		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+		return nil, fault.Unavailable(nil, "this deployment stores no task files")
 	}
 	if err := s.cfg.Uploads.Part(ctx, r.Upload, r.Part, r.Data); err != nil {
 		return nil, err
@@ -174,15 +174,15 @@ func (s *Server) taskUpload(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	if s.cfg.Uploads == nil {
-		return nil, commands.Unavailable(nil, "this deployment stores no task files")
+		return nil, fault.Unavailable(nil, "this deployment stores no task files")
 	}
 	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
 		return nil, err
 	}
 	if v, err := s.views.Task(r.TaskID); err != nil {
-		return nil, commands.Internal(err, "read task view")
+		return nil, fault.Internal(err, "read task view")
 	} else if v == nil {
-		return nil, commands.NotFound("task %s not found", r.TaskID)
+		return nil, fault.NotFound("task %s not found", r.TaskID)
 	}
 	return s.cfg.Uploads.Commit(ctx, r.TaskID, r.Upload, r.Name, r.Parts, r.Size, r.SHA256)
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
 // Subjects of the endpoints.
@@ -91,7 +90,7 @@ type GetRequest struct {
 // filtered: up to Limit (default 1,000, at most 10,000) after the cursor
 // After (the Next of the previous page).
 type ListTasksRequest struct {
-	pbadger.TaskFilter
+	projections.TaskFilter
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
 	Consistency
@@ -119,7 +118,7 @@ type ClientsPage struct {
 
 // TimelineRequest asks for a page of the timeline.
 type TimelineRequest struct {
-	pbadger.TimelineQuery
+	projections.TimelineQuery
 	Consistency
 }
 
@@ -147,8 +146,8 @@ type StatusReply struct {
 	// DeadLetters counts the messages of the log that are no readable
 	// event (an alarm: something wrote the stream that should not have),
 	// and LastDeadLetter is the last of them.
-	DeadLetters    int                 `json:"dead_letters"`
-	LastDeadLetter *pbadger.DeadLetter `json:"last_dead_letter,omitempty"`
+	DeadLetters    int                     `json:"dead_letters"`
+	LastDeadLetter *projections.DeadLetter `json:"last_dead_letter,omitempty"`
 	// DataVolumeFree is the free space of the cloud's data volume;
 	// StorageLow says it is below the watermark, when commands are
 	// refused (an alarm).

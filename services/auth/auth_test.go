@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
@@ -195,7 +196,7 @@ func TestClientMayOnlyActForItself(t *testing.T) {
 		t.Fatalf("file of offered task A: %q %v", b, err)
 	}
 	tb, _ := op.Task(ctx, "B")
-	if _, err := c1.FileChunk(ctx, "B", tb.Files[0], 0); commands.KindOf(err) != commands.KindForbidden {
+	if _, err := c1.FileChunk(ctx, "B", tb.Files[0], 0); fault.KindOf(err) != fault.KindForbidden {
 		t.Fatalf("file of task B, not offered: %v, want forbidden", err)
 	}
 	// A body naming another client is refused on c1's own subject.
@@ -376,7 +377,7 @@ func TestLeafNodeOverTLS(t *testing.T) {
 		t.Fatal("edge reported as another client through its leaf node")
 	}
 	untrusted := api.NewClient(through(""), 2*time.Second).ForClient("edge")
-	if _, err := untrusted.Report(ctx, commands.ReportClientInfo{Register: true}); commands.KindOf(err) != commands.KindUnavailable {
+	if _, err := untrusted.Report(ctx, commands.ReportClientInfo{Register: true}); fault.KindOf(err) != fault.KindUnavailable {
 		t.Fatalf("a leaf node that does not trust the certificate: %v, want unavailable", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -42,7 +42,7 @@ func takeSnapshot(t *testing.T, c *cloud.Cloud) snapshot {
 	if err := c.Views.WaitFor(ctx, last); err != nil {
 		t.Fatal(err)
 	}
-	if err := fjs.DirectScan(ctx, c.Log.Conn(), "FLMNGR_EVENTS", "flmngr.ev.>", 1, func(seq uint64, m *nats.Msg) error {
+	if err := eventlog.DirectScan(ctx, c.Log.Conn(), "FLMNGR_EVENTS", "flmngr.ev.>", 1, func(seq uint64, m *nats.Msg) error {
 		s.events = append(s.events, fmt.Sprintf("%d %s %s", seq, m.Header.Get(jetstream.SubjectHeader), m.Data))
 		return nil
 	}); err != nil {

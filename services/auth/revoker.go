@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Revoker keeps the servers' copy of the flmngr account current: it
@@ -157,13 +157,13 @@ func (r *Revoker) WaitFor(ctx context.Context, seq uint64) error {
 // Run follows the key events in the log and pushes the account after each
 // burst of revocations, until ctx ends. The first push, once the log is
 // read, also brings the servers the permissions of this version.
-func (r *Revoker) Run(ctx context.Context, log *fjs.Log) error {
+func (r *Revoker) Run(ctx context.Context, log *eventlog.Log) error {
 	filters := []string{log.TypeFilter(events.ClientKeyIssuedV1), log.TypeFilter(events.ClientKeyRevokedV1)}
 	// The key events so far, read again until the log answers (a cloud
 	// may start while its cluster elects leaders).
 	var last uint64
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		_, err := log.Replay(ctx, fjs.FollowOptions{Filters: filters}, func(e events.Envelope) error { r.Apply(e); return nil })
+		_, err := log.Replay(ctx, eventlog.FollowOptions{Filters: filters}, func(e events.Envelope) error { r.Apply(e); return nil })
 		if err == nil {
 			last, err = log.LastSeq(ctx)
 		}
@@ -184,7 +184,7 @@ func (r *Revoker) Run(ctx context.Context, log *fjs.Log) error {
 	dirty <- struct{}{}
 	done := make(chan error, 1)
 	go func() {
-		done <- log.Follow(ctx, fjs.FollowOptions{From: last + 1, Filters: filters}, func(e events.Envelope) error {
+		done <- log.Follow(ctx, eventlog.FollowOptions{From: last + 1, Filters: filters}, func(e events.Envelope) error {
 			r.Apply(e)
 			r.mu.Lock()
 			d := r.dirty

@@ -20,8 +20,8 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/projections/viewstore"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/files"
@@ -122,8 +122,8 @@ type Cloud struct {
 	lock    *dirLock
 	nc      *nats.Conn // the services' connection (auth.RoleCloud)
 	op      *nats.Conn // the operators' permissions, for in-process callers
-	Log     *fjs.Log
-	Views   *pbadger.Store
+	Log     *eventlog.Log
+	Views   *viewstore.Store
 	Cmds    *commands.Handler
 	Files   *files.Store
 	Logs    *logs.Publisher
@@ -213,10 +213,10 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	onPoison := func(seq uint64, _ []byte, err error) {
 		poisonLog.Warn("a message of the log is no readable event: skipped", "seq", seq, "err", err)
 	}
-	if c.Log, err = fjs.Attach(ctx, c.nc, fjs.Config{Replicas: cfg.Replicas, OnPoison: onPoison}); err != nil {
+	if c.Log, err = eventlog.Attach(ctx, c.nc, eventlog.Config{Replicas: cfg.Replicas, OnPoison: onPoison}); err != nil {
 		return err
 	}
-	c.Views, err = pbadger.Open(filepath.Join(cfg.DataDir, "views"), cfg.Logger.With("component", "views"))
+	c.Views, err = viewstore.Open(filepath.Join(cfg.DataDir, "views"), cfg.Logger.With("component", "views"))
 	if err != nil {
 		return fmt.Errorf("views in %s: %w", filepath.Join(cfg.DataDir, "views"), err)
 	}
@@ -315,9 +315,9 @@ func (c *Cloud) setUp(ctx context.Context) error {
 	}
 	// A cluster that just started elects its JetStream leaders first:
 	// the streams are made once it answers.
-	var log *fjs.Log
+	var log *eventlog.Log
 	err = c.untilJetStream(ctx, "create the event stream", func() (err error) {
-		log, err = fjs.Open(ctx, admin, fjs.Config{Replicas: c.cfg.Replicas})
+		log, err = eventlog.Open(ctx, admin, eventlog.Config{Replicas: c.cfg.Replicas})
 		return err
 	})
 	if err != nil {
@@ -475,7 +475,7 @@ func (c *Cloud) startEmbedded() error {
 		}
 	}
 	var err error
-	c.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: cfg.DataDir, Listen: listen, ServerName: "flmngr-" + cfg.Name,
+	c.ns, err = eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: cfg.DataDir, Listen: listen, ServerName: "flmngr-" + cfg.Name,
 		Customize: func(o *server.Options) error {
 			if tlsConfig != nil {
 				o.TLS, o.TLSConfig, o.TLSTimeout = true, tlsConfig, 5

@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/projections/viewstore"
 	"github.com/flmngr/flmngr/services/auth"
 )
 
@@ -17,8 +17,8 @@ import (
 // JetStream store served in-process only (no one else can connect), with
 // full rights, and its views.
 type Stopped struct {
-	Log   *fjs.Log
-	Views *pbadger.Store
+	Log   *eventlog.Log
+	Views *viewstore.Store
 	lock  *dirLock
 	ns    *server.Server
 	nc    *nats.Conn
@@ -40,7 +40,7 @@ func OpenStopped(ctx context.Context, dataDir string) (s *Stopped, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.ns, err = fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: dataDir, Listen: "-", Customize: func(o *server.Options) error {
+	s.ns, err = eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: dataDir, Listen: "-", Customize: func(o *server.Options) error {
 		if trust != nil {
 			return trust.Configure(o, filepath.Join(dataDir, "identity", "jwt"))
 		}
@@ -60,10 +60,10 @@ func OpenStopped(ctx context.Context, dataDir string) (s *Stopped, err error) {
 	if s.nc, err = nats.Connect("", opts...); err != nil {
 		return nil, err
 	}
-	if s.Log, err = fjs.Attach(ctx, s.nc, fjs.Config{}); err != nil {
+	if s.Log, err = eventlog.Attach(ctx, s.nc, eventlog.Config{}); err != nil {
 		return nil, fmt.Errorf("%v (is %s the data directory of a deployment?)", err, dataDir)
 	}
-	if s.Views, err = pbadger.Open(filepath.Join(dataDir, "views"), nil); err != nil {
+	if s.Views, err = viewstore.Open(filepath.Join(dataDir, "views"), nil); err != nil {
 		return nil, fmt.Errorf("views in %s: %w", dataDir, err)
 	}
 	return s, nil

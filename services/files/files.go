@@ -19,8 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Bucket is the object store holding task files.
@@ -81,14 +82,14 @@ func (s *Store) Put(ctx context.Context, task, name string, r io.Reader) (events
 		return events.FileRef{}, err
 	}
 	if !events.ValidID(task) {
-		return events.FileRef{}, commands.Invalid("task_id", "invalid task id %q", task)
+		return events.FileRef{}, fault.Invalid("task_id", "invalid task id %q", task)
 	}
 	data, err := io.ReadAll(io.LimitReader(r, s.maxSize+1))
 	if err != nil {
 		return events.FileRef{}, fmt.Errorf("read %s: %w", name, err)
 	}
 	if int64(len(data)) > s.maxSize {
-		return events.FileRef{}, commands.Invalid("files", "file %s is larger than %d bytes", name, s.maxSize)
+		return events.FileRef{}, fault.Invalid("files", "file %s is larger than %d bytes", name, s.maxSize)
 	}
 	sum := sha256.Sum256(data)
 	ref := events.FileRef{Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
@@ -96,7 +97,7 @@ func (s *Store) Put(ctx context.Context, task, name string, r io.Reader) (events
 		return ref, nil
 	}
 	if _, err := s.obs.PutBytes(ctx, objectName(task, ref.SHA256), data); err != nil {
-		return events.FileRef{}, commands.Unavailable(err, "store %s", name)
+		return events.FileRef{}, fault.Unavailable(err, "store %s", name)
 	}
 	return ref, nil
 }
@@ -108,7 +109,7 @@ func (s *Store) Put(ctx context.Context, task, name string, r io.Reader) (events
 func (s *Store) Delete(ctx context.Context, task, sha string) error {
 	err := s.obs.Delete(ctx, objectName(task, sha))
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return commands.Unavailable(err, "delete file %s of task %s", sha, task)
+		return fault.Unavailable(err, "delete file %s of task %s", sha, task)
 	}
 	return nil
 }
@@ -117,14 +118,14 @@ func (s *Store) Delete(ctx context.Context, task, sha string) error {
 func (s *Store) Verify(ctx context.Context, task string, ref events.FileRef) error {
 	info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return commands.NotFound("file %s of task %s was never uploaded", ref.Name, task)
+		return fault.NotFound("file %s of task %s was never uploaded", ref.Name, task)
 	}
 	if err != nil {
-		return commands.Unavailable(err, "file store")
+		return fault.Unavailable(err, "file store")
 	}
 	digest, err := hex.DecodeString(ref.SHA256)
 	if err != nil {
-		return commands.Invalid("files", "bad digest of %s", ref.Name)
+		return fault.Invalid("files", "bad digest of %s", ref.Name)
 	}
 	if uint64(ref.Size) != info.Size || info.Digest != "SHA-256="+base64.URLEncoding.EncodeToString(digest) {
 		return fmt.Errorf("file %s of task %s: %w", ref.Name, task, ErrDigestMismatch)
@@ -140,7 +141,7 @@ func (s *Store) Fetch(ctx context.Context, task string, ref events.FileRef, dir 
 	return WriteVerified(dir, ref, func(w io.Writer) (int64, error) {
 		info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return 0, commands.NotFound("file %s of task %s is not in the file store", ref.Name, task)
+			return 0, fault.NotFound("file %s of task %s is not in the file store", ref.Name, task)
 		}
 		if err != nil {
 			return 0, err
@@ -189,7 +190,7 @@ func WriteVerified(dir string, ref events.FileRef, copy func(io.Writer) (int64, 
 	}
 	if err != nil {
 		_ = root.Remove(tmp)
-		if commands.KindOf(err) != commands.KindInternal {
+		if fault.KindOf(err) != fault.KindInternal {
 			return err
 		}
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
@@ -206,7 +207,7 @@ func WriteVerified(dir string, ref events.FileRef, copy func(io.Writer) (int64, 
 func (s *Store) WriteTo(ctx context.Context, task string, ref events.FileRef, w io.Writer) (int64, error) {
 	info, err := s.obs.GetInfo(ctx, objectName(task, ref.SHA256))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return 0, commands.NotFound("file %s of task %s is not in the file store", ref.Name, task)
+		return 0, fault.NotFound("file %s of task %s is not in the file store", ref.Name, task)
 	}
 	if err != nil {
 		return 0, err
@@ -228,7 +229,7 @@ func (s *Store) read(ctx context.Context, info *jetstream.ObjectInfo, w io.Write
 		return 0, nil
 	}
 	subject := "$O." + Bucket + ".C." + info.NUID
-	err := fjs.DirectScan(ctx, s.nc, "OBJ_"+Bucket, subject, 1, func(_ uint64, msg *nats.Msg) error {
+	err := eventlog.DirectScan(ctx, s.nc, "OBJ_"+Bucket, subject, 1, func(_ uint64, msg *nats.Msg) error {
 		if n += int64(len(msg.Data)); n > limit {
 			return fmt.Errorf("%w: the stored object is larger than %d bytes", ErrDigestMismatch, limit)
 		}

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/files"
 )
 
@@ -51,7 +51,7 @@ func TestPutFetchRoundTrip(t *testing.T) {
 		t.Fatalf("fetched %q, %v", got, err)
 	}
 	// Another task does not see this task's files.
-	if err := s.Verify(ctx, "other", ref); commands.KindOf(err) != commands.KindNotFound {
+	if err := s.Verify(ctx, "other", ref); fault.KindOf(err) != fault.KindNotFound {
 		t.Fatalf("verify under another task: %v", err)
 	}
 }
@@ -72,7 +72,7 @@ func TestFetchRefusesBadBytesAndLeavesNothing(t *testing.T) {
 	}
 	// A reference to content that was never stored.
 	other := events.FileRef{Name: "client.py", Size: 4, SHA256: strings.Repeat("0", 64)}
-	if err := s.Fetch(ctx, "t", other, dir); commands.KindOf(err) != commands.KindNotFound {
+	if err := s.Fetch(ctx, "t", other, dir); fault.KindOf(err) != fault.KindNotFound {
 		t.Fatalf("unknown content: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -85,7 +85,7 @@ func TestNamesCannotEscapeTheTaskDirectory(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, 0)
 	for _, name := range []string{"../x", "/etc/passwd", "a/../../x", "a\x00b", ""} {
-		if _, err := s.Put(ctx, "t", name, strings.NewReader("x")); commands.KindOf(err) != commands.KindInvalid {
+		if _, err := s.Put(ctx, "t", name, strings.NewReader("x")); fault.KindOf(err) != fault.KindInvalid {
 			t.Errorf("Put(%q): %v", name, err)
 		}
 	}
@@ -107,7 +107,7 @@ func TestNamesCannotEscapeTheTaskDirectory(t *testing.T) {
 
 func TestSizeLimit(t *testing.T) {
 	s := open(t, 10)
-	if _, err := s.Put(context.Background(), "t", "big.bin", strings.NewReader(strings.Repeat("x", 11))); commands.KindOf(err) != commands.KindInvalid {
+	if _, err := s.Put(context.Background(), "t", "big.bin", strings.NewReader(strings.Repeat("x", 11))); fault.KindOf(err) != fault.KindInvalid {
 		t.Fatalf("oversized file: %v", err)
 	}
 	if _, err := s.Put(context.Background(), "t", "ok.bin", strings.NewReader(strings.Repeat("x", 10))); err != nil {
@@ -177,7 +177,7 @@ func TestDelete(t *testing.T) {
 	if err := s.Delete(ctx, "t1", ref.SHA256); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(ctx, "t1", ref); commands.KindOf(err) != commands.KindNotFound {
+	if err := s.Verify(ctx, "t1", ref); fault.KindOf(err) != fault.KindNotFound {
 		t.Fatalf("verify after delete: %v", err)
 	}
 	if err := s.Verify(ctx, "t2", ref); err != nil {

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/files"
 )
@@ -90,8 +91,8 @@ func FuzzWriteVerified(f *testing.F) {
 		switch {
 		case verr != nil && err == nil:
 			t.Fatalf("WriteVerified(%q) wrote a file whose name ValidateFileName refuses: %v", name, verr)
-		case verr != nil && (commands.KindOf(err) != commands.KindInvalid || err.Error() != verr.Error()):
-			t.Fatalf("WriteVerified(%q) = %v (kind %s), want the invalid-argument error %q", name, err, commands.KindOf(err), verr)
+		case verr != nil && (fault.KindOf(err) != fault.KindInvalid || err.Error() != verr.Error()):
+			t.Fatalf("WriteVerified(%q) = %v (kind %s), want the invalid-argument error %q", name, err, fault.KindOf(err), verr)
 		case verr != nil && calls != 0:
 			t.Fatalf("WriteVerified(%q) asked for the bytes of a file whose name it refuses", name)
 		case err != nil && strings.TrimSpace(err.Error()) == "":
@@ -203,8 +204,8 @@ func FuzzValidateFileName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		err := commands.ValidateFileName("files", name)
 		if err != nil {
-			e := commands.AsError(err)
-			if e.Kind != commands.KindInvalid || e.Field != "files" || strings.TrimSpace(e.Message) == "" {
+			e := fault.AsError(err)
+			if e.Kind != fault.KindInvalid || e.Field != "files" || strings.TrimSpace(e.Message) == "" {
 				t.Fatalf("ValidateFileName(%q) = %#v, want an invalid-argument error on files with a message", name, e)
 			}
 			return

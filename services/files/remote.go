@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -56,7 +56,7 @@ func NewChunks(store *Store) *Chunks {
 // names who reads (its sequential reads share one pass).
 func (c *Chunks) Read(ctx context.Context, reader, task string, ref events.FileRef, offset int64) ([]byte, error) {
 	if offset < 0 || offset > ref.Size {
-		return nil, commands.Invalid("offset", "offset %d is outside the file's %d bytes", offset, ref.Size)
+		return nil, fault.Invalid("offset", "offset %d is outside the file's %d bytes", offset, ref.Size)
 	}
 	if offset == ref.Size {
 		return []byte{}, nil
@@ -78,10 +78,10 @@ func (c *Chunks) Read(ctx context.Context, reader, task string, ref events.FileR
 		return buf[:n], nil // the stored object is shorter than ref: the reader's check tells
 	}
 	if errors.Is(err, ErrDigestMismatch) {
-		return nil, commands.Conflict("file %s of task %s: %v", ref.Name, task, err)
+		return nil, fault.Conflict("file %s of task %s: %v", ref.Name, task, err)
 	}
 	if err != nil {
-		return nil, commands.Unavailable(err, "read file %s of task %s", ref.Name, task)
+		return nil, fault.Unavailable(err, "read file %s of task %s", ref.Name, task)
 	}
 	return buf, nil
 }
@@ -101,7 +101,7 @@ func (c *Chunks) reading(ctx context.Context, key, task string, ref events.FileR
 	}
 	info, err := c.store.obs.GetInfo(ctx, objectName(task, ref.SHA256))
 	if err != nil {
-		return nil, commands.NotFound("file %s of task %s is not in the file store", ref.Name, task)
+		return nil, fault.NotFound("file %s of task %s is not in the file store", ref.Name, task)
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -117,7 +117,7 @@ func (c *Chunks) reading(ctx context.Context, key, task string, ref events.FileR
 		if err != nil {
 			rd.mu.Unlock()
 			rd.close()
-			return nil, commands.Unavailable(err, "read file %s of task %s", ref.Name, task)
+			return nil, fault.Unavailable(err, "read file %s of task %s", ref.Name, task)
 		}
 	}
 	c.mu.Lock()
@@ -136,7 +136,7 @@ func (c *Chunks) reading(ctx context.Context, key, task string, ref events.FileR
 	if len(c.readings) >= maxReadings {
 		rd.mu.Unlock()
 		rd.close()
-		return nil, commands.Unavailable(nil, "%d downloads are under way; try again shortly", maxReadings)
+		return nil, fault.Unavailable(nil, "%d downloads are under way; try again shortly", maxReadings)
 	}
 	if prev := c.readings[key]; prev != nil {
 		// A concurrent request for the same file: the newer read wins.

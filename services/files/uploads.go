@@ -14,8 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Uploads stage the parts of a file sent through the cloud's endpoints
@@ -85,21 +86,21 @@ func (u *Uploads) maxParts() int { return int((u.store.maxSize + PartSize - 1) /
 // Part stages one part of an upload; sending it again is harmless.
 func (u *Uploads) Part(ctx context.Context, upload string, part int, data []byte) error {
 	if !events.ValidID(upload) {
-		return commands.Invalid("upload", "upload ids are 1-64 letters, digits, '_' or '-'")
+		return fault.Invalid("upload", "upload ids are 1-64 letters, digits, '_' or '-'")
 	}
 	if part < 0 || part >= u.maxParts() {
-		return commands.Invalid("part", "part %d is out of range (a file has at most %d parts of %d bytes)", part, u.maxParts(), PartSize)
+		return fault.Invalid("part", "part %d is out of range (a file has at most %d parts of %d bytes)", part, u.maxParts(), PartSize)
 	}
 	if len(data) == 0 || len(data) > PartSize {
-		return commands.Invalid("data", "a part holds 1 to %d bytes, not %d", PartSize, len(data))
+		return fault.Invalid("data", "a part holds 1 to %d bytes, not %d", PartSize, len(data))
 	}
 	subject := partSubject(upload, part)
 	if _, err := u.js.Publish(ctx, subject, data, jetstream.WithMsgID(subject)); err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStreamStoreFailed {
-			return commands.Unavailable(err, "uploads are full; try again later")
+			return fault.Unavailable(err, "uploads are full; try again later")
 		}
-		return commands.Unavailable(err, "stage part %d", part)
+		return fault.Unavailable(err, "stage part %d", part)
 	}
 	return nil
 }
@@ -109,7 +110,7 @@ func (u *Uploads) Part(ctx context.Context, upload string, part int, data []byte
 // drops the parts, whatever the outcome.
 func (u *Uploads) Commit(ctx context.Context, task, upload, name string, parts int, size int64, digest string) (ref events.FileRef, err error) {
 	if !events.ValidID(upload) {
-		return ref, commands.Invalid("upload", "upload ids are 1-64 letters, digits, '_' or '-'")
+		return ref, fault.Invalid("upload", "upload ids are 1-64 letters, digits, '_' or '-'")
 	}
 	defer func() {
 		if perr := u.drop(context.WithoutCancel(ctx), upload); perr != nil && err == nil {
@@ -120,33 +121,33 @@ func (u *Uploads) Commit(ctx context.Context, task, upload, name string, parts i
 		return ref, err
 	}
 	if parts < 1 || parts > u.maxParts() || size < 1 || size > u.store.maxSize {
-		return ref, commands.Invalid("size", "a file has 1 to %d bytes in 1 to %d parts", u.store.maxSize, u.maxParts())
+		return ref, fault.Invalid("size", "a file has 1 to %d bytes in 1 to %d parts", u.store.maxSize, u.maxParts())
 	}
 	var buf bytes.Buffer
 	next := 0
-	scanErr := fjs.DirectScan(ctx, u.js.Conn(), UploadsStream, uploadsPrefix+"."+upload+".>", 1, func(_ uint64, m *nats.Msg) error {
+	scanErr := eventlog.DirectScan(ctx, u.js.Conn(), UploadsStream, uploadsPrefix+"."+upload+".>", 1, func(_ uint64, m *nats.Msg) error {
 		if m.Header.Get(jetstream.SubjectHeader) != partSubject(upload, next) {
-			return commands.Invalid("parts", "part %d is missing or out of order", next)
+			return fault.Invalid("parts", "part %d is missing or out of order", next)
 		}
 		if int64(buf.Len()+len(m.Data)) > size {
-			return commands.Invalid("size", "the parts hold more than the announced %d bytes", size)
+			return fault.Invalid("size", "the parts hold more than the announced %d bytes", size)
 		}
 		buf.Write(m.Data)
 		next++
 		return nil
 	})
 	if scanErr != nil {
-		if commands.KindOf(scanErr) == commands.KindInvalid {
+		if fault.KindOf(scanErr) == fault.KindInvalid {
 			return ref, scanErr
 		}
-		return ref, commands.Unavailable(scanErr, "read upload %s", upload)
+		return ref, fault.Unavailable(scanErr, "read upload %s", upload)
 	}
 	if next != parts || int64(buf.Len()) != size {
-		return ref, commands.Invalid("parts", "received %d parts and %d bytes, announced %d and %d", next, buf.Len(), parts, size)
+		return ref, fault.Invalid("parts", "received %d parts and %d bytes, announced %d and %d", next, buf.Len(), parts, size)
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	if hex.EncodeToString(sum[:]) != digest {
-		return ref, commands.Invalid("sha256", "the bytes received do not have the announced SHA-256")
+		return ref, fault.Invalid("sha256", "the bytes received do not have the announced SHA-256")
 	}
 	return u.store.Put(ctx, task, name, &buf)
 }
@@ -155,10 +156,10 @@ func (u *Uploads) Commit(ctx context.Context, task, upload, name string, parts i
 func (u *Uploads) drop(ctx context.Context, upload string) error {
 	s, err := u.js.Stream(ctx, UploadsStream)
 	if err != nil {
-		return commands.Unavailable(err, "upload stream")
+		return fault.Unavailable(err, "upload stream")
 	}
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(uploadsPrefix+"."+upload+".>")); err != nil {
-		return commands.Unavailable(err, "drop upload %s", upload)
+		return fault.Unavailable(err, "drop upload %s", upload)
 	}
 	return nil
 }

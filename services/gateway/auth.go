@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 // LoadToken reads the admin token from path, creating it (0600) on first
@@ -60,7 +60,7 @@ func (g *Gateway) authorize(r *http.Request, a access) error {
 			return errTokenRequired()
 		}
 		if subtle.ConstantTimeCompare([]byte(t), []byte(g.token)) != 1 {
-			return &commands.Error{Kind: commands.KindForbidden, Message: "the token is not the admin token"}
+			return &fault.Error{Kind: fault.KindForbidden, Message: "the token is not the admin token"}
 		}
 		return nil
 	}
@@ -69,7 +69,7 @@ func (g *Gateway) authorize(r *http.Request, a access) error {
 		return errTokenRequired()
 	}
 	if !g.sessions.valid(c.Value) {
-		return &commands.Error{Kind: commands.KindUnauthorized, Message: "the console session has ended: sign in again"}
+		return &fault.Error{Kind: fault.KindUnauthorized, Message: "the console session has ended: sign in again"}
 	}
 	if a >= write {
 		return checkCookieWrite(r, a)
@@ -78,7 +78,7 @@ func (g *Gateway) authorize(r *http.Request, a access) error {
 }
 
 func errTokenRequired() error {
-	return &commands.Error{Kind: commands.KindUnauthorized, Message: "the admin token is required (Authorization: Bearer <token>)"}
+	return &fault.Error{Kind: fault.KindUnauthorized, Message: "the admin token is required (Authorization: Bearer <token>)"}
 }
 
 // isAdmin reports whether a request carries the admin token or a live
@@ -109,12 +109,12 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(body.Token), []byte(g.token)) != 1 {
-		g.writeError(w, r, &commands.Error{Kind: commands.KindForbidden, Message: "the token is not the admin token", Field: "token"})
+		g.writeError(w, r, &fault.Error{Kind: fault.KindForbidden, Message: "the token is not the admin token", Field: "token"})
 		return
 	}
 	id, err := g.sessions.create()
 	if err != nil {
-		g.writeError(w, r, commands.Internal(err, "session id"))
+		g.writeError(w, r, fault.Internal(err, "session id"))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", MaxAge: int(sessionTTL / time.Second),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
@@ -84,7 +85,7 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 		level = write
 	}
 	if err := g.authorize(r, level); err != nil {
-		writeJSON(w, status(commands.KindOf(err)), commands.AsError(err).Message)
+		writeJSON(w, status(fault.KindOf(err)), fault.AsError(err).Message)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
@@ -123,14 +124,14 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 // compatError turns an error into the original's status and text, so its
 // pages, which match on that text, keep working.
 func compatError(name string, body any, err error) (int, string) {
-	e := commands.AsError(err)
+	e := fault.AsError(err)
 	fields, _ := body.(map[string]any)
 	id, _ := fields["task_id"].(string)
 	user, _ := fields["user_id"].(string)
 	switch e.Kind {
-	case commands.KindInvalid:
+	case fault.KindInvalid:
 		return http.StatusBadRequest, name + " cannot be executed due to invalid arguments: " + e.Message
-	case commands.KindNotFound:
+	case fault.KindNotFound:
 		switch {
 		case name == "rpc_exec_client_requesting_task":
 			return http.StatusInternalServerError, "Could not retrieve info from user with ID=" + user
@@ -138,7 +139,7 @@ func compatError(name string, body any, err error) (int, string) {
 			return http.StatusInternalServerError, "User with ID=" + user + " not registered"
 		}
 		return http.StatusInternalServerError, "Task with ID=" + id + " not registered"
-	case commands.KindConflict:
+	case fault.KindConflict:
 		switch {
 		case name == "rpc_exec_create_task":
 			return http.StatusInternalServerError, "UNIQUE constraint failed: tasks.ID"
@@ -150,9 +151,9 @@ func compatError(name string, body any, err error) (int, string) {
 			return http.StatusInternalServerError, "Task with ID=" + id + " not found"
 		}
 		return http.StatusInternalServerError, e.Message
-	case commands.KindUnavailable:
+	case fault.KindUnavailable:
 		return http.StatusServiceUnavailable, e.Message
-	case commands.KindUnauthorized, commands.KindForbidden:
+	case fault.KindUnauthorized, fault.KindForbidden:
 		return status(e.Kind), e.Message
 	}
 	return http.StatusInternalServerError, "Internal error"
@@ -160,7 +161,7 @@ func compatError(name string, body any, err error) (int, string) {
 
 func unmarshal(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
-		return commands.Invalid("", "%v", err)
+		return fault.Invalid("", "%v", err)
 	}
 	return nil
 }
@@ -334,7 +335,7 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, msg string) { writeJSON(w, code, map[string]string{"error": msg}) }
 	u, err := readUpload(w, r, "files", g.files.MaxSize(), func(name string) error {
 		if strings.ContainsAny(name, "/\\") {
-			return commands.Invalid("files", "file name %q has a directory", name)
+			return fault.Invalid("files", "file name %q has a directory", name)
 		}
 		return commands.ValidateFileName("files", name)
 	})
@@ -375,7 +376,7 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := g.api.Task(ctx, id); err != nil {
-		if commands.KindOf(err) == commands.KindNotFound {
+		if fault.KindOf(err) == fault.KindNotFound {
 			fail(http.StatusNotFound, "Task not found")
 		} else {
 			g.writeError(w, r, err)

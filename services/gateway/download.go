@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/limit"
@@ -103,7 +103,7 @@ func (g *Gateway) compatDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok, err := g.checkDownload(r.Context(), r, id)
 	if err != nil {
-		if e := commands.AsError(err); e.Kind == commands.KindUnavailable && e.RetryAfterMS > 0 {
+		if e := fault.AsError(err); e.Kind == fault.KindUnavailable && e.RetryAfterMS > 0 {
 			retryLater(w, http.StatusServiceUnavailable, time.Duration(e.RetryAfterMS)*time.Millisecond, "Too many password checks at once; retry later")
 			return
 		}
@@ -151,7 +151,7 @@ func (g *Gateway) checkDownload(ctx context.Context, r *http.Request, id string)
 		switch {
 		case err == nil:
 			known = t.HasPassword && t.Spec.Username != "" && subtle.ConstantTimeCompare([]byte(user), []byte(t.Spec.Username)) == 1
-		case commands.KindOf(err) != commands.KindNotFound:
+		case fault.KindOf(err) != fault.KindNotFound:
 			return api.Task{}, false, err
 		}
 	}
@@ -160,7 +160,7 @@ func (g *Gateway) checkDownload(ctx context.Context, r *http.Request, id string)
 		return api.Task{}, false, nil
 	}
 	ok, err := g.api.CheckCredentials(ctx, id, user, pass)
-	if commands.KindOf(err) == commands.KindNotFound {
+	if fault.KindOf(err) == fault.KindNotFound {
 		return api.Task{}, false, nil // deleted meanwhile
 	}
 	return t, ok, err

@@ -6,56 +6,56 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 // status maps an error kind to its HTTP status.
-func status(k commands.Kind) int {
+func status(k fault.Kind) int {
 	switch k {
-	case commands.KindInvalid:
+	case fault.KindInvalid:
 		return http.StatusBadRequest
-	case commands.KindNotFound:
+	case fault.KindNotFound:
 		return http.StatusNotFound
-	case commands.KindConflict:
+	case fault.KindConflict:
 		return http.StatusConflict
-	case commands.KindUnauthorized:
+	case fault.KindUnauthorized:
 		return http.StatusUnauthorized
-	case commands.KindForbidden:
+	case fault.KindForbidden:
 		return http.StatusForbidden
-	case commands.KindUnavailable:
+	case fault.KindUnavailable:
 		return http.StatusServiceUnavailable
-	case commands.KindInsufficientStorage:
+	case fault.KindInsufficientStorage:
 		return http.StatusInsufficientStorage
-	case commands.KindRateLimited:
+	case fault.KindRateLimited:
 		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
 
 type errorBody struct {
-	Error *commands.Error `json:"error"`
+	Error *fault.Error `json:"error"`
 }
 
 // writeError answers {"error":{"kind","message","field"}} with the status
 // of the error's kind; internal details stay in the log.
 func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := commands.AsError(err)
+	e := fault.AsError(err)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		e = &commands.Error{Kind: commands.KindInvalid, Message: "request body too large"}
+		e = &fault.Error{Kind: fault.KindInvalid, Message: "request body too large"}
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{e})
 		return
 	}
-	if e.Kind == commands.KindInternal || e.Kind == commands.KindUnavailable {
+	if e.Kind == fault.KindInternal || e.Kind == fault.KindUnavailable {
 		g.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if e.Kind == commands.KindInternal {
-		e = &commands.Error{Kind: commands.KindInternal, Message: "internal error"}
+	if e.Kind == fault.KindInternal {
+		e = &fault.Error{Kind: fault.KindInternal, Message: "internal error"}
 	}
-	if e.Kind == commands.KindUnauthorized {
+	if e.Kind == fault.KindUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="flmngr"`)
 	}
-	if e.Kind == commands.KindRateLimited {
+	if e.Kind == fault.KindRateLimited {
 		w.Header().Set("Retry-After", strconv.FormatInt((e.RetryAfterMS+999)/1000, 10))
 	}
 	writeJSON(w, status(e.Kind), errorBody{e})

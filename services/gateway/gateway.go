@@ -14,7 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/commands"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/commands/fault"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/limit"
@@ -65,7 +66,7 @@ type Gateway struct {
 	nc      *nats.Conn
 	api     *api.Client
 	log     *slog.Logger
-	events  *fjs.Log
+	events  *eventlog.Log
 	files   *files.Store
 	metrics *metrics.Metrics
 	mux     *http.ServeMux
@@ -86,7 +87,7 @@ func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics
 	if len(cfg.Token) < 32 {
 		return nil, errors.New("gateway: an admin token of at least 32 characters is required")
 	}
-	log, err := fjs.Attach(ctx, nc, fjs.Config{})
+	log, err := eventlog.Attach(ctx, nc, eventlog.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -121,7 +122,7 @@ func (g *Gateway) handle(pattern string, level access, stream bool, fn http.Hand
 		defer func() {
 			if p := recover(); p != nil {
 				g.log.Error("handler panicked", "path", r.URL.Path, "panic", p)
-				g.writeError(w, r, commands.Internal(fmt.Errorf("%v", p), "panic"))
+				g.writeError(w, r, fault.Internal(fmt.Errorf("%v", p), "panic"))
 			}
 			g.metrics.HTTP(pattern, time.Since(start))
 		}()
@@ -133,7 +134,7 @@ func (g *Gateway) handle(pattern string, level access, stream bool, fn http.Hand
 		}
 		if key := r.Header.Get("Idempotency-Key"); key != "" {
 			if !commands.ValidIdempotencyKey(key) {
-				g.writeError(w, r, commands.Invalid("Idempotency-Key", "the Idempotency-Key header must be 1-128 printable ASCII characters without spaces"))
+				g.writeError(w, r, fault.Invalid("Idempotency-Key", "the Idempotency-Key header must be 1-128 printable ASCII characters without spaces"))
 				return
 			}
 			r = r.WithContext(commands.WithIdempotencyKey(r.Context(), key))
@@ -159,13 +160,13 @@ func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return commands.Invalid(te.Field, "%s must be %s, not %s", te.Field, te.Type, te.Value)
+			return fault.Invalid(te.Field, "%s must be %s, not %s", te.Field, te.Type, te.Value)
 		}
 		if _, after, ok := strings.Cut(err.Error(), `unknown field "`); ok {
 			name, _, _ := strings.Cut(after, `"`)
-			return commands.Invalid(name, "unknown field %q", name)
+			return fault.Invalid(name, "unknown field %q", name)
 		}
-		return commands.Invalid("", "bad JSON body: %v", err)
+		return fault.Invalid("", "bad JSON body: %v", err)
 	}
 	return nil
 }

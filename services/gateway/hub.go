@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/flmngr/flmngr/commands"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/commands/fault"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/metrics"
 )
 
@@ -151,13 +151,13 @@ func (h *hub) start(ctx context.Context) error {
 	defer cancel()
 	st, err := h.hs.js.Stream(sctx, h.feed.stream)
 	if err != nil {
-		return commands.Unavailable(err, "stream %s", h.feed.stream)
+		return fault.Unavailable(err, "stream %s", h.feed.stream)
 	}
 	last := st.CachedInfo().State.LastSeq
 	h.pos, h.floor = last, last
 	cc, failed, err := h.consume(sctx)
 	if err != nil {
-		return commands.Unavailable(err, "follow %s %s", h.feed.stream, h.feed.filter)
+		return fault.Unavailable(err, "follow %s %s", h.feed.stream, h.feed.filter)
 	}
 	h.hs.metrics.FollowerStarted()
 	go h.follow(ctx, cc, failed)
@@ -230,7 +230,7 @@ func (h *hub) consume(ctx context.Context) (jetstream.ConsumeContext, <-chan err
 			return
 		}
 		h.append(meta.Sequence.Stream, m.Data())
-	}, jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(fjs.Heartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(eventlog.Heartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 			errors.Is(err, jetstream.ErrOrderedConsumerReset) || errors.Is(err, jetstream.ErrNoHeartbeat) {
 			fail(err)
@@ -339,7 +339,7 @@ func (s *subscription) readHistory(ctx context.Context, send func(sseMsg) error)
 		return nil
 	}
 	f := s.h.feed
-	err := fjs.DirectScan(ctx, s.h.hs.nc, f.stream, f.filter, s.from, func(seq uint64, msg *nats.Msg) error {
+	err := eventlog.DirectScan(ctx, s.h.hs.nc, f.stream, f.filter, s.from, func(seq uint64, msg *nats.Msg) error {
 		if seq > s.history {
 			return errCaughtUp
 		}

@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/metrics"
 )
 
-func testHubs(t *testing.T) (*hubs, *fjs.Log, *metrics.Metrics) {
+func testHubs(t *testing.T) (*hubs, *eventlog.Log, *metrics.Metrics) {
 	t.Helper()
 	log := jstest.Log(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -29,14 +29,14 @@ func testHubs(t *testing.T) (*hubs, *fjs.Log, *metrics.Metrics) {
 }
 
 // seqFeed renders a message as its sequence.
-func seqFeed(log *fjs.Log) feed {
+func seqFeed(log *eventlog.Log) feed {
 	return feed{kind: "test", stream: log.Config().Stream, filter: log.EventsFilter(), render: func(seq uint64, _ []byte) []byte {
 		return strconv.AppendUint(nil, seq, 10)
 	}}
 }
 
 // publish appends n events to the log.
-func publish(t *testing.T, log *fjs.Log, n int) {
+func publish(t *testing.T, log *eventlog.Log, n int) {
 	t.Helper()
 	js := log.JetStream()
 	for i := range n {
@@ -252,7 +252,7 @@ func TestHubOpenFailureIsAnError(t *testing.T) {
 	f := seqFeed(log)
 	f.stream = "NO_SUCH_STREAM"
 	_, err := hs.join(context.Background(), f, 0)
-	if commands.KindOf(err) != commands.KindUnavailable {
+	if fault.KindOf(err) != fault.KindUnavailable {
 		t.Fatalf("joining a missing stream: %v", err)
 	}
 	if n := hs.active(); n != 0 {

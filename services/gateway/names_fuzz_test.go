@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/services/cloud"
 )
 
@@ -263,7 +264,7 @@ func namesErrorOf(up namesUpload, body []byte) string {
 		return ""
 	}
 	var e apiError
-	if json.Unmarshal(body, &e) != nil || e.Error.Kind != string(commands.KindInvalid) || e.Error.Field != "files" {
+	if json.Unmarshal(body, &e) != nil || e.Error.Kind != string(fault.KindInvalid) || e.Error.Field != "files" {
 		return ""
 	}
 	return e.Error.Message

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 // A browser sends the console's cookie with any request to the gateway,
@@ -45,7 +45,7 @@ func originOf(r *http.Request) string {
 }
 
 func forbidden(format string, args ...any) error {
-	return &commands.Error{Kind: commands.KindForbidden, Message: fmt.Sprintf(format, args...)}
+	return &fault.Error{Kind: fault.KindForbidden, Message: fmt.Sprintf(format, args...)}
 }
 
 // checkCookieWrite refuses a cookie-authorized write from another origin

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 // passwordChecks bounds the bcrypt comparisons the gateway causes at
@@ -46,7 +47,7 @@ func newPasswordChecks(n int) *passwordChecks {
 
 // errBusy is the refusal of a check that found no slot in time.
 func errBusy() error {
-	return &commands.Error{Kind: commands.KindUnavailable, Message: "too many password checks at once; retry later", RetryAfterMS: 1000}
+	return &fault.Error{Kind: fault.KindUnavailable, Message: "too many password checks at once; retry later", RetryAfterMS: 1000}
 }
 
 // acquire takes a slot, waiting at most maxWait behind at most maxQueue

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 	"github.com/flmngr/flmngr/services/api"
 )
 
@@ -31,18 +31,18 @@ func (g *Gateway) routes() {
 	g.handle("GET /api/v1/tasks/{id}/files", read, false, g.listFiles)
 	g.handle("POST /api/v1/tasks/{id}/files", uploading, true, g.uploadFiles)
 	g.handle("GET /api/v1/tasks/{id}/metrics", read, false, g.taskMetrics)
-	g.handle("GET /api/v1/tasks/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
-		return pbadger.TimelineQuery{Task: r.PathValue("id")}
+	g.handle("GET /api/v1/tasks/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) projections.TimelineQuery {
+		return projections.TimelineQuery{Task: r.PathValue("id")}
 	}))
 	g.handle("GET /api/v1/tasks/{id}/metrics/stream", read, true, g.metricsStream)
 	g.handle("GET /api/v1/tasks/{id}/logs/stream", read, true, g.logsStream)
 	g.handle("GET /api/v1/clients", read, false, g.listClients)
 	g.handle("GET /api/v1/clients/{id}", read, false, g.getClient)
-	g.handle("GET /api/v1/clients/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
-		return pbadger.TimelineQuery{Client: r.PathValue("id")}
+	g.handle("GET /api/v1/clients/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) projections.TimelineQuery {
+		return projections.TimelineQuery{Client: r.PathValue("id")}
 	}))
-	g.handle("GET /api/v1/timeline", read, false, g.timelineOf(func(r *http.Request) pbadger.TimelineQuery {
-		return pbadger.TimelineQuery{Task: r.URL.Query().Get("task"), Client: r.URL.Query().Get("client")}
+	g.handle("GET /api/v1/timeline", read, false, g.timelineOf(func(r *http.Request) projections.TimelineQuery {
+		return projections.TimelineQuery{Task: r.URL.Query().Get("task"), Client: r.URL.Query().Get("client")}
 	}))
 	g.handle("GET /api/v1/events/stream", read, true, g.eventsStream)
 	g.handle("GET /api/v1/status", read, false, g.status)
@@ -52,7 +52,7 @@ func (g *Gateway) routes() {
 	g.handle("GET /api/v1/whoami", public, false, g.whoami)
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		g.handle(m+" /api/", public, false, func(w http.ResponseWriter, r *http.Request) {
-			g.writeError(w, r, commands.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
+			g.writeError(w, r, fault.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
 		})
 	}
 	g.handle("GET /healthz", public, false, g.healthz)
@@ -94,7 +94,7 @@ func (g *Gateway) listTasks(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	page, err := g.api.TasksPage(r.Context(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: q.Get("status"), Tag: q.Get("tag")},
+	page, err := g.api.TasksPage(r.Context(), api.ListTasksRequest{TaskFilter: projections.TaskFilter{Status: q.Get("status"), Tag: q.Get("tag")},
 		After: q.Get("after"), Limit: limit})
 	if err != nil {
 		g.writeError(w, r, err)
@@ -161,7 +161,7 @@ func (g *Gateway) updateTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.TaskID != "" && c.TaskID != r.PathValue("id") {
-		g.writeError(w, r, commands.Invalid("task_id", "task_id %q does not match the path", c.TaskID))
+		g.writeError(w, r, fault.Invalid("task_id", "task_id %q does not match the path", c.TaskID))
 		return
 	}
 	c.TaskID = r.PathValue("id")
@@ -244,7 +244,7 @@ func (g *Gateway) uploadFiles(w http.ResponseWriter, r *http.Request) {
 	var refused *uploadError
 	switch {
 	case errors.As(err, &refused):
-		g.writeError(w, r, commands.Invalid("files", "%s", refused.msg))
+		g.writeError(w, r, fault.Invalid("files", "%s", refused.msg))
 		return
 	case err != nil:
 		g.writeError(w, r, err)
@@ -256,7 +256,7 @@ func (g *Gateway) uploadFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(u.files) == 0 {
-		g.writeError(w, r, commands.Invalid("files", "no files uploaded"))
+		g.writeError(w, r, fault.Invalid("files", "no files uploaded"))
 		return
 	}
 	refs, res, err := g.storeUpload(ctx, id, u)
@@ -302,26 +302,26 @@ func (g *Gateway) taskMetrics(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		g.writeError(w, r, commands.Unavailable(err, "event log"))
+		g.writeError(w, r, fault.Unavailable(err, "event log"))
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (g *Gateway) timelineOf(query func(*http.Request) pbadger.TimelineQuery) http.HandlerFunc {
+func (g *Gateway) timelineOf(query func(*http.Request) projections.TimelineQuery) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := query(r)
 		v := r.URL.Query()
 		var err error
 		if s := v.Get("after"); s != "" {
 			if q.After, err = strconv.ParseUint(s, 10, 64); err != nil {
-				g.writeError(w, r, commands.Invalid("after", "after must be a sequence number"))
+				g.writeError(w, r, fault.Invalid("after", "after must be a sequence number"))
 				return
 			}
 		}
 		if s := v.Get("limit"); s != "" {
 			if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 {
-				g.writeError(w, r, commands.Invalid("limit", "limit must be a positive number"))
+				g.writeError(w, r, fault.Invalid("limit", "limit must be a positive number"))
 				return
 			}
 		}
@@ -373,8 +373,8 @@ func pageLimit(q url.Values) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > pbadger.MaxPage {
-		return 0, commands.Invalid("limit", "limit must be 1 to %d", pbadger.MaxPage)
+	if err != nil || n < 1 || n > projections.MaxPage {
+		return 0, fault.Invalid("limit", "limit must be 1 to %d", projections.MaxPage)
 	}
 	return n, nil
 }
@@ -396,7 +396,7 @@ func (g *Gateway) getClient(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	ts, err := g.api.Tasks(r.Context(), api.ListTasksRequest{TaskFilter: pbadger.TaskFilter{Status: "running"}})
+	ts, err := g.api.Tasks(r.Context(), api.ListTasksRequest{TaskFilter: projections.TaskFilter{Status: "running"}})
 	if err != nil {
 		g.writeError(w, r, err)
 		return

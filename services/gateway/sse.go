@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/logs"
 )
@@ -172,7 +172,7 @@ func resumeFrom(r *http.Request, fallback uint64) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, commands.Invalid("since", "Last-Event-ID and since must be sequence numbers")
+		return 0, fault.Invalid("since", "Last-Event-ID and since must be sequence numbers")
 	}
 	return n + 1, nil
 }
@@ -228,7 +228,7 @@ func (g *Gateway) eventsStream(w http.ResponseWriter, r *http.Request) {
 	}{{"task", events.Task}, {"client", events.Client}} {
 		if id := q.Get(by.param); id != "" {
 			if !events.ValidID(id) {
-				g.writeError(w, r, commands.Invalid(by.param, "invalid %s id", by.param))
+				g.writeError(w, r, fault.Invalid(by.param, "invalid %s id", by.param))
 				return
 			}
 			filter = g.events.AggregateFilter(by.agg(id))
@@ -264,7 +264,7 @@ func renderRound(seq uint64, data []byte) []byte {
 func (g *Gateway) metricsStream(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !events.ValidID(id) {
-		g.writeError(w, r, commands.Invalid("id", "invalid task id"))
+		g.writeError(w, r, fault.Invalid("id", "invalid task id"))
 		return
 	}
 	from, err := resumeFrom(r, 1)
@@ -308,7 +308,7 @@ func (g *Gateway) logsStream(w http.ResponseWriter, r *http.Request) {
 		run = "1"
 	}
 	if !events.ValidID(run) {
-		g.writeError(w, r, commands.Invalid("run", "invalid run"))
+		g.writeError(w, r, fault.Invalid("run", "invalid run"))
 		return
 	}
 	from, err := resumeFrom(r, 1)

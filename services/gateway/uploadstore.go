@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/api"
 )
@@ -54,7 +55,7 @@ func (g *Gateway) dropUnreferenced(ctx context.Context, task string, digests []s
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	t, err := g.api.Task(ctx, task)
-	if err != nil && commands.KindOf(err) != commands.KindNotFound {
+	if err != nil && fault.KindOf(err) != fault.KindNotFound {
 		g.log.Warn("a failed upload's files are left in the store: the task's files could not be read", "task_id", task, "files", len(digests), "err", err)
 		return
 	}

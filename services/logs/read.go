@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Query selects stored lines: those of a run of a task, of one origin
@@ -87,7 +87,7 @@ func (r *Reader) Read(ctx context.Context, q Query) (Page, error) {
 func (r *Reader) scan(ctx context.Context, q Query, limit int) (Page, error) {
 	page := Page{Lines: []Line{}, Next: q.After}
 	errFull := errPageFull
-	err := fjs.DirectScan(ctx, r.nc, Stream, q.filter(), q.After+1, func(seq uint64, m *nats.Msg) error {
+	err := eventlog.DirectScan(ctx, r.nc, Stream, q.filter(), q.After+1, func(seq uint64, m *nats.Msg) error {
 		var l Line
 		if json.Unmarshal(m.Data, &l) == nil {
 			if task, run, origin, ok := ParseSubject(m.Header.Get(jetstream.SubjectHeader)); ok {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Executor runs commands.
@@ -27,7 +27,7 @@ type Config struct {
 
 // Matcher keeps offers up to date.
 type Matcher struct {
-	log  *fjs.Log
+	log  *eventlog.Log
 	cmds Executor
 	cfg  Config
 
@@ -55,7 +55,7 @@ type client struct {
 }
 
 // New returns a matcher; Run runs it.
-func New(log *fjs.Log, cmds Executor, cfg Config) *Matcher {
+func New(log *eventlog.Log, cmds Executor, cfg Config) *Matcher {
 	if cfg.Workers == 0 {
 		cfg.Workers = 64
 	}
@@ -83,7 +83,7 @@ func (m *Matcher) filters() []string {
 // Run folds the log from its start, brings every client's offers up to
 // date, then follows the log until ctx ends.
 func (m *Matcher) Run(ctx context.Context) error {
-	last, err := m.log.Replay(ctx, fjs.FollowOptions{Filters: m.filters(), Batch: 4096}, func(e events.Envelope) error {
+	last, err := m.log.Replay(ctx, eventlog.FollowOptions{Filters: m.filters(), Batch: 4096}, func(e events.Envelope) error {
 		m.mu.Lock()
 		m.apply(e)
 		m.mu.Unlock()
@@ -104,7 +104,7 @@ func (m *Matcher) Run(ctx context.Context) error {
 	for range m.cfg.Workers {
 		wg.Go(func() { m.work(ctx) })
 	}
-	err = m.log.Follow(ctx, fjs.FollowOptions{From: last + 1, Filters: m.filters(), Batch: 4096}, func(e events.Envelope) error {
+	err = m.log.Follow(ctx, eventlog.FollowOptions{From: last + 1, Filters: m.filters(), Batch: 4096}, func(e events.Envelope) error {
 		m.mu.Lock()
 		m.apply(e)
 		m.mu.Unlock()

@@ -16,14 +16,13 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
 )
 
 // Views is what the state gauges read.
 type Views interface {
-	Tasks(pbadger.TaskFilter) ([]projections.TaskView, error)
+	Tasks(projections.TaskFilter) ([]projections.TaskView, error)
 	Clients() ([]projections.ClientView, error)
-	DeadLetters() (int, *pbadger.DeadLetter, error)
+	DeadLetters() (int, *projections.DeadLetter, error)
 }
 
 // Metrics holds the collectors.
@@ -205,7 +204,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	if ts, err := c.views.Tasks(pbadger.TaskFilter{}); err == nil {
+	if ts, err := c.views.Tasks(projections.TaskFilter{}); err == nil {
 		count := map[string]float64{}
 		for _, t := range ts {
 			count[string(t.Status)]++

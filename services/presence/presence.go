@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/projections"
 )
 
@@ -114,7 +115,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) record(ctx context.Context, c commands.RecordPresence) {
 	ctx, cancel := context.WithTimeout(commands.WithSource(ctx, "presence"), 10*time.Second)
 	defer cancel()
-	if _, err := m.cmds.Execute(ctx, c); err != nil && commands.KindOf(err) != commands.KindNotFound {
+	if _, err := m.cmds.Execute(ctx, c); err != nil && fault.KindOf(err) != fault.KindNotFound {
 		m.cfg.Logger.Warn("record presence", "client_id", c.ClientID, "online", c.Online, "err", err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 // Guard checks the free space of one directory's volume.
@@ -93,7 +93,7 @@ func (g *Guard) Admit() error {
 	if g == nil || !g.low.Load() {
 		return nil
 	}
-	return &commands.Error{Kind: commands.KindInsufficientStorage,
+	return &fault.Error{Kind: fault.KindInsufficientStorage,
 		Message: fmt.Sprintf("the cloud's data volume has %s free, below its %s watermark: it takes no command until space is freed (reads go on)", Bytes(g.free.Load()), Bytes(g.min))}
 }
 

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 )
 
 func TestGuardRefusesBelowWatermarkAndRecovers(t *testing.T) {
@@ -22,8 +22,8 @@ func TestGuardRefusesBelowWatermarkAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = g.Admit()
-	var ce *commands.Error
-	if !errors.As(err, &ce) || ce.Kind != commands.KindInsufficientStorage {
+	var ce *fault.Error
+	if !errors.As(err, &ce) || ce.Kind != fault.KindInsufficientStorage {
 		t.Fatalf("below the watermark Admit = %v, want insufficient_storage", err)
 	}
 	if !g.Low() || len(alarms) != 1 || !alarms[0] {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -112,6 +112,6 @@ func (r *recorder) run() {
 // retryable reports whether recording may succeed later: the log could
 // not be reached. A refusal (the run was superseded, say) is final.
 func retryable(err error) bool {
-	k := commands.KindOf(err)
-	return k == commands.KindUnavailable || k == commands.KindInternal
+	k := fault.KindOf(err)
+	return k == fault.KindUnavailable || k == fault.KindInternal
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 )
 
@@ -22,7 +22,7 @@ func TestRecorderOutlivesALogOutage(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if down {
-			return commands.Unavailable(errors.New("no stream leader"), "event log unavailable")
+			return fault.Unavailable(errors.New("no stream leader"), "event log unavailable")
 		}
 		got = append(got, p.(*events.TaskRoundCompleted).Round)
 		return nil
@@ -60,7 +60,7 @@ func TestRecorderMovesOnAfterARefusal(t *testing.T) {
 	rec := newRecorder(context.Background(), func(_ context.Context, p events.Payload) error {
 		r := p.(*events.TaskRoundCompleted).Round
 		if r == 2 {
-			return commands.Invalid("", "refused")
+			return fault.Invalid("", "refused")
 		}
 		got = append(got, r)
 		return nil

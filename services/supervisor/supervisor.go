@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/launch"
 	"github.com/flmngr/flmngr/taskd"
@@ -71,7 +72,7 @@ func (c Config) withDefaults() Config {
 
 // Supervisor runs task servers.
 type Supervisor struct {
-	log   *fjs.Log
+	log   *eventlog.Log
 	cmds  Executor
 	files *files.Store
 	cfg   Config
@@ -83,7 +84,7 @@ type Supervisor struct {
 }
 
 // New returns a supervisor; Run runs it.
-func New(log *fjs.Log, cmds Executor, fs *files.Store, cfg Config) *Supervisor {
+func New(log *eventlog.Log, cmds Executor, fs *files.Store, cfg Config) *Supervisor {
 	return &Supervisor{log: log, cmds: cmds, files: fs, cfg: cfg.withDefaults(), runs: map[string]*serverRun{}}
 }
 
@@ -176,14 +177,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	var loops sync.WaitGroup
 	loops.Go(func() {
-		err := s.log.Follow(ctx, fjs.FollowOptions{From: from + 1, Filters: []string{s.log.TypeFilter(events.TaskStopRequestedV1)}},
+		err := s.log.Follow(ctx, eventlog.FollowOptions{From: from + 1, Filters: []string{s.log.TypeFilter(events.TaskStopRequestedV1)}},
 			func(e events.Envelope) error { return s.onStop(ctx, e) })
 		if ctx.Err() == nil {
 			errc <- fmt.Errorf("supervisor: stop requests: %w", err)
 		}
 	})
 	loops.Go(func() {
-		err := s.log.Durable(ctx, fjs.DurableOptions{
+		err := s.log.Durable(ctx, eventlog.DurableOptions{
 			Name:    "flmngr-server-supervisor",
 			Filters: []string{s.log.TypeFilter(events.TaskStartRequestedV1)},
 			OnError: func(err error) { s.cfg.Logger.Warn("start request", "err", err) },
@@ -215,7 +216,7 @@ func (s *Supervisor) recordCtx(ctx context.Context, task string, p events.Payloa
 	defer cancel()
 	ctx = commands.WithSource(ctx, "supervisor/"+s.cfg.Name)
 	_, err := s.cmds.Execute(ctx, commands.RecordRun{TaskID: task, Event: p})
-	if err != nil && commands.KindOf(err) != commands.KindConflict {
+	if err != nil && fault.KindOf(err) != fault.KindConflict {
 		s.cfg.Logger.Warn("record server event", "task_id", task, "type", p.EventType(), "err", err)
 	}
 	return err

@@ -1,4 +1,4 @@
-package badger_test
+package viewstore_test
 
 import (
 	"bytes"
@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
+	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
 func fastHash(s string) (string, error) { return "hash-of-" + s, nil }
@@ -54,7 +55,7 @@ func workload(t *testing.T, h *commands.Handler, from, to int) {
 	}
 }
 
-func dump(t *testing.T, s *pbadger.Store) map[string][]byte {
+func dump(t *testing.T, s *viewstore.Store) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	if err := s.Dump(func(k, v []byte) error { out[string(k)] = v; return nil }); err != nil {
@@ -63,7 +64,7 @@ func dump(t *testing.T, s *pbadger.Store) map[string][]byte {
 	return out
 }
 
-func run(t *testing.T, s *pbadger.Store, src pbadger.Source) (stop func()) {
+func run(t *testing.T, s *viewstore.Store, src viewstore.Source) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -76,7 +77,7 @@ func run(t *testing.T, s *pbadger.Store, src pbadger.Source) (stop func()) {
 	}
 }
 
-func waitCaughtUp(t *testing.T, s *pbadger.Store, src pbadger.Source) {
+func waitCaughtUp(t *testing.T, s *viewstore.Store, src viewstore.Source) {
 	t.Helper()
 	last, err := src.LastSeq(context.Background())
 	if err != nil {
@@ -97,7 +98,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
 	dir := t.TempDir()
 
-	inc, err := pbadger.Open(dir, nil)
+	inc, err := viewstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	// Events appended while the projection is down are applied after a
 	// restart, which resumes from the checkpoint.
 	workload(t, h, 20, 40)
-	inc, err = pbadger.Open(dir, nil)
+	inc, err = viewstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	incremental := dump(t, inc)
 
 	last, _ := log.LastSeq(context.Background())
-	entries, _, err := inc.Timeline(pbadger.TimelineQuery{Limit: 10_000})
+	entries, _, err := inc.Timeline(projections.TimelineQuery{Limit: 10_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 		}
 	}
 
-	fresh, err := pbadger.Open(t.TempDir(), nil)
+	fresh, err := viewstore.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func compare(t *testing.T, what string, want, got map[string][]byte) {
 func TestQueries(t *testing.T) {
 	log := jstest.Log(t)
 	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	s, err := pbadger.Open(t.TempDir(), nil)
+	s, err := viewstore.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestQueries(t *testing.T) {
 	if v, _ := s.Task("t003"); v != nil {
 		t.Fatalf("deleted task t003 still has a view: %+v", v)
 	}
-	running, err := s.Tasks(pbadger.TaskFilter{Status: "running"})
+	running, err := s.Tasks(projections.TaskFilter{Status: "running"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestQueries(t *testing.T) {
 	if len(running) != 3 {
 		t.Fatalf("%d running tasks, want 3 (t001, t005, t009)", len(running))
 	}
-	tagged, _ := s.Tasks(pbadger.TaskFilter{Tag: "1"})
+	tagged, _ := s.Tasks(projections.TaskFilter{Tag: "1"})
 	for _, v := range tagged {
 		if v.ID != "t001" && v.ID != "t004" {
 			t.Fatalf("tag filter returned %s", v.ID)
@@ -218,11 +219,11 @@ func TestQueries(t *testing.T) {
 		t.Fatalf("Client(c004) = %+v, %v", c, err)
 	}
 	// Paging the timeline of one task.
-	page, next, err := s.Timeline(pbadger.TimelineQuery{Task: "t000", Limit: 2})
+	page, next, err := s.Timeline(projections.TimelineQuery{Task: "t000", Limit: 2})
 	if err != nil || len(page) != 2 || next == 0 || page[0].Type != "task.created.v1" {
 		t.Fatalf("timeline page 1: %+v next=%d err=%v", page, next, err)
 	}
-	rest, next2, err := s.Timeline(pbadger.TimelineQuery{Task: "t000", After: next})
+	rest, next2, err := s.Timeline(projections.TimelineQuery{Task: "t000", After: next})
 	if err != nil || next2 != 0 || len(rest) != 2 || rest[0].Seq <= page[1].Seq {
 		t.Fatalf("timeline page 2: %+v next=%d err=%v", rest, next2, err)
 	}
@@ -235,7 +236,7 @@ func TestInterruptedRebuildLeavesViewsIntact(t *testing.T) {
 	log := jstest.Log(t)
 	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
 	dir := t.TempDir()
-	s, err := pbadger.Open(dir, nil)
+	s, err := viewstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestInterruptedRebuildLeavesViewsIntact(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(leftover, "000001.sst"), []byte("half written"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err = pbadger.Open(dir, nil)
+	s, err = viewstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestInterruptedRebuildLeavesViewsIntact(t *testing.T) {
 func TestPages(t *testing.T) {
 	log := jstest.Log(t)
 	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	s, err := pbadger.Open(t.TempDir(), nil)
+	s, err := viewstore.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestPages(t *testing.T) {
 	workload(t, h, 0, 40)
 	waitCaughtUp(t, s, log)
 	stop()
-	for _, f := range []pbadger.TaskFilter{{}, {Tag: "1"}, {Status: "stopped"}} {
+	for _, f := range []projections.TaskFilter{{}, {Tag: "1"}, {Status: "stopped"}} {
 		all, err := s.Tasks(f)
 		if err != nil {
 			t.Fatal(err)
@@ -338,7 +339,7 @@ func TestPages(t *testing.T) {
 	if len(ids) != len(clients) {
 		t.Fatalf("%d clients paged, %d in all", len(ids), len(clients))
 	}
-	if _, _, err := s.TasksPage(pbadger.TaskFilter{}, "zz", 5); err == nil {
+	if _, _, err := s.TasksPage(projections.TaskFilter{}, "zz", 5); err == nil {
 		t.Fatal("a bad cursor was taken")
 	}
 }

@@ -1,4 +1,4 @@
-package badger
+package viewstore
 
 import (
 	"bytes"
@@ -87,7 +87,7 @@ func (s *Store) doRebuild(ctx context.Context, src Source) error {
 				index[p] = append(index[p], e.Seq)
 			}
 			return w.put(streamTimeline, timelineKey(e.Seq), entry.json)
-		}, func(d DeadLetter) error {
+		}, func(d projections.DeadLetter) error {
 			b, err := json.Marshal(d)
 			if err != nil {
 				return err

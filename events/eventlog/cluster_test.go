@@ -1,4 +1,4 @@
-package jetstream_test
+package eventlog_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 )
 
 // TestAppendSurvivesLosingANode appends one event after another to a
@@ -24,7 +24,7 @@ func TestAppendSurvivesLosingANode(t *testing.T) {
 			cl := jstest.NewCluster(t, 3)
 			nc := cl.Connect(t, nats.DontRandomize())
 			ctx := context.Background()
-			l, err := fjs.Open(ctx, nc, fjs.Config{Replicas: 3})
+			l, err := eventlog.Open(ctx, nc, eventlog.Config{Replicas: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,13 +74,13 @@ func TestAppendSurvivesLosingANode(t *testing.T) {
 // readThrough reads the stream from the start through sequence last and
 // returns the sequence of every event id; an id stored twice fails. A
 // cluster that just lost a node may not take a new consumer at once.
-func readThrough(t *testing.T, l *fjs.Log, last uint64) map[string]uint64 {
+func readThrough(t *testing.T, l *eventlog.Log, last uint64) map[string]uint64 {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	errDone := errors.New("done")
 	for {
 		stored := map[string]uint64{}
-		err := l.Follow(context.Background(), fjs.FollowOptions{}, func(e events.Envelope) error {
+		err := l.Follow(context.Background(), eventlog.FollowOptions{}, func(e events.Envelope) error {
 			if _, dup := stored[e.ID]; dup {
 				return fmt.Errorf("event %s stored twice", e.ID)
 			}

@@ -1,4 +1,4 @@
-package badger
+package viewstore
 
 import (
 	"errors"
@@ -9,19 +9,8 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/projections"
 )
-
-// DeadLetter is a message of the log that is not a readable event
-// (malformed, or of a type this version does not know). The views record
-// it and go on: no single message can stop them, nor the cloud from
-// starting.
-type DeadLetter struct {
-	Seq   uint64 `json:"seq"`
-	Error string `json:"error"`
-	Size  int    `json:"size"`
-	// Head is the start of the message, as text.
-	Head string `json:"head"`
-}
 
 // deadLetterPrefix is the key family of dead letters, by sequence.
 var deadLetterPrefix = []byte("d/")
@@ -30,7 +19,7 @@ func deadLetterKey(seq uint64) []byte {
 	return append(append([]byte{}, deadLetterPrefix...), seqBytes(seq)...)
 }
 
-func newDeadLetter(seq uint64, data []byte, err error) DeadLetter {
+func newDeadLetter(seq uint64, data []byte, err error) projections.DeadLetter {
 	head := data
 	if len(head) > 256 {
 		head = head[:256]
@@ -39,11 +28,11 @@ func newDeadLetter(seq uint64, data []byte, err error) DeadLetter {
 	if !utf8.ValidString(h) {
 		h = strings.ToValidUTF8(h, "\uFFFD")
 	}
-	return DeadLetter{Seq: seq, Error: err.Error(), Size: len(data), Head: h}
+	return projections.DeadLetter{Seq: seq, Error: err.Error(), Size: len(data), Head: h}
 }
 
 // decodeOrDead decodes an event, or makes it a dead letter.
-func decodeOrDead(seq uint64, data []byte) (events.Envelope, *DeadLetter) {
+func decodeOrDead(seq uint64, data []byte) (events.Envelope, *projections.DeadLetter) {
 	e, err := events.Decode(data, seq)
 	if err != nil {
 		d := newDeadLetter(seq, data, err)
@@ -54,9 +43,9 @@ func decodeOrDead(seq uint64, data []byte) (events.Envelope, *DeadLetter) {
 
 // DeadLetters returns how many messages the views could not read, and
 // the last of them.
-func (s *Store) DeadLetters() (int, *DeadLetter, error) {
+func (s *Store) DeadLetters() (int, *projections.DeadLetter, error) {
 	n := 0
-	var last *DeadLetter
+	var last *projections.DeadLetter
 	err := s.view(func(txn *badgerdb.Txn) error {
 		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: deadLetterPrefix, PrefetchValues: false})
 		defer it.Close()
@@ -72,7 +61,7 @@ func (s *Store) DeadLetters() (int, *DeadLetter, error) {
 		if !rit.Valid() {
 			return errors.New("dead letters: counted but not found")
 		}
-		last = new(DeadLetter)
+		last = new(projections.DeadLetter)
 		return rit.Item().Value(func(b []byte) error { return json.Unmarshal(b, last) })
 	})
 	return n, last, err

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Server starts an embedded server storing under dir (a fresh temp dir
@@ -20,7 +20,7 @@ func Server(t testing.TB, dir string) *server.Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	ns, err := fjs.StartEmbedded(fjs.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0"})
+	ns, err := eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,15 +40,15 @@ func Connect(t testing.TB, ns *server.Server) *nats.Conn {
 }
 
 // Log starts a server and opens the event log on it.
-func Log(t testing.TB) *fjs.Log {
+func Log(t testing.TB) *eventlog.Log {
 	t.Helper()
 	return Open(t, Connect(t, Server(t, "")))
 }
 
 // Open opens the event log over nc.
-func Open(t testing.TB, nc *nats.Conn) *fjs.Log {
+func Open(t testing.TB, nc *nats.Conn) *eventlog.Log {
 	t.Helper()
-	l, err := fjs.Open(context.Background(), nc, fjs.Config{})
+	l, err := eventlog.Open(context.Background(), nc, eventlog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

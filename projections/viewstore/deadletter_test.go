@@ -1,4 +1,4 @@
-package badger_test
+package viewstore_test
 
 import (
 	"context"
@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"github.com/flmngr/flmngr/commands"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
+	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
 // Messages in the stream that are no readable event (what a poisoned log
@@ -17,7 +18,7 @@ func TestDeadLettersDoNotStopTheViews(t *testing.T) {
 	ctx := context.Background()
 	log := jstest.Log(t)
 	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	inc, err := pbadger.Open(t.TempDir(), nil)
+	inc, err := viewstore.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestDeadLettersDoNotStopTheViews(t *testing.T) {
 	if last == nil || last.Head != "\ufffd not json" || last.Error == "" {
 		t.Fatalf("last dead letter: %+v", last)
 	}
-	tasks, err := inc.Tasks(pbadger.TaskFilter{})
+	tasks, err := inc.Tasks(projections.TaskFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestDeadLettersDoNotStopTheViews(t *testing.T) {
 		t.Fatal("no task applied around the poison")
 	}
 
-	fresh, err := pbadger.Open(t.TempDir(), nil)
+	fresh, err := viewstore.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,4 +4,4 @@
 // checkpoint), so a restart resumes exactly after the last committed event
 // and no event is applied twice. Rebuild drops every view and replays the
 // log from its first event, writing in batches.
-package badger
+package viewstore

@@ -1,28 +1,29 @@
-package badger
+package viewstore
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
 
+	json "github.com/goccy/go-json"
+
 	badgerdb "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/projections"
 )
 
 // Source is the event log as the projections need it.
 type Source interface {
-	Follow(ctx context.Context, opts fjs.FollowOptions, fn func(events.Envelope) error) error
-	FollowRaw(ctx context.Context, opts fjs.FollowOptions, fn func(seq uint64, data []byte) error) error
+	Follow(ctx context.Context, opts eventlog.FollowOptions, fn func(events.Envelope) error) error
+	FollowRaw(ctx context.Context, opts eventlog.FollowOptions, fn func(seq uint64, data []byte) error) error
 	LastSeq(ctx context.Context) (uint64, error)
 }
 
@@ -275,7 +276,7 @@ func (s *Store) follow(ctx context.Context, src Source) error {
 	ch := make(chan item, 4*maxBatch)
 	ferr := make(chan error, 1)
 	go func() {
-		ferr <- src.FollowRaw(ctx, fjs.FollowOptions{From: s.Applied() + 1, Batch: 2 * maxBatch}, func(seq uint64, data []byte) error {
+		ferr <- src.FollowRaw(ctx, eventlog.FollowOptions{From: s.Applied() + 1, Batch: 2 * maxBatch}, func(seq uint64, data []byte) error {
 			e, dead := decodeOrDead(seq, data)
 			select {
 			case ch <- item{seq: seq, env: e, dead: dead}:
@@ -313,7 +314,7 @@ func (s *Store) follow(ctx context.Context, src Source) error {
 type item struct {
 	seq  uint64
 	env  events.Envelope
-	dead *DeadLetter
+	dead *projections.DeadLetter
 }
 
 // applyBatch folds events into the views in one transaction with the

@@ -1,4 +1,4 @@
-package badger
+package viewstore
 
 import (
 	"context"
@@ -6,7 +6,8 @@ import (
 	"runtime"
 	"sync"
 
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/projections"
 
 	"github.com/flmngr/flmngr/events"
 )
@@ -23,7 +24,7 @@ type chunk struct {
 	seqs    []uint64
 	raw     [][]byte
 	envs    []events.Envelope
-	dead    []*DeadLetter // set where a message is no readable event
+	dead    []*projections.DeadLetter // set where a message is no readable event
 	entries []encodedEntry
 	err     error
 	done    chan struct{}
@@ -32,7 +33,7 @@ type chunk struct {
 func (c *chunk) decode() {
 	defer close(c.done)
 	c.envs = make([]events.Envelope, len(c.raw))
-	c.dead = make([]*DeadLetter, len(c.raw))
+	c.dead = make([]*projections.DeadLetter, len(c.raw))
 	c.entries = make([]encodedEntry, len(c.raw))
 	for i, data := range c.raw {
 		env, dead := decodeOrDead(c.seqs[i], data)
@@ -53,7 +54,7 @@ func (c *chunk) decode() {
 // replay reads the log from its first event up to target and calls apply
 // for each event in stream order. Decoding and encoding the timeline run on
 // every core; apply runs on one goroutine.
-func replay(ctx context.Context, src Source, target uint64, apply func(events.Envelope, encodedEntry) error, dead func(DeadLetter) error) error {
+func replay(ctx context.Context, src Source, target uint64, apply func(events.Envelope, encodedEntry) error, dead func(projections.DeadLetter) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := max(1, runtime.GOMAXPROCS(0))
@@ -99,7 +100,7 @@ func replay(ctx context.Context, src Source, target uint64, apply func(events.En
 		work <- cur
 		cur = &chunk{done: make(chan struct{})}
 	}
-	ferr := src.FollowRaw(ctx, fjs.FollowOptions{From: 1, Batch: 8192}, func(seq uint64, data []byte) error {
+	ferr := src.FollowRaw(ctx, eventlog.FollowOptions{From: 1, Batch: 8192}, func(seq uint64, data []byte) error {
 		cur.seqs = append(cur.seqs, seq)
 		cur.raw = append(cur.raw, append([]byte(nil), data...))
 		if seq >= target {

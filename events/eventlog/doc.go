@@ -8,4 +8,4 @@
 // name is the wire type without its kind (task.created.v1 of task 4fe5 is
 // flmngr.ev.task.4fe5.created.v1), so consumers filter by aggregate or by
 // event type on the server.
-package jetstream
+package eventlog

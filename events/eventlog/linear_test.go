@@ -1,4 +1,4 @@
-package jetstream_test
+package eventlog_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package badger
+package viewstore
 
 import (
 	"encoding/binary"

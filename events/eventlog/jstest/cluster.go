@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	fjs "github.com/flmngr/flmngr/events/jetstream"
+	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // Cluster is a JetStream cluster of in-process servers on loopback, each
@@ -55,7 +55,7 @@ func startCluster(t testing.TB, n int) (*Cluster, error) {
 	c := &Cluster{}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
-		ns, err := fjs.StartEmbedded(fjs.EmbeddedConfig{
+		ns, err := eventlog.StartEmbedded(eventlog.EmbeddedConfig{
 			Dir: filepath.Join(base, name), Listen: "127.0.0.1:0", ServerName: name,
 			Customize: func(o *server.Options) error {
 				o.Cluster.Name = "flmngr-test"

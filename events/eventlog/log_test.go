@@ -1,4 +1,4 @@
-package jetstream_test
+package eventlog_test
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 )
 
-func startLog(t testing.TB) *fjs.Log { return jstest.Log(t) }
+func startLog(t testing.TB) *eventlog.Log { return jstest.Log(t) }
 
 var n atomic.Int64
 
@@ -146,7 +146,7 @@ func TestFollowAndReplay(t *testing.T) {
 		}
 	}
 	var seqs []uint64
-	last, err := l.Replay(ctx, fjs.FollowOptions{From: 4}, func(e events.Envelope) error {
+	last, err := l.Replay(ctx, eventlog.FollowOptions{From: 4}, func(e events.Envelope) error {
 		seqs = append(seqs, e.Seq)
 		return nil
 	})
@@ -159,7 +159,7 @@ func TestFollowAndReplay(t *testing.T) {
 	got := make(chan uint64, 20)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- l.Follow(ctx, fjs.FollowOptions{From: 10, Filters: []string{l.TypeFilter(events.TaskStartRequestedV1), l.TypeFilter(events.TaskCreatedV1)}}, func(e events.Envelope) error {
+		errc <- l.Follow(ctx, eventlog.FollowOptions{From: 10, Filters: []string{l.TypeFilter(events.TaskStartRequestedV1), l.TypeFilter(events.TaskCreatedV1)}}, func(e events.Envelope) error {
 			got <- e.Seq
 			if e.Type == events.TaskStartRequestedV1 {
 				return stop
@@ -203,7 +203,7 @@ func TestDurableHandsEachEventToOneReplica(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.Durable(ctx, fjs.DurableOptions{Name: "supervisor", Filters: []string{l.TypeFilter(events.TaskCreatedV1)}}, handler); err != nil {
+			if err := l.Durable(ctx, eventlog.DurableOptions{Name: "supervisor", Filters: []string{l.TypeFilter(events.TaskCreatedV1)}}, handler); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -296,7 +296,7 @@ func TestStoredEventsAreRepublishedLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		live, err := fjs.ParseLive(msg)
+		live, err := eventlog.ParseLive(msg)
 		if err != nil {
 			t.Fatal(err)
 		}

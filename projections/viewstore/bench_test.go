@@ -1,4 +1,4 @@
-package badger_test
+package viewstore_test
 
 import (
 	"context"
@@ -9,15 +9,15 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
-	pbadger "github.com/flmngr/flmngr/projections/badger"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
+	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
 // fill appends n events quickly (asynchronous publishes, no expected
 // sequence): 1,000 tasks that start and complete rounds, and 10,000
 // clients that register and keep reporting.
-func fill(b *testing.B, log *fjs.Log, n int) {
+func fill(b *testing.B, log *eventlog.Log, n int) {
 	b.Helper()
 	js := log.JetStream()
 	at := time.Now()
@@ -77,7 +77,7 @@ func BenchmarkRebuild1M(b *testing.B) {
 	// Reading the stream alone, for comparison.
 	readStart := time.Now()
 	count := 0
-	if _, err := log.Replay(context.Background(), fjs.FollowOptions{Batch: 8192}, func(events.Envelope) error { count++; return nil }); err != nil {
+	if _, err := log.Replay(context.Background(), eventlog.FollowOptions{Batch: 8192}, func(events.Envelope) error { count++; return nil }); err != nil {
 		b.Fatal(err)
 	}
 	read := time.Since(readStart)
@@ -85,7 +85,7 @@ func BenchmarkRebuild1M(b *testing.B) {
 
 	var took time.Duration
 	for b.Loop() {
-		s, err := pbadger.Open(b.TempDir(), nil)
+		s, err := viewstore.Open(b.TempDir(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,7 @@
-package commands
+// Package fault holds the kinds of error every layer shares: the domain
+// raises them, the NATS API carries them, the gateway maps them to HTTP
+// statuses and the CLI to its messages and exit status.
+package fault
 
 import (
 	"errors"

@@ -1,10 +1,9 @@
-package badger
+package viewstore
 
 import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"slices"
 
 	json "github.com/goccy/go-json"
 
@@ -36,24 +35,11 @@ func (s *Store) Client(id string) (*projections.ClientView, error) {
 	return v, err
 }
 
-// TaskFilter selects tasks; empty fields select everything.
-type TaskFilter struct {
-	Status string `json:"status,omitempty"`
-	Tag    string `json:"tag,omitempty"`
-}
-
-func (f TaskFilter) match(v *projections.TaskView) bool {
-	if f.Status != "" && string(v.Status) != f.Status && !(f.Status == "running" && v.Running) {
-		return false
-	}
-	return f.Tag == "" || slices.Contains(v.Spec.Tags, f.Tag)
-}
-
 // Tasks returns the views of the tasks matching f, ordered by creation.
-func (s *Store) Tasks(f TaskFilter) ([]projections.TaskView, error) {
+func (s *Store) Tasks(f projections.TaskFilter) ([]projections.TaskView, error) {
 	var out []projections.TaskView
 	for after := ""; ; {
-		page, next, err := s.TasksPage(f, after, MaxPage)
+		page, next, err := s.TasksPage(f, after, projections.MaxPage)
 		if err != nil {
 			return nil, err
 		}
@@ -92,20 +78,9 @@ func (s *Store) scan(prefix []byte, fn func([]byte) error) error {
 	})
 }
 
-// TimelineQuery selects a page of the timeline: every event, or those of
-// one task (including what clients did with it) or one client.
-type TimelineQuery struct {
-	Task   string `json:"task,omitempty"`
-	Client string `json:"client,omitempty"`
-	// After is the sequence the page starts after.
-	After uint64 `json:"after,omitempty"`
-	// Limit bounds the page (default 100, at most 10,000).
-	Limit int `json:"limit,omitempty"`
-}
-
 // Timeline returns a page of timeline entries in stream order and the
 // sequence to pass as After for the next page (zero: no more).
-func (s *Store) Timeline(q TimelineQuery) ([]projections.TimelineEntry, uint64, error) {
+func (s *Store) Timeline(q projections.TimelineQuery) ([]projections.TimelineEntry, uint64, error) {
 	if q.Task != "" && q.Client != "" {
 		return nil, 0, fmt.Errorf("timeline: task and client are exclusive")
 	}
@@ -183,24 +158,11 @@ func (s *Store) Dump(fn func(key, value []byte) error) error {
 	})
 }
 
-// Page bounds.
-const (
-	DefaultPage = 1000
-	MaxPage     = 10_000
-)
-
-func pageLimit(limit int) int {
-	if limit <= 0 {
-		return DefaultPage
-	}
-	return min(limit, MaxPage)
-}
-
 // TasksPage returns up to limit tasks matching f, in creation order,
 // after the cursor after ("" : from the first), and the cursor of the
 // next page ("" : no more).
-func (s *Store) TasksPage(f TaskFilter, after string, limit int) ([]projections.TaskView, string, error) {
-	limit = pageLimit(limit)
+func (s *Store) TasksPage(f projections.TaskFilter, after string, limit int) ([]projections.TaskView, string, error) {
+	limit = projections.PageLimit(limit)
 	start, err := cursorKey(after)
 	if err != nil {
 		return nil, "", err
@@ -221,7 +183,7 @@ func (s *Store) TasksPage(f TaskFilter, after string, limit int) ([]projections.
 			if err != nil {
 				return err
 			}
-			if v == nil || !f.match(v) {
+			if v == nil || !f.Match(v) {
 				continue
 			}
 			if len(out) == limit {
@@ -255,7 +217,7 @@ func cursorKey(after string) ([]byte, error) {
 // ClientsPage returns up to limit clients by id after the id after ("" :
 // from the first), and the id to page after next ("" : no more).
 func (s *Store) ClientsPage(after string, limit int) ([]projections.ClientView, string, error) {
-	limit = pageLimit(limit)
+	limit = projections.PageLimit(limit)
 	out := []projections.ClientView{}
 	next := ""
 	err := s.view(func(txn *badgerdb.Txn) error {

@@ -1,4 +1,4 @@
-package jetstream_test
+package eventlog_test
 
 import (
 	"bufio"
@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flmngr/flmngr/events"
-	fjs "github.com/flmngr/flmngr/events/jetstream"
-	"github.com/flmngr/flmngr/events/jetstream/jstest"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 )
 
 // stalledSubscriber subscribes to subject on a raw connection and then
@@ -55,7 +55,7 @@ func TestStalledLiveSubscriberHoldsNothingUp(t *testing.T) {
 	ctx := context.Background()
 	ns := jstest.Server(t, "")
 	log := jstest.Open(t, jstest.Connect(t, ns))
-	stalledSubscriber(t, ns.Addr().String(), fjs.Config{}.Defaults().LivePrefix+".>")
+	stalledSubscriber(t, ns.Addr().String(), eventlog.Config{}.Defaults().LivePrefix+".>")
 
 	const total = 3000
 	var followed atomic.Int64
@@ -63,7 +63,7 @@ func TestStalledLiveSubscriberHoldsNothingUp(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		done <- log.Follow(fctx, fjs.FollowOptions{}, func(events.Envelope) error { followed.Add(1); return nil })
+		done <- log.Follow(fctx, eventlog.FollowOptions{}, func(events.Envelope) error { followed.Add(1); return nil })
 	}()
 
 	// 4 KiB events: 12 MB in all, far more than the stalled socket holds.

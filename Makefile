@@ -17,7 +17,7 @@ run: build ## the main job: embedded deployment, two clients, a FedAvg run on MN
 	$(BIN) demo $(DEMOFLAGS)
 
 test: lint ## the whole suite under the race detector: unit, adapter, acceptance (godog), crash, browser and README tests
-	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
 
 lint: ## gofmt, go vet, staticcheck and go mod tidy must have nothing to say
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi

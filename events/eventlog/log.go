@@ -206,10 +206,38 @@ func (l *Log) Append(ctx context.Context, expected uint64, envs ...events.Envelo
 	msgs[0].Header.Set(expectedLastSubjSeqSubjectHeader, l.AggregateFilter(agg))
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
+	var seq uint64
+	var err error
 	if len(msgs) == 1 {
-		return l.appendOne(ctx, msgs[0])
+		seq, err = l.appendOne(ctx, msgs[0])
+	} else {
+		seq, err = l.appendBatch(ctx, msgs)
 	}
-	return l.appendBatch(ctx, msgs)
+	if errors.Is(err, events.ErrConcurrency) || isAPIError(err, jsErrCodeBatchDuplicateMsgID) {
+		// The stream checks the expected sequence before its duplicate
+		// window, so an append whose events an earlier attempt stored (an
+		// answer lost, a timeout under load) is refused as a conflict:
+		// ours then stand right after expected.
+		if last, ok := l.storedAfter(ctx, agg, expected, envs); ok {
+			return last, nil
+		}
+	}
+	return seq, err
+}
+
+// storedAfter reports whether envs are the events stored right after
+// expected for agg, and the sequence of the last of them.
+func (l *Log) storedAfter(ctx context.Context, agg events.Aggregate, expected uint64, envs []events.Envelope) (uint64, bool) {
+	stored, err := l.LoadLatest(ctx, agg, expected)
+	if err != nil || len(stored) < len(envs) {
+		return 0, false
+	}
+	for i, e := range envs {
+		if stored[i].ID != e.ID {
+			return 0, false
+		}
+	}
+	return stored[len(envs)-1].Seq, true
 }
 
 // appendAttempt bounds one attempt to store an event; the stream's
@@ -263,7 +291,13 @@ func transient(err error) bool {
 const (
 	jsErrCodeClusterNotAvailable       jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable
 	jsErrCodeDuplicateMessageInProcess jetstream.ErrorCode = 10158 // an earlier attempt is being stored
+	jsErrCodeBatchDuplicateMsgID       jetstream.ErrorCode = 10201 // a batch holds an event id already stored
 )
+
+func isAPIError(err error, code jetstream.ErrorCode) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == code
+}
 
 const (
 	expectedLastSubjSeqSubjectHeader = "Nats-Expected-Last-Subject-Sequence-Subject"

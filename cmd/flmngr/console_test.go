@@ -166,7 +166,9 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#upload-form button[type=submit]")))
 	until("the file is listed", `document.querySelector('#task-props').textContent.includes('fedavg.json (')`)
 
-	do("start it", chromedp.Click(id("start")))
+	// The task page re-renders as events arrive, so a node found by one
+	// call may be gone by the next: find and click in one evaluation.
+	until("start it", `(() => { const b = document.getElementById('start'); if (!b || b.disabled) return false; b.click(); return true; })()`)
 	do("watch the dashboard", chromedp.Navigate(base+"/#/"), chromedp.WaitVisible(id("tasks")))
 	until("the dashboard shows it running", `['start_requested', 'running', 'finished'].includes((document.querySelector('tr[data-task="ui-fedavg"]') || {dataset: {}}).dataset.status)`)
 	until("the dashboard shows it finished", `(document.querySelector('tr[data-task="ui-fedavg"]') || {dataset: {}}).dataset.status === 'finished'`)

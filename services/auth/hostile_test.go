@@ -228,13 +228,11 @@ func TestHostileClientChangesNothing(t *testing.T) {
 		_ = nc1.Publish(logs.ClientSubject("c1", "A", "1"), line)
 	}
 	_ = nc1.Flush()
-	var kept, server int
-	waitFor(t, "the flood taken in", func() bool {
-		kept, server = 0, 0
+	count := func() (kept, server int) {
 		for after := uint64(0); ; {
 			page, err := op.Logs(ctx, api.LogsRequest{Task: "A", Run: "1", After: after, Limit: 1000})
 			if err != nil || len(page.Lines) == 0 {
-				break
+				return kept, server
 			}
 			for _, l := range page.Lines {
 				if l.Origin == "server" {
@@ -245,8 +243,21 @@ func TestHostileClientChangesNothing(t *testing.T) {
 			}
 			after = page.Next
 		}
-		return server == 1 && kept > 1000
-	})
+	}
+	// The flood is taken in when the count stops moving; on a loaded
+	// machine the ingest may shed part of it, which is the point.
+	var kept, server, last int
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		kept, server = count()
+		if server == 1 && kept > 0 && kept == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood taken in: %d lines kept, %d of the server's, still moving after 60 s", kept, server)
+		}
+		last = kept
+		time.Sleep(time.Second)
+	}
 	if kept > 5000 {
 		t.Fatalf("%d of 20,000 flooded lines were kept: the client's rate does not hold", kept)
 	}

@@ -349,6 +349,11 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			envs[i].RequestedAt = requested
 		}
 		last, err := h.store.Append(ctx, st.seq, envs...)
+		if errors.Is(err, events.ErrAlreadyStored) {
+			// A duplicate under the same idempotency key got there first.
+			h.forget(agg)
+			return Result{Seq: last, Replayed: true}, nil
+		}
 		if errors.Is(err, events.ErrConcurrency) {
 			stale = true
 			continue

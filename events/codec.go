@@ -18,6 +18,11 @@ var ErrMalformed = errors.New("malformed event")
 // sequence was not the one expected: someone else appended first.
 var ErrConcurrency = errors.New("aggregate changed concurrently")
 
+// ErrAlreadyStored is returned by an event store, with the sequence of the
+// last of them, when the events of an append were stored by an earlier
+// append of the same event ids (a duplicate of a command).
+var ErrAlreadyStored = errors.New("events already stored")
+
 // Payload is the body of one event type. EventType returns its wire name, a
 // constant string literal such as "task.created.v1".
 type Payload interface {

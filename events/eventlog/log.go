@@ -207,19 +207,24 @@ func (l *Log) Append(ctx context.Context, expected uint64, envs ...events.Envelo
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	var seq uint64
+	var retried bool
 	var err error
 	if len(msgs) == 1 {
-		seq, err = l.appendOne(ctx, msgs[0])
+		seq, retried, err = l.appendOne(ctx, msgs[0])
 	} else {
 		seq, err = l.appendBatch(ctx, msgs)
 	}
 	if errors.Is(err, events.ErrConcurrency) || isAPIError(err, jsErrCodeBatchDuplicateMsgID) {
 		// The stream checks the expected sequence before its duplicate
-		// window, so an append whose events an earlier attempt stored (an
-		// answer lost, a timeout under load) is refused as a conflict:
-		// ours then stand right after expected.
+		// window, so events already stored are refused as a conflict:
+		// then ours stand right after expected. Stored by this call's
+		// own earlier attempt (its answer lost under load), the append
+		// succeeded; by another call, it is a duplicate.
 		if last, ok := l.storedAfter(ctx, agg, expected, envs); ok {
-			return last, nil
+			if retried {
+				return last, nil
+			}
+			return last, events.ErrAlreadyStored
 		}
 	}
 	return seq, err
@@ -249,22 +254,25 @@ const appendAttempt = time.Second
 // that moves to another server of the cluster. An attempt that stored the
 // event although its acknowledgement was lost is answered, the next time,
 // as a duplicate with the event's sequence.
-func (l *Log) appendOne(ctx context.Context, m *nats.Msg) (uint64, error) {
+//
+// retried says an attempt followed one whose outcome is unknown.
+func (l *Log) appendOne(ctx context.Context, m *nats.Msg) (seq uint64, retried bool, err error) {
 	wait := 25 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, appendAttempt)
 		// No responders are retried here, sooner than nats.go would.
 		ack, err := l.js.PublishMsg(actx, m, jetstream.WithRetryAttempts(0))
 		cancel()
+		retried = attempt > 0
 		if err == nil {
-			return ack.Sequence, nil
+			return ack.Sequence, retried, nil
 		}
 		if !transient(err) || ctx.Err() != nil {
-			return 0, mapPublishError(err)
+			return 0, retried, mapPublishError(err)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, mapPublishError(err)
+			return 0, retried, mapPublishError(err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)

@@ -95,11 +95,12 @@ func TestAppendDropsDuplicateEventIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same event id again is a no-op that reports the original
-	// sequence, whether the retry expects what its first attempt expected
-	// (an answer lost under load: the stream checks the expectation first
-	// and refuses it as a conflict) or the sequence that attempt produced.
-	if s, err := l.Append(ctx, 0, e); err != nil || s != s1 {
-		t.Fatalf("retry of a stored event: got %d, %v; want %d", s, err, s1)
+	// sequence: expecting what the first append expected (the stream
+	// checks the expectation first), as a duplicate; expecting the
+	// sequence the first append produced, as the stream's duplicate
+	// window answers.
+	if s, err := l.Append(ctx, 0, e); !errors.Is(err, events.ErrAlreadyStored) || s != s1 {
+		t.Fatalf("retry of a stored event: got %d, %v; want %d, ErrAlreadyStored", s, err, s1)
 	}
 	// Another event with that stale expectation is a conflict.
 	if _, err := l.Append(ctx, 0, env(t, events.Task("a"), created("h"))); !errors.Is(err, events.ErrConcurrency) {
@@ -131,8 +132,8 @@ func TestAppendManyIsAtomic(t *testing.T) {
 		t.Fatalf("last = %d, want 3", last)
 	}
 	// The same batch again (its answer lost) reports where it stands.
-	if s, err := l.Append(ctx, 0, batch...); err != nil || s != 3 {
-		t.Fatalf("retry of a stored batch: got %d, %v; want 3", s, err)
+	if s, err := l.Append(ctx, 0, batch...); !errors.Is(err, events.ErrAlreadyStored) || s != 3 {
+		t.Fatalf("retry of a stored batch: got %d, %v; want 3, ErrAlreadyStored", s, err)
 	}
 	// A batch with a stale expectation stores nothing.
 	if _, err := l.Append(ctx, 1, env(t, a, &events.TaskStartRequested{Run: "r2"}), env(t, a, &events.TaskStopRequested{Run: "r2"})); !errors.Is(err, events.ErrConcurrency) {

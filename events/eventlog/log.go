@@ -234,7 +234,16 @@ func (l *Log) Append(ctx context.Context, expected uint64, envs ...events.Envelo
 // expected for agg, and the sequence of the last of them.
 func (l *Log) storedAfter(ctx context.Context, agg events.Aggregate, expected uint64, envs []events.Envelope) (uint64, bool) {
 	stored, err := l.LoadLatest(ctx, agg, expected)
-	if err != nil || len(stored) < len(envs) {
+	for wait := 25 * time.Millisecond; err != nil; wait = min(2*wait, time.Second) {
+		// The log answered the append, so this read is worth waiting for.
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-time.After(wait):
+		}
+		stored, err = l.LoadLatest(ctx, agg, expected)
+	}
+	if len(stored) < len(envs) {
 		return 0, false
 	}
 	for i, e := range envs {

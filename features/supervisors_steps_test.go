@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 func initSupervisorSteps(sc *godog.ScenarioContext) {
@@ -78,34 +78,12 @@ func initSupervisorSteps(sc *godog.ScenarioContext) {
 // waitFor polls cond until it returns nil or the scenario's patience runs
 // out; the last error explains the failure.
 func waitFor(ctx context.Context, cond func() error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return testkit.Poll(ctx, 20*time.Second, cond)
 }
 
 func startFlmngrProcess(ctx context.Context) error {
 	wd := w(ctx)
-	addr, err := freeAddr()
+	addr, err := testkit.LoopbackAddr()
 	if err != nil {
 		return err
 	}

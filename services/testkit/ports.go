@@ -20,17 +20,37 @@ func FreePort(t testing.TB) int {
 }
 
 // FreePorts returns n distinct loopback ports nothing listens on right
-// now: they are all held while they are chosen.
+// now.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
+	ports, err := LoopbackPorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// LoopbackAddr is FreeAddr for callers without a testing.TB (godog
+// steps).
+func LoopbackAddr() (string, error) {
+	ports, err := LoopbackPorts(1)
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(ports[0]), nil
+}
+
+// LoopbackPorts is FreePorts for callers without a testing.TB: the n
+// ports are all held while they are chosen, so they are distinct.
+func LoopbackPorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		defer l.Close()
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports
+	return ports, nil
 }

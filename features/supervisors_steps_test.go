@@ -81,6 +81,20 @@ func waitFor(ctx context.Context, cond func() error) error {
 	return testkit.Poll(ctx, 20*time.Second, cond)
 }
 
+// quietWindow is how long a negative check ("never", "not") watches: long
+// enough for an agent that would still act (a retry, a failover, the next
+// offer) to have done so.
+const quietWindow = 3 * time.Second
+
+// holds checks that cond keeps returning nil for the quiet window; the
+// error says when it first failed.
+func holds(ctx context.Context, cond func() error) error {
+	if err := testkit.Never(quietWindow, cond); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
 func startFlmngrProcess(ctx context.Context) error {
 	wd := w(ctx)
 	addr, err := testkit.LoopbackAddr()
@@ -409,7 +423,7 @@ func clientQuarantined(ctx context.Context, c, not, task string) error {
 		return nil
 	}
 	if not != "" {
-		return check()
+		return holds(ctx, check)
 	}
 	return waitFor(ctx, check)
 }
@@ -453,20 +467,22 @@ func lastClientError(ctx context.Context, task, c, text string) error {
 }
 
 func neverStarted(ctx context.Context, c, task, again string) error {
-	entries, err := clientTimeline(ctx, c)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, e := range entries {
-		if e.Type == "client.task_started.v1" && e.Task == task {
-			n++
+	return holds(ctx, func() error {
+		entries, err := clientTimeline(ctx, c)
+		if err != nil {
+			return err
 		}
-	}
-	if want := map[bool]int{true: 1, false: 0}[again != ""]; n != want {
-		return fmt.Errorf("client %s started task %s %d times, want %d", c, task, n, want)
-	}
-	return nil
+		n := 0
+		for _, e := range entries {
+			if e.Type == "client.task_started.v1" && e.Task == task {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[again != ""]; n != want {
+			return fmt.Errorf("client %s started task %s %d times, want %d", c, task, n, want)
+		}
+		return nil
+	})
 }
 
 func clientEventsInOrder(ctx context.Context, c string, table *godog.Table) error {

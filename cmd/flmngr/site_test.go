@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
@@ -242,6 +243,23 @@ func (s *site) timeline(q projections.TimelineQuery) []projections.TimelineEntry
 			return all
 		}
 		q.After = page.Next
+	}
+}
+
+// events reads the events q selects from the log, every page of them.
+func (s *site) events(q api.EventsRequest) []events.Envelope {
+	s.t.Helper()
+	var all []events.Envelope
+	for {
+		page, next, err := s.api.Events(context.Background(), q)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) == 0 || next <= q.After {
+			return all
+		}
+		q.After = next
 	}
 }
 

@@ -19,26 +19,20 @@ import (
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // binary is the flmngr binary built once for the whole suite.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flmngr-features-")
-	if err != nil {
+	var err error
+	if binary, err = testkit.BuildBinary(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "flmngr")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/flmngr")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build flmngr:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(filepath.Dir(binary))
 	os.Exit(code)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 func initSupervisorSteps(sc *godog.ScenarioContext) {
@@ -78,34 +78,26 @@ func initSupervisorSteps(sc *godog.ScenarioContext) {
 // waitFor polls cond until it returns nil or the scenario's patience runs
 // out; the last error explains the failure.
 func waitFor(ctx context.Context, cond func() error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return testkit.Poll(ctx, 20*time.Second, cond)
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// quietWindow is how long a negative check ("never", "not") watches: long
+// enough for an agent that would still act (a retry, a failover, the next
+// offer) to have done so.
+const quietWindow = 3 * time.Second
+
+// holds checks that cond keeps returning nil for the quiet window; the
+// error says when it first failed.
+func holds(ctx context.Context, cond func() error) error {
+	if err := testkit.Never(quietWindow, cond); err != nil {
+		return err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return ctx.Err()
 }
 
 func startFlmngrProcess(ctx context.Context) error {
 	wd := w(ctx)
-	addr, err := freeAddr()
+	addr, err := testkit.LoopbackAddr()
 	if err != nil {
 		return err
 	}
@@ -431,7 +423,7 @@ func clientQuarantined(ctx context.Context, c, not, task string) error {
 		return nil
 	}
 	if not != "" {
-		return check()
+		return holds(ctx, check)
 	}
 	return waitFor(ctx, check)
 }
@@ -475,20 +467,22 @@ func lastClientError(ctx context.Context, task, c, text string) error {
 }
 
 func neverStarted(ctx context.Context, c, task, again string) error {
-	entries, err := clientTimeline(ctx, c)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, e := range entries {
-		if e.Type == "client.task_started.v1" && e.Task == task {
-			n++
+	return holds(ctx, func() error {
+		entries, err := clientTimeline(ctx, c)
+		if err != nil {
+			return err
 		}
-	}
-	if want := map[bool]int{true: 1, false: 0}[again != ""]; n != want {
-		return fmt.Errorf("client %s started task %s %d times, want %d", c, task, n, want)
-	}
-	return nil
+		n := 0
+		for _, e := range entries {
+			if e.Type == "client.task_started.v1" && e.Task == task {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[again != ""]; n != want {
+			return fmt.Errorf("client %s started task %s %d times, want %d", c, task, n, want)
+		}
+		return nil
+	})
 }
 
 func clientEventsInOrder(ctx context.Context, c string, table *godog.Table) error {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flmngr/flmngr/services/testkit"
 	"github.com/flmngr/flmngr/taskd"
 )
 
@@ -114,7 +115,7 @@ func TestSetsidGrandchildDiesOnStop(t *testing.T) {
 	if err != nil || ex.Outcome != taskd.OutcomeStopped {
 		t.Fatalf("stop: %+v %v", ex, err)
 	}
-	if !waitFor(t, 5*time.Second, func() bool { return !alive(gc) }) {
+	if !testkit.Until(5*time.Second, func() bool { return !alive(gc) }) {
 		t.Fatalf("setsid'd grandchild %d outlived the stop", gc)
 	}
 }
@@ -133,7 +134,7 @@ func TestSetsidGrandchildDiesWithItsTask(t *testing.T) {
 	if ex.Outcome != taskd.OutcomeFinished {
 		t.Fatalf("exit %+v", ex)
 	}
-	if !waitFor(t, 5*time.Second, func() bool { return !alive(gc) }) {
+	if !testkit.Until(5*time.Second, func() bool { return !alive(gc) }) {
 		t.Fatalf("setsid'd grandchild %d outlived its task", gc)
 	}
 }

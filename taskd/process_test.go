@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flmngr/flmngr/services/testkit"
 	"github.com/flmngr/flmngr/taskd"
 )
 
@@ -249,22 +250,6 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) bool {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return false
-		}
-	}
-	return true
-}
-
 func readPID(t *testing.T, file string) int {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -290,7 +275,7 @@ func TestGrandchildrenDieWithTheGroup(t *testing.T) {
 	if _, err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(t, 5*time.Second, func() bool { return !alive(gc) }) {
+	if !testkit.Until(5*time.Second, func() bool { return !alive(gc) }) {
 		t.Fatalf("grandchild %d outlived the stop", gc)
 	}
 }
@@ -307,7 +292,7 @@ func TestLeftoversHoldingThePipeDoNotHangTheExit(t *testing.T) {
 	if ex.Duration > 10*time.Second {
 		t.Fatalf("exit took %s", ex.Duration)
 	}
-	if gc := readPID(t, pidfile); !waitFor(t, 5*time.Second, func() bool { return !alive(gc) }) {
+	if gc := readPID(t, pidfile); !testkit.Until(5*time.Second, func() bool { return !alive(gc) }) {
 		t.Fatalf("leftover %d outlived its task", gc)
 	}
 }

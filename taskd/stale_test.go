@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // A group recorded by a pid file, child and grandchildren, is killed by
@@ -29,10 +31,7 @@ func TestKillStaleEndsWhatADeadSupervisorLeft(t *testing.T) {
 	}
 	// The grandchildren take a moment to exist.
 	start, _ := startTime(pid)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(groupMembers(pid, start)) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Until(5*time.Second, func() bool { return len(groupMembers(pid, start)) >= 3 })
 	if n := len(groupMembers(pid, start)); n != 3 {
 		t.Fatalf("group has %d processes, want 3", n)
 	}
@@ -126,10 +125,7 @@ func TestKillStaleEndsTheRecordedCgroup(t *testing.T) {
 		t.Fatalf("pid file %q: %v", b, err)
 	}
 	start, _ := startTime(pid)
-	deadline := time.Now().Add(5 * time.Second)
-	for (len(c.procs()) < 3 || len(groupMembers(pid, start)) > 2) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(5*time.Second, func() bool { return len(c.procs()) >= 3 && len(groupMembers(pid, start)) <= 2 })
 	if n, g := len(c.procs()), len(groupMembers(pid, start)); n != 3 || g != 2 {
 		t.Fatalf("%d processes in the cgroup, %d in the group; want 3 and 2 (one setsid)", n, g)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // spawnScript is a task server that notes every process spawned, then
@@ -41,7 +42,7 @@ func TestTwoCloudsActOnEachStartOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a NATS cluster and two flmngr processes")
 	}
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}

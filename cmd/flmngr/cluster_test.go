@@ -28,6 +28,7 @@ import (
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // TestClusterLosesANode runs the FedAvg task with two clients on a
@@ -41,7 +42,7 @@ func TestClusterLosesANode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a NATS cluster and a FedAvg run")
 	}
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // chromium finds the browser: $FLMNGR_CHROMIUM, or chromium in PATH. CI
@@ -53,12 +55,12 @@ func artifacts(t *testing.T) string {
 // of the task page.
 func TestConsoleInARealBrowser(t *testing.T) {
 	browser := chromium(t)
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(t.TempDir(), "data")
-	listen := freeListen(t)
+	listen := testkit.FreeAddr(t)
 	_, base := startUpHTTP(t, data, listen)
 	if base == "" {
 		t.Fatal("flmngr up did not print its HTTP address")
@@ -131,7 +133,7 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.WaitVisible(id("tasks-h")))
 	until("both clients on the dashboard", `document.querySelectorAll('#clients tbody tr').length === 2`)
 
-	port := strings.Split(freeListen(t), ":")[1]
+	port := strings.Split(testkit.FreeAddr(t), ":")[1]
 	do("a bad criterion is refused next to its field",
 		chromedp.Navigate(base+"/#/new"),
 		chromedp.WaitVisible(id("f-id")),

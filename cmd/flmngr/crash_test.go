@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,21 +21,8 @@ import (
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
+	"github.com/flmngr/flmngr/services/testkit"
 )
-
-// buildBinary builds flmngr into a temp dir once per test binary.
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "flmngr-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "flmngr")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // operator are the connection options of an operator of the deployment
 // whose data directory is data.
@@ -76,7 +62,7 @@ func admin(t *testing.T, data string) nats.Option {
 // CLI, and returns the key file.
 func clientKey(t *testing.T, data, listen, id string) string {
 	t.Helper()
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,16 +75,6 @@ func clientKey(t *testing.T, data, listen, id string) string {
 	return key
 }
 
-func freeListen(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startUp runs `flmngr up` and returns once it printed that it is up.
 func startUp(t *testing.T, data, listen string) *exec.Cmd {
 	cmd, _ := startUpHTTP(t, data, listen)
@@ -108,7 +84,7 @@ func startUp(t *testing.T, data, listen string) *exec.Cmd {
 // startUpHTTP is startUp that also returns the gateway's URL.
 func startUpHTTP(t *testing.T, data, listen string) (*exec.Cmd, string) {
 	t.Helper()
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +143,7 @@ func startUpHTTP(t *testing.T, data, listen string) (*exec.Cmd, string) {
 // that the stream holds no duplicate event id.
 func TestSIGKILLDuringCreateBurst(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	listen := freeListen(t)
+	listen := testkit.FreeAddr(t)
 	up := startUp(t, data, listen)
 
 	const total = 1000

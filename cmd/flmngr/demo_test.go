@@ -12,18 +12,19 @@ import (
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // TestDemoRunsTheMainJob runs `flmngr demo --exit` as the README's first
 // command does: a FedAvg run on MNIST with two local clients that ends
 // with the task finished, its timeline and an accuracy of at least 0.85.
 func TestDemoRunsTheMainJob(t *testing.T) {
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(t.TempDir(), "data")
-	cmd := exec.Command(bin, "demo", "--data", data, "--listen", freeListen(t), "--http", "127.0.0.1:0", "--exit")
+	cmd := exec.Command(bin, "demo", "--data", data, "--listen", testkit.FreeAddr(t), "--http", "127.0.0.1:0", "--exit")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
@@ -66,7 +67,7 @@ func TestDemoRunsTheMainJob(t *testing.T) {
 	}
 
 	// A second run prints its own timeline only.
-	out, err = exec.Command(bin, "demo", "--data", data, "--listen", freeListen(t), "--http", "127.0.0.1:0", "--exit").CombinedOutput()
+	out, err = exec.Command(bin, "demo", "--data", data, "--listen", testkit.FreeAddr(t), "--http", "127.0.0.1:0", "--exit").CombinedOutput()
 	if err != nil {
 		t.Fatalf("second demo: %v\n%s", err, out)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/services/api"
 )
 
 // proxy forwards TCP connections to a target until it is cut: then it
@@ -170,7 +171,15 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 		return nil
 	})
 	offlineAfter := time.Since(cutAt)
-	time.Sleep(time.Until(cutAt.Add(30 * time.Second)))
+	// The gap lasts 30 s; meanwhile, note when edge's client process
+	// ended.
+	var diedBy time.Time
+	for time.Now().Before(cutAt.Add(30 * time.Second)) {
+		if diedBy.IsZero() && !alive(pid) {
+			diedBy = time.Now()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	tl := s.timeline(projections.TimelineQuery{Client: "edge"})
 	if n := count(tl, events.ClientTaskFinishedV1, "slow"); n != 0 {
 		t.Fatalf("the cloud heard of edge's finish while the link was cut")
@@ -211,15 +220,37 @@ func TestAgentSurvivesA30sDisconnection(t *testing.T) {
 	}
 	// The order is the truth: offline, then the finish that happened
 	// during the gap, then online again.
-	var order []string
-	for _, e := range tl {
+	var disc, fin, back *events.Envelope
+	for _, e := range s.events(api.EventsRequest{Client: "edge"}) {
 		switch e.Type {
-		case events.ClientDisconnectedV1, events.ClientTaskFinishedV1, events.ClientReconnectedV1:
-			order = append(order, e.Type)
+		case events.ClientDisconnectedV1:
+			disc = &e
+		case events.ClientTaskFinishedV1:
+			fin = &e
+		case events.ClientReconnectedV1:
+			back = &e
 		}
 	}
-	if len(order) != 3 || order[0] != events.ClientDisconnectedV1 {
-		t.Fatalf("order %v: the disconnection comes first", order)
+	if disc == nil || fin == nil || back == nil {
+		t.Fatalf("disconnected %v, finished %v, reconnected %v: want all three", disc != nil, fin != nil, back != nil)
+	}
+	// 1. Offline: recorded during the gap, before the cloud heard of the
+	// finish.
+	if disc.Time.Before(cutAt) || !disc.Time.Before(restored) || disc.Seq > fin.Seq {
+		t.Fatalf("disconnection recorded at %s (seq %d): want during the gap [%s, %s), before the finish (seq %d)",
+			disc.Time, disc.Seq, cutAt, restored, fin.Seq)
+	}
+	// 2. The finish happened during the gap, before its process was seen
+	// gone: the agent says when, though the cloud records it only after
+	// the link is back.
+	if fin.RequestedAt == nil || fin.RequestedAt.Before(cutAt) || fin.RequestedAt.After(diedBy) || fin.Time.Before(restored) {
+		t.Fatalf("finish happened at %v, recorded at %s: want it to happen in the gap, between the cut (%s) and the process seen gone (%s), and be recorded after the restore (%s)",
+			fin.RequestedAt, fin.Time, cutAt, diedBy, restored)
+	}
+	// 3. Online again, once the link is back.
+	if back.Time.Before(restored) || back.Seq < disc.Seq {
+		t.Fatalf("reconnection recorded at %s (seq %d): want after the restore (%s) and the disconnection (seq %d)",
+			back.Time, back.Seq, restored, disc.Seq)
 	}
 	st2, _ := s.api.Status(context.Background())
 	t.Logf("offline after %s of silence; link restored after 30 s; converged %s later; %d events in the log (%d more)",

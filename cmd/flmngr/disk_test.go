@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/services/storage"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // On a data volume that fills up, flmngr up refuses commands with
@@ -94,7 +95,7 @@ func TestFullDiskRefusesCommands(t *testing.T) {
 
 	s.stopUp()
 	fill()
-	bin, _ := buildOnce()
+	bin, _ := testkit.BuildBinary()
 	out, err := exec.Command(bin, "up", "--data", s.data, "--listen", s.listen, "--http", "", "--min-free", "128MiB").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "below the 128 MiB the cloud needs to start") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 		t.Fatalf("a start on a full volume: %v\n%s", err, out)

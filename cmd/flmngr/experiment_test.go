@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // TestExperimentReportReproducesTheFigures runs both experiments twice
 // with the binary, then recomputes their figures offline from the
 // recorded timeline: they must be the ones the runs printed.
 func TestExperimentReportReproducesTheFigures(t *testing.T) {
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // A hundred thousand tasks list page by page, through the CLI and the
@@ -69,7 +70,7 @@ func TestHundredThousandTasksPageByPage(t *testing.T) {
 	}
 	t.Logf("%d tasks registered and in the views in %s", n, time.Since(start).Round(time.Millisecond))
 
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // The README and the documents under docs/ are executable: every ```sh
@@ -133,7 +135,7 @@ func parseBlocks(path string) ([]block, error) {
 // repository, with a fresh data directory and free ports.
 func runDocument(t *testing.T, root, doc string, blocks []block) {
 	work := copyRepo(t, root)
-	listen, http := freeListen(t), freeListen(t)
+	listen, http := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	env := append(os.Environ(),
 		"FLMNGR_DATA="+filepath.Join(t.TempDir(), "data"),
 		"FLMNGR_LISTEN="+listen, "FLMNGR_NATS=nats://"+listen, "FLMNGR_HTTP="+http,

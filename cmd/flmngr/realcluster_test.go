@@ -23,6 +23,7 @@ import (
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
+	"github.com/flmngr/flmngr/services/testkit"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
 
@@ -79,7 +80,7 @@ func portOf(t *testing.T) string {
 
 func newRealCluster(t *testing.T) *realCluster {
 	t.Helper()
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}

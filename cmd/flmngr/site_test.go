@@ -16,9 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
 
@@ -58,12 +60,12 @@ type site struct {
 
 func newSite(t *testing.T) *site {
 	t.Helper()
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &site{t: t, bin: bin, dir: dir, data: filepath.Join(dir, "data"), listen: freeListen(t), upOut: &syncBuf{},
+	s := &site{t: t, bin: bin, dir: dir, data: filepath.Join(dir, "data"), listen: testkit.FreeAddr(t), upOut: &syncBuf{},
 		agents: map[string]*exec.Cmd{}, agentOut: map[string]*syncBuf{}, agentURL: map[string]string{}}
 	t.Cleanup(func() {
 		for id := range s.agents {
@@ -187,7 +189,7 @@ func (s *site) fedavgTask(id, serverArgs, clientArgs string, extra ...string) {
 			s.t.Fatal(err)
 		}
 	}
-	port := strings.Split(freeListen(s.t), ":")[1]
+	port := strings.Split(testkit.FreeAddr(s.t), ":")[1]
 	args := append([]string{"task", "create", id, "--host", "127.0.0.1", "--port", port, "--criterion", `"camera" in sensors`,
 		"--server-cmd", strings.Join(fedavg.ServerCommand, " "), "--client-cmd", strings.Join(fedavg.ClientCommand, " "),
 		"--server-args", serverArgs, "--client-args", clientArgs, "--files", "fedavg.json"}, extra...)
@@ -197,17 +199,7 @@ func (s *site) fedavgTask(id, serverArgs, clientArgs string, extra ...string) {
 
 func (s *site) waitFor(what string, timeout time.Duration, fn func() error) {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(s.t, timeout, what, fn)
 }
 
 func (s *site) task(id string) api.Task {
@@ -251,6 +243,23 @@ func (s *site) timeline(q projections.TimelineQuery) []projections.TimelineEntry
 			return all
 		}
 		q.After = page.Next
+	}
+}
+
+// events reads the events q selects from the log, every page of them.
+func (s *site) events(q api.EventsRequest) []events.Envelope {
+	s.t.Helper()
+	var all []events.Envelope
+	for {
+		page, next, err := s.api.Events(context.Background(), q)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) == 0 || next <= q.After {
+			return all
+		}
+		q.After = next
 	}
 }
 

@@ -16,12 +16,13 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // runFlmngr runs the built binary and returns its exit code and stderr.
 func runFlmngr(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +70,11 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 
 	// A deployment that holds its data directory.
 	held := data("held")
-	bin, err := buildOnce()
+	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := exec.Command(bin, "up", "--data", held, "--listen", freeListen(t), "--http", "")
+	up := exec.Command(bin, "up", "--data", held, "--listen", testkit.FreeAddr(t), "--http", "")
 	up.Env = os.Environ()
 	var upOut syncBuf
 	up.Stdout = &upOut
@@ -81,12 +82,8 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = up.Process.Kill(); _ = up.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(upOut.String(), "Stop with Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("flmngr up did not start: %s", upOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testkit.Until(20*time.Second, func() bool { return strings.Contains(upOut.String(), "Stop with Ctrl-C") }) {
+		t.Fatalf("flmngr up did not start: %s", upOut.String())
 	}
 
 	for _, tc := range []struct {
@@ -95,11 +92,11 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		want string
 	}{
 		{"nats_port_busy", []string{"up", "--data", data("a"), "--listen", taken, "--http", ""}, "NATS address " + taken + ": address already in use"},
-		{"http_port_busy", []string{"up", "--data", data("b"), "--listen", freeListen(t), "--http", taken}, "HTTP address " + taken + ": address already in use"},
-		{"data_in_use", []string{"up", "--data", held, "--listen", freeListen(t), "--http", ""}, "data directory " + held + " is in use by another flmngr process (pid"},
-		{"data_not_a_directory", []string{"up", "--data", filepath.Join(file, "data"), "--listen", freeListen(t), "--http", ""}, "data directory " + filepath.Join(file, "data") + ": not a directory"},
-		{"tls_files_missing", []string{"up", "--data", data("c"), "--listen", freeListen(t), "--http", "", "--tls-cert", data("nope.pem"), "--tls-key", data("nope.key")}, "TLS certificate " + data("nope.pem")},
-		{"tls_half", []string{"up", "--data", data("d"), "--listen", freeListen(t), "--tls-cert", data("nope.pem")}, "TLS needs both a certificate and its key"},
+		{"http_port_busy", []string{"up", "--data", data("b"), "--listen", testkit.FreeAddr(t), "--http", taken}, "HTTP address " + taken + ": address already in use"},
+		{"data_in_use", []string{"up", "--data", held, "--listen", testkit.FreeAddr(t), "--http", ""}, "data directory " + held + " is in use by another flmngr process (pid"},
+		{"data_not_a_directory", []string{"up", "--data", filepath.Join(file, "data"), "--listen", testkit.FreeAddr(t), "--http", ""}, "data directory " + filepath.Join(file, "data") + ": not a directory"},
+		{"tls_files_missing", []string{"up", "--data", data("c"), "--listen", testkit.FreeAddr(t), "--http", "", "--tls-cert", data("nope.pem"), "--tls-key", data("nope.key")}, "TLS certificate " + data("nope.pem")},
+		{"tls_half", []string{"up", "--data", data("d"), "--listen", testkit.FreeAddr(t), "--tls-cert", data("nope.pem")}, "TLS needs both a certificate and its key"},
 		{"demo_port_busy", []string{"demo", "--data", data("e"), "--listen", taken, "--http", "", "--exit"}, "NATS address " + taken + ": address already in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

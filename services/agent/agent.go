@@ -64,15 +64,15 @@ type Config struct {
 	// (StartLeaf with a StoreDir): the reports that wait for the cloud
 	// are kept in a stream there instead of in WorkDir/outbox.jsonl.
 	Journal jetstream.JetStream
-	// Simulate follows offers without downloading or running anything
-	// (for load tests).
-	Simulate bool
-	// OnOffers, when set, is told about every offers event the agent
-	// applies.
-	OnOffers func(e events.Envelope)
 	// Output, when set, gets every line a client process prints.
 	Output func(task, run string, m taskd.Message)
 	Logger *slog.Logger
+
+	// Set by load tests only (export_test.go): simulate follows offers
+	// without downloading or running anything; onOffers, when set, is
+	// told about every offers event the agent applies.
+	simulate bool
+	onOffers func(e events.Envelope)
 }
 
 // Validate reports whether the configuration is usable.
@@ -86,7 +86,7 @@ func (c Config) Validate() error {
 	if c.MaxTasks < 0 {
 		return errors.New("max tasks must not be negative")
 	}
-	if c.WorkDir == "" && !c.Simulate {
+	if c.WorkDir == "" && !c.simulate {
 		return errors.New("a work directory is required")
 	}
 	return nil
@@ -176,7 +176,7 @@ func (a *Agent) Drained() <-chan struct{} { return a.outbox.drained() }
 // Run registers the client and runs its tasks until ctx ends; it then
 // stops every task process and records them as interrupted.
 func (a *Agent) Run(ctx context.Context) error {
-	if !a.cfg.Simulate {
+	if !a.cfg.simulate {
 		sink, output := logs.ClientSink(a.nc, a.cfg.ClientID), a.cfg.Output
 		a.cfg.Output = func(task, run string, m taskd.Message) { sink(task, run, m); output(task, run, m) }
 	}
@@ -185,7 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	left := 0
-	if !a.cfg.Simulate {
+	if !a.cfg.simulate {
 		if err := os.MkdirAll(a.cfg.WorkDir, 0o700); err != nil {
 			return fmt.Errorf("agent: work directory: %w", err)
 		}
@@ -354,7 +354,7 @@ func (a *Agent) readInfo() (commands.ClientInfo, string, error) {
 // finished runs, and runs an earlier life left running (their processes
 // died with it, so they are recorded as interrupted).
 func (a *Agent) restore(ctx context.Context) error {
-	if !a.cfg.Simulate {
+	if !a.cfg.simulate {
 		// Client processes an earlier life left (it was killed, say) die
 		// before anything else: no task runs twice at once.
 		stale, err := taskd.KillStale(a.pidDir(), 10*time.Second)
@@ -455,8 +455,8 @@ func (a *Agent) applyOffers(ctx context.Context, e events.Envelope) {
 	for _, id := range p.Finished {
 		a.finished[id] = true
 	}
-	if a.cfg.OnOffers != nil {
-		a.cfg.OnOffers(e)
+	if a.cfg.onOffers != nil {
+		a.cfg.onOffers(e)
 	}
 	a.reconcile(ctx)
 }

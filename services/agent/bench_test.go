@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // deployment is one cloud and one agent in this process.
@@ -197,11 +197,8 @@ func BenchmarkOfferFanOut(b *testing.B) {
 }
 
 func fanOut(b *testing.B, n int) {
-	bin := filepath.Join(b.TempDir(), "flmngr")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/flmngr").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	addr := freeAddr(b)
+	bin := testkit.Binary(b)
+	addr := testkit.FreeAddr(b)
 	// Without identities: the simulated clients have no keys (a key per
 	// client changes nothing on the offers' path).
 	up := exec.Command(bin, "up", "--data", filepath.Join(b.TempDir(), "data"), "--listen", addr, "--http", "127.0.0.1:0", "--log-level", "warn", "--auth=false")
@@ -233,8 +230,9 @@ func fanOut(b *testing.B, n int) {
 		id := fmt.Sprintf("sim%05d", i)
 		// Each client has its own connection: the cloud answers it on its
 		// own inbox prefix only.
-		a, err := agent.New(connect(nats.CustomInboxPrefix(auth.InboxPrefix(id))), agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, Simulate: true, Heartbeat: time.Minute,
-			OnOffers: func(e events.Envelope) {
+		cfg := agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, Heartbeat: time.Minute}
+		a, err := agent.NewSimulated(connect(nats.CustomInboxPrefix(auth.InboxPrefix(id))), cfg,
+			func(e events.Envelope) {
 				offered := len(e.Event.(*events.ClientOffersChanged).Offers) > 0
 				mu.Lock()
 				defer mu.Unlock()
@@ -250,7 +248,7 @@ func fanOut(b *testing.B, n int) {
 						close(allWithdrawn)
 					}
 				}
-			}})
+			})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -308,15 +306,8 @@ func fanOut(b *testing.B, n int) {
 
 // poll waits for cond while the deployment comes up.
 func poll(b *testing.B, cond func() bool) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(2 * time.Minute)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			b.Fatal("timed out")
-		}
+	if !testkit.Until(2*time.Minute, cond) {
+		b.Fatal("timed out")
 	}
 }
 
@@ -327,15 +318,6 @@ func recordedAt(b *testing.B, c *api.Client, seq uint64) time.Time {
 		b.Fatalf("event %d: %+v %v", seq, page.Entries, err)
 	}
 	return page.Entries[0].Time
-}
-
-func freeAddr(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // peakRSS reads a process's peak resident set size (VmHWM).

@@ -35,7 +35,7 @@ const (
 // reconcile stops what is no longer offered and starts what the policy
 // allows. It runs on the loop goroutine.
 func (a *Agent) reconcile(ctx context.Context) {
-	if a.stopping || a.cfg.Simulate {
+	if a.stopping || a.cfg.simulate {
 		return
 	}
 	offered := map[commands.TaskRun]bool{}

@@ -20,6 +20,7 @@ import (
 	"github.com/flmngr/flmngr/services/auth"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/services/logs"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // snapshot is everything a client must not be able to change: every
@@ -298,11 +299,7 @@ func TestHostileClientChangesNothing(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not in 10 s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testkit.Until(10*time.Second, cond) {
+		t.Fatalf("%s: not in 10 s", what)
 	}
 }

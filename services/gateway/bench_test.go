@@ -94,6 +94,7 @@ func BenchmarkListTasks1000(b *testing.B) {
 // subscriber, the CPU the process used per second, and checks that every
 // subscriber got every event once, in order.
 func BenchmarkEventStreamFanOut(b *testing.B) {
+	const benchPrefix = "fanout-"
 	const subscribers, rate, seconds = 10, 5000, 2
 	for b.Loop() {
 		e := benchDeploy(b)
@@ -105,6 +106,8 @@ func BenchmarkEventStreamFanOut(b *testing.B) {
 		type result struct {
 			lat  []time.Duration
 			seqs []uint64
+			ids  map[string]int // the benchmark's events, by id: how often each came
+			bad  int            // data lines that were not an event
 		}
 		results := make([]result, subscribers)
 		var wg, ready sync.WaitGroup
@@ -125,18 +128,26 @@ func BenchmarkEventStreamFanOut(b *testing.B) {
 				ready.Done()
 				sc := bufio.NewScanner(res.Body)
 				sc.Buffer(make([]byte, 1<<20), 1<<20)
-				for len(results[i].seqs) < total && sc.Scan() {
+				got := &results[i]
+				got.ids = map[string]int{}
+				for len(got.ids) < total && sc.Scan() {
 					data, ok := strings.CutPrefix(sc.Text(), "data: ")
 					if !ok {
 						continue
 					}
 					var ev struct {
 						Seq  uint64    `json:"seq"`
+						ID   string    `json:"id"`
 						Time time.Time `json:"time"`
 					}
-					if json.Unmarshal([]byte(data), &ev) == nil {
-						results[i].lat = append(results[i].lat, time.Since(ev.Time))
-						results[i].seqs = append(results[i].seqs, ev.Seq)
+					if json.Unmarshal([]byte(data), &ev) != nil || ev.Seq == 0 {
+						got.bad++
+						continue
+					}
+					got.lat = append(got.lat, time.Since(ev.Time))
+					got.seqs = append(got.seqs, ev.Seq)
+					if strings.HasPrefix(ev.ID, benchPrefix) {
+						got.ids[ev.ID]++
 					}
 				}
 			}()
@@ -149,7 +160,7 @@ func BenchmarkEventStreamFanOut(b *testing.B) {
 		for sent < total {
 			<-tick.C
 			for range rate / 100 {
-				env, _ := events.New(fmt.Sprintf("b%d", sent), "bench", events.Client(fmt.Sprintf("c%d", sent%500)), time.Now(),
+				env, _ := events.New(fmt.Sprintf("%s%d", benchPrefix, sent), "bench", events.Client(fmt.Sprintf("c%d", sent%500)), time.Now(),
 					&events.ClientInfoReported{Attributes: events.ClientAttributes{Sensors: []string{"camera"}, DataQnt: int64(sent)}, Changed: []string{"data_qnt"}})
 				subj, _ := e.cloud.Log.Subject(env)
 				data, _ := events.Encode(env)
@@ -171,9 +182,21 @@ func BenchmarkEventStreamFanOut(b *testing.B) {
 		cpu, wall := cpuTime()-cpu0, time.Since(t0)
 		var lat []time.Duration
 		for i, r := range results {
+			// Every event of the log, in order, none twice (the
+			// matcher's may come between the benchmark's) ...
 			for k, s := range r.seqs {
 				if s != start+uint64(k)+1 {
 					b.Fatalf("subscriber %d: event %d has seq %d: gap or duplicate", i, k, s)
+				}
+			}
+			// ... and among them every event the benchmark appended,
+			// once each.
+			if len(r.ids) != total || r.bad > 0 {
+				b.Fatalf("subscriber %d got %d of the %d events appended (%d lines were not events)", i, len(r.ids), total, r.bad)
+			}
+			for id, n := range r.ids {
+				if n != 1 {
+					b.Fatalf("subscriber %d got %s %d times", i, id, n)
 				}
 			}
 			lat = append(lat, r.lat...)

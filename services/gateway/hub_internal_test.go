@@ -17,6 +17,7 @@ import (
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/metrics"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 func testHubs(t *testing.T) (*hubs, *eventlog.Log, *metrics.Metrics) {
@@ -232,16 +233,14 @@ func TestHubStopsWithItsLastSubscriber(t *testing.T) {
 func waitFollowers(t *testing.T, m *metrics.Metrics, n int) {
 	t.Helper()
 	want := fmt.Sprintf("flmngr_http_stream_followers %d\n", n)
-	var text string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	if !testkit.Until(10*time.Second, func() bool {
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		b, _ := io.ReadAll(rec.Body)
-		if text = string(b); strings.Contains(text, want) {
-			return
-		}
+		return strings.Contains(string(b), want)
+	}) {
+		t.Fatalf("followers never became %d", n)
 	}
-	t.Fatalf("followers never became %d", n)
 }
 
 // TestHubOpenFailureIsAnError: a feed whose stream cannot be followed

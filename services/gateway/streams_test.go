@@ -16,6 +16,7 @@ import (
 
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/logs"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // subscriber is an open event stream read into ids.
@@ -114,12 +115,9 @@ func (e *env) metric(name string) string {
 func (e *env) waitMetric(name, want string) {
 	e.t.Helper()
 	got := ""
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if got = e.metric(name); got == want {
-			return
-		}
+	if !testkit.Until(20*time.Second, func() bool { got = e.metric(name); return got == want }) {
+		e.t.Fatalf("%s is %s, want %s", name, got, want)
 	}
-	e.t.Fatalf("%s is %s, want %s", name, got, want)
 }
 
 func (e *env) lastSeq() uint64 {

@@ -70,12 +70,31 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// process is what the supervisor needs of a process it started: a
+// *taskd.Process.
+type process interface {
+	PID() int
+	Done() <-chan struct{}
+	Exit() taskd.Exit
+	Stop(ctx context.Context) (taskd.Exit, error)
+}
+
+// startProcess starts a real process; unit tests replace it.
+func startProcess(cfg taskd.Config) (process, error) {
+	p, err := taskd.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // Supervisor runs task servers.
 type Supervisor struct {
 	log   *eventlog.Log
 	cmds  Executor
 	files *files.Store
 	cfg   Config
+	start func(taskd.Config) (process, error)
 
 	mu    sync.Mutex
 	runs  map[string]*serverRun // by task id
@@ -85,7 +104,7 @@ type Supervisor struct {
 
 // New returns a supervisor; Run runs it.
 func New(log *eventlog.Log, cmds Executor, fs *files.Store, cfg Config) *Supervisor {
-	return &Supervisor{log: log, cmds: cmds, files: fs, cfg: cfg.withDefaults(), runs: map[string]*serverRun{}}
+	return &Supervisor{log: log, cmds: cmds, files: fs, cfg: cfg.withDefaults(), start: startProcess, runs: map[string]*serverRun{}}
 }
 
 // stop reasons
@@ -100,7 +119,7 @@ const (
 
 type serverRun struct {
 	task, run string
-	proc      *taskd.Process
+	proc      process
 	rec       *recorder
 	triggers  sync.WaitGroup
 	once      sync.Once
@@ -345,7 +364,7 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 		}
 		return s.recordCtx(ctx, task, p)
 	})
-	r.proc, err = taskd.Start(taskd.Config{
+	r.proc, err = s.start(taskd.Config{
 		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: s.cfg.Grace,
 		PIDFile:   filepath.Join(s.pidDir(), "task_"+task+".pid"),
 		OnMessage: func(m taskd.Message) { s.onMessage(r, m) },
@@ -497,7 +516,7 @@ func (s *Supervisor) runTrigger(r *serverRun, name, args string) {
 		r.rec.add(ran)
 		return
 	}
-	p, err := taskd.Start(taskd.Config{Argv: argv, Dir: dir, Env: launch.Env(map[string]string{"task": r.task, "run": r.run}),
+	p, err := s.start(taskd.Config{Argv: argv, Dir: dir, Env: launch.Env(map[string]string{"task": r.task, "run": r.run}),
 		PIDFile:   filepath.Join(s.pidDir(), "trigger_"+r.task+".pid"),
 		OnMessage: func(m taskd.Message) { s.cfg.Output(r.task, r.run, m) }})
 	if err != nil {

@@ -3,12 +3,12 @@ package fedavg_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flmngr/flmngr/services/testkit"
 	"github.com/flmngr/flmngr/taskd"
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
@@ -41,23 +41,13 @@ func (l *lines) contains(s string) bool {
 	return strings.Contains(l.buf.String(), s)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestFederatedAveragingLearnsMNIST runs a server and two clients on real
 // MNIST: accuracy rises every round and reaches 0.85 after three.
 func TestFederatedAveragingLearnsMNIST(t *testing.T) {
 	if _, err := fedavg.Test(); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	ctx := context.Background()
 	var srv lines
 	errs := make(chan error, 3)
@@ -120,7 +110,7 @@ func lastError(t *testing.T, out *lines) string {
 }
 
 func TestServerWithoutEnoughClientsErrors(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	var srv, cl lines
 	done := make(chan error, 1)
 	go func() {
@@ -143,7 +133,7 @@ func TestServerWithoutEnoughClientsErrors(t *testing.T) {
 func TestUnreachableServerErrors(t *testing.T) {
 	var cl lines
 	start := time.Now()
-	err := fedavg.RunClient(context.Background(), fedavg.ClientConfig{Server: freeAddr(t), ClientID: "site-1", Partition: -1, Train: tiny(), ConnectTimeout: 300 * time.Millisecond, Out: &cl})
+	err := fedavg.RunClient(context.Background(), fedavg.ClientConfig{Server: testkit.FreeAddr(t), ClientID: "site-1", Partition: -1, Train: tiny(), ConnectTimeout: 300 * time.Millisecond, Out: &cl})
 	if err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
@@ -153,7 +143,7 @@ func TestUnreachableServerErrors(t *testing.T) {
 }
 
 func TestLateClientIsRefused(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	var srv, first, late lines
 	done := make(chan error, 2)
 	go func() {

@@ -2,7 +2,6 @@ package flower_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 var sources = []string{"server.py", "client.py", "task.py", "trigger_example.py", "../python/flmngr_reporter.py"}
@@ -73,9 +73,7 @@ func TestFlowerTaskUnderFlmngr(t *testing.T) {
 		defer func() { stop(); <-done }()
 	}
 	cl := api.NewClient(c.Conn(), time.Minute)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testkit.FreePort(t)
 	if _, err := cl.CreateTask(ctx, commands.CreateTask{TaskID: "flower", Host: "127.0.0.1", Port: port, SelectionCriteria: `"camera" in sensors`,
 		FilesPaths: []string{"client.py", "task.py", "flmngr_reporter.py"}, Tags: []string{"flower"}}); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package jstest
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // Cluster is a JetStream cluster of in-process servers on loopback, each
@@ -43,7 +43,7 @@ func NewCluster(t testing.TB, n int) *Cluster {
 }
 
 func startCluster(t testing.TB, n int) (*Cluster, error) {
-	routePorts, err := freePorts(n)
+	routePorts, err := testkit.LoopbackPorts(n)
 	if err != nil {
 		return nil, err
 	}
@@ -73,20 +73,6 @@ func startCluster(t testing.TB, n int) (*Cluster, error) {
 	}
 	t.Cleanup(c.shutdown)
 	return c, nil
-}
-
-// freePorts reserves n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // waitReady waits until a meta leader knows every node, every node is

@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -215,7 +216,7 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 			active = append(active, t)
 		}
 	}
-	slices.SortFunc(active, func(a, b *task) int { return compareSeq(a.createdSeq, b.createdSeq) })
+	slices.SortFunc(active, func(a, b *task) int { return cmp.Compare(a.createdSeq, b.createdSeq) })
 	offers := []events.Offer{}
 	decisions := make([]events.Decision, 0, len(active))
 	for _, t := range active {
@@ -227,16 +228,6 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 		}
 	}
 	return offers, decisions
-}
-
-func compareSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // offer is what a client needs to fetch and run the task: the files it

@@ -462,12 +462,19 @@ func (s *Server) settle(ctx context.Context, c Consistency) error {
 	return nil
 }
 
-func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
-	var r GetRequest
+// settled decodes a query and waits until the views are as recent as it
+// asks.
+func settled[R interface{ consistency() Consistency }](ctx context.Context, s *Server, data []byte) (R, error) {
+	var r R
 	if err := decode(data, &r); err != nil {
-		return nil, err
+		return r, err
 	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	return r, s.settle(ctx, r.consistency())
+}
+
+func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
+	r, err := settled[GetRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	v, err := s.views.Task(r.ID)
@@ -503,11 +510,8 @@ func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
-	var r GetRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	r, err := settled[GetRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	v, err := s.views.Client(r.ID)
@@ -526,11 +530,8 @@ func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
-	var r ListClientsRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	r, err := settled[ListClientsRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	vs, next, err := s.views.ClientsPage(r.After, r.Limit)
@@ -541,11 +542,8 @@ func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
-	var r TimelineRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	r, err := settled[TimelineRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	entries, next, err := s.views.Timeline(r.TimelineQuery)

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"slices"
 	"time"
 
 	"github.com/flmngr/flmngr/commands/fault"
@@ -114,7 +115,7 @@ func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
 	if !s.Exists {
 		return nil, fault.NotFound("client %s not found", c.ClientID)
 	}
-	if offersEqual(s.Offers, c.Offers) {
+	if slices.EqualFunc(s.Offers, c.Offers, OfferEqual) {
 		return nil, nil
 	}
 	offers := c.Offers
@@ -124,47 +125,11 @@ func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
 	return []events.Payload{&events.ClientOffersChanged{Offers: offers, Decisions: c.Decisions, Cause: c.Cause, Finished: c.Finished}}, nil
 }
 
-func offersEqual(a, b []events.Offer) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !OfferEqual(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // OfferEqual compares two offers field by field.
 func OfferEqual(a, b events.Offer) bool {
 	return a.TaskID == b.TaskID && a.Run == b.Run && a.SpecSeq == b.SpecSeq && a.Host == b.Host && a.Port == b.Port &&
-		equalPtr(a.ClientArguments, b.ClientArguments) && equalStrings(a.Tags, b.Tags) && equalStrings(a.ClientCommand, b.ClientCommand) &&
-		equalFiles(a.Files, b.Files)
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFiles(a, b []events.FileRef) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+		equalPtr(a.ClientArguments, b.ClientArguments) && slices.Equal(a.Tags, b.Tags) && slices.Equal(a.ClientCommand, b.ClientCommand) &&
+		slices.Equal(a.Files, b.Files)
 }
 
 // RecordPresence records that the cloud stopped or started hearing a

@@ -100,6 +100,23 @@ func (c *Criterion) Reads(clientID string, a events.ClientAttributes) map[string
 	return out
 }
 
+// Decide evaluates the criterion for one client: the decision the
+// matcher offers by and every view shows. A nil criterion (one that
+// does not compile) selects no one.
+func (c *Criterion) Decide(clientID string, a events.ClientAttributes) events.Decision {
+	if c == nil {
+		return events.Decision{Error: "criterion does not compile"}
+	}
+	d := events.Decision{Criterion: c.Source}
+	ok, err := c.Match(clientID, a)
+	if err != nil {
+		d.Error = err.Error()
+	} else {
+		d.Matched = ok
+	}
+	return d
+}
+
 // Match evaluates the criterion for one client.
 func (c *Criterion) Match(clientID string, a events.ClientAttributes) (bool, error) {
 	if c.program == nil {

@@ -122,14 +122,6 @@ func mergeFiles(have, add []events.FileRef) []events.FileRef {
 			out = append(out, f)
 		}
 	}
-	slices.SortFunc(out, func(a, b events.FileRef) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b events.FileRef) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"image/color"
 	"slices"
 
@@ -50,13 +51,5 @@ var palette = []color.Color{
 }
 
 func sortOriginal(evs []OriginalEvent) {
-	slices.SortStableFunc(evs, func(a, b OriginalEvent) int {
-		switch {
-		case a.Time < b.Time:
-			return -1
-		case a.Time > b.Time:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(evs, func(a, b OriginalEvent) int { return cmp.Compare(a.Time, b.Time) })
 }

@@ -1,7 +1,6 @@
 package experiments
 
 import (
-	"slices"
 	"time"
 )
 
@@ -65,15 +64,7 @@ func Original(kind string, r Run) []OriginalEvent {
 			out = append(out, OriginalEvent{Time: epoch(r.Marks[i][j]), Service: mk.service, Function: mk.function, Event: mk.event})
 		}
 	}
-	slices.SortStableFunc(out, func(a, b OriginalEvent) int {
-		switch {
-		case a.Time < b.Time:
-			return -1
-		case a.Time > b.Time:
-			return 1
-		}
-		return 0
-	})
+	sortOriginal(out)
 	return out
 }
 

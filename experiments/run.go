@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,44 +148,11 @@ func clientEvent(typ, client, task string) func(events.Envelope) bool {
 // createFedAvg registers a FedAvg task of one round with two clients and
 // uploads its files.
 func (x *experiment) createFedAvg(ctx context.Context, id, clientArgs string) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	args := "--partitions 2"
-	if clientArgs != "" {
-		args += " " + clientArgs
-	}
-	_, err = x.op.CreateTask(ctx, commands.CreateTask{TaskID: id, Host: "127.0.0.1", Port: port, FilesPaths: []string{"fedavg.json"},
-		SelectionCriteria: `"camera" in sensors`, ServerArguments: "--rounds 1 --min-clients 2", ClientArguments: &args,
-		Tags: []string{"experiment"}, ServerCommand: fedavg.ServerCommand, ClientCommand: fedavg.ClientCommand})
-	if err != nil {
-		return err
-	}
-	var refs []events.FileRef
-	for _, name := range []string{"fedavg.json", "notify"} {
-		f, err := fedavg.Files.Open(name)
-		if err != nil {
-			return err
-		}
-		ref, err := x.cloud.Files.Put(ctx, id, name, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		refs = append(refs, ref)
-	}
-	_, err = x.op.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs})
+	cfg := fedavg.DefaultConfig()
+	cfg.Rounds, cfg.MinClients, cfg.Partitions, cfg.Trigger = 1, 2, 2, fedavg.NotifyTrigger
+	_, err := x.cloud.RegisterFedAvg(ctx, x.op, cloud.FedAvgTask{ID: id, Host: "127.0.0.1", Criterion: `"camera" in sensors`,
+		ClientArguments: clientArgs, Tags: []string{"experiment"}, Config: cfg})
 	return err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // startAgent runs a client agent with its own connection until stop.

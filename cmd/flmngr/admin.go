@@ -6,77 +6,47 @@ import (
 	"io"
 	"time"
 
+	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
 	"github.com/flmngr/flmngr/services/storage"
 )
 
 func runRebuild(args []string, out io.Writer) error {
-	fs := newFlags("rebuild", "rebuild [--offline --data DIR]", "Drops every view (tasks, users, timeline) and replays it from the event\nlog. By default the running deployment does it; with --offline it is done\non a stopped deployment's data directory.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("rebuild", "rebuild [--offline --data DIR]", "Drops every view (tasks, users, timeline) and replays it from the event\nlog. By default the running deployment does it; with --offline it is done\non a stopped deployment's data directory.")
 	offline := fs.Bool("offline", false, "rebuild the views of a stopped deployment in --data")
 	data := fs.String("data", defaultDataDir(), "data directory of the stopped deployment (with --offline)")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if *offline {
-		return rebuildOffline(out, *data)
+		start := time.Now()
+		fmt.Fprintf(out, "rebuilding views in %s…\n", *data)
+		seq, err := cloud.RebuildStopped(context.Background(), *data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "views rebuilt from %d events in %s\n", seq, time.Since(start).Round(time.Millisecond))
+		return nil
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
+	if !cf.json {
+		fmt.Fprintln(out, "rebuilding views…")
 	}
-	defer done()
-	fmt.Fprintln(out, "rebuilding views…")
-	r, err := c.Rebuild(context.Background())
-	if err != nil {
-		return err
-	}
-	if cf.json {
-		return printJSON(out, r)
-	}
-	fmt.Fprintf(out, "views rebuilt from %d events in %s\n", r.Seq, r.Duration)
-	return nil
-}
-
-func rebuildOffline(out io.Writer, data string) error {
-	start := time.Now()
-	ctx := context.Background()
-	st, err := cloud.OpenStopped(ctx, data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	fmt.Fprintf(out, "rebuilding views in %s…\n", data)
-	seq, err := st.Views.RebuildOffline(ctx, st.Log)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "views rebuilt from %d events in %s\n", seq, time.Since(start).Round(time.Millisecond))
-	return nil
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.RebuildReply, error) { return c.Rebuild(ctx) },
+		func(out io.Writer, r api.RebuildReply) error {
+			_, err := fmt.Fprintf(out, "views rebuilt from %d events in %s\n", r.Seq, r.Duration)
+			return err
+		})
 }
 
 func runStatus(args []string, out io.Writer) error {
-	fs := newFlags("status", "status", "Shows how far the event log and the views go.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("status", "status", "Shows how far the event log and the views go.")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	s, err := c.Status(context.Background())
-	if err != nil {
-		return err
-	}
-	if cf.json {
-		return printJSON(out, s)
-	}
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.StatusReply, error) { return c.Status(ctx) }, printStatus)
+}
+
+func printStatus(out io.Writer, s api.StatusReply) error {
 	fmt.Fprintf(out, "events in log:  %d\nviews applied:  %d\ntasks:          %d\nusers:          %d\n", s.StreamSeq, s.ViewsSeq, s.Tasks, s.Clients)
 	if s.StorageLow {
 		fmt.Fprintf(out, "ALARM: the cloud's data volume has %s free, below its watermark: commands are refused until space is freed\n", storage.Bytes(s.DataVolumeFree))

@@ -15,12 +15,10 @@ import (
 )
 
 func runClient(args []string, out io.Writer) error {
-	fs := newFlags("client", "client --id ID [--sensors a,b] [--data-qnt N] [--attr k=v]... [flags]",
+	fs, cf := newOperatorFlags("client", "client --id ID [--sensors a,b] [--data-qnt N] [--attr k=v]... [flags]",
 		"Runs a client agent: registers the client with its attributes, follows the tasks\n"+
 			"it is offered and runs them (download, verify, run the client process), with\n"+
 			"quarantine and failover when a task errors. Stop it with Ctrl-C.")
-	var cf connFlags
-	cf.register(fs)
 	id := fs.String("id", os.Getenv("FLMNGR_CLIENT_ID"), "client ID (the original's user_id) ($FLMNGR_CLIENT_ID)")
 	info := registerInfo(fs)
 	infoFile := fs.String("info-file", "", "JSON file of attributes, reported again whenever it changes")
@@ -32,10 +30,8 @@ func runClient(args []string, out io.Writer) error {
 	drain := fs.Duration("drain", 5*time.Second, "at shutdown, how long to wait for the cloud to take the reports still waiting")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if *id == "" {
 		return fmt.Errorf("%w: --id is required", errUsage)
@@ -45,11 +41,7 @@ func runClient(args []string, out io.Writer) error {
 		return err
 	}
 	if *workdir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		*workdir = filepath.Join(base, "flmngr", "client-"+*id)
+		*workdir = cacheDir("client-" + *id)
 	}
 	abs, err := filepath.Abs(*workdir)
 	if err != nil {

@@ -29,10 +29,8 @@ func runClusterConfig(args []string, out io.Writer) error {
 	store := fs.String("store", "", "the server's JetStream directory (default ./nats-NAME/jetstream)")
 	jwtDir := fs.String("jwt-dir", "", "where the server keeps the account JWTs (default ./nats-NAME/jwt)")
 	outFile := fs.String("out", "", "write the configuration to this file instead of stdout")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if *name == "" || strings.ContainsAny(*name, " \"'") {
 		return fmt.Errorf("%w: --name is required (letters, digits, '-', '_')", errUsage)

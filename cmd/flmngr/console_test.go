@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flmngr/flmngr/services/testkit"
+	"github.com/flmngr/flmngr/tasks/fedavg"
 )
 
 // chromium finds the browser: $FLMNGR_CHROMIUM, or chromium in PATH. CI
@@ -159,8 +160,10 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
 		chromedp.WaitVisible(id("task-props")))
 
-	settings, err := filepath.Abs(filepath.Join("..", "..", "tasks", "fedavg", "fedavg.json"))
-	if err != nil {
+	conf := fedavg.DefaultConfig()
+	conf.Trigger = fedavg.NotifyTrigger
+	settings := filepath.Join(t.TempDir(), fedavg.ConfigFile)
+	if err := os.WriteFile(settings, conf.JSON(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	do("upload its file",

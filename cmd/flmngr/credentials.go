@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
 )
 
@@ -29,36 +30,16 @@ A client's identity may only report for itself, read its own offers and
 history, and fetch the files of tasks it is offered.`
 
 func runCredentials(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, credentialsUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a subcommand is required", errUsage)
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "create":
-		return credentialsCreate(args, out)
-	case "revoke":
-		return credentialsRevoke(args, out)
-	}
-	return fmt.Errorf("%w: unknown subcommand %q (create, revoke)", errUsage, sub)
+	return subcommands(args, out, credentialsUsage, "subcommand", subcommand{"create", credentialsCreate}, subcommand{"revoke", credentialsRevoke})
 }
 
 func credentialsCreate(args []string, out io.Writer) error {
-	fs := newFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force]", "Makes client ID's key pair, records its public key and writes its credentials to --out.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force]", "Makes client ID's key pair, records its public key and writes its credentials to --out.")
 	outFile := fs.String("out", "", "where to write the client's credentials (default ./ID.creds)")
 	force := fs.Bool("force", false, "replace --out if it exists")
-	pos, err := parse(fs, args)
+	id, err := parseID(fs, args, "client")
 	if err != nil {
 		return err
-	}
-	id, err := taskID("", pos)
-	if err != nil {
-		return fmt.Errorf("%w: a client ID is required", errUsage)
 	}
 	if *outFile == "" {
 		*outFile = id + ".creds"
@@ -94,26 +75,13 @@ func credentialsCreate(args []string, out io.Writer) error {
 }
 
 func credentialsRevoke(args []string, out io.Writer) error {
-	fs := newFlags("client-credentials revoke", "client-credentials revoke ID [--reason TEXT]", "Stops client ID's key from connecting.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("client-credentials revoke", "client-credentials revoke ID [--reason TEXT]", "Stops client ID's key from connecting.")
 	reason := fs.String("reason", "", "why, for the timeline")
-	pos, err := parse(fs, args)
+	id, err := parseID(fs, args, "client")
 	if err != nil {
 		return err
 	}
-	id, err := taskID("", pos)
-	if err != nil {
-		return fmt.Errorf("%w: a client ID is required", errUsage)
-	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := c.RevokeClientKey(context.Background(), commands.RevokeClientKey{ClientID: id, Reason: *reason})
-	if err != nil {
-		return err
-	}
-	return report(out, cf.json, r, "client %s: key revoked", id)
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
+		return c.RevokeClientKey(ctx, commands.RevokeClientKey{ClientID: id, Reason: *reason})
+	}, reported("client "+id+": key revoked", ""))
 }

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +15,6 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
-	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/projections"
@@ -132,64 +128,18 @@ func runDemo(args []string, out io.Writer) error {
 }
 
 // prepareDemoTask registers (or refreshes) the FedAvg task on a free port
-// and uploads its files; it returns the number of rounds.
+// with its files; it returns the number of rounds.
 func prepareDemoTask(ctx context.Context, c *cloud.Cloud, cl *api.Client, clients int, out io.Writer) (int, error) {
-	port, err := freePort()
-	if err != nil {
-		return 0, err
-	}
-	args := fmt.Sprintf("--min-clients %d", clients)
-	cargs := fmt.Sprintf("--partitions %d", clients)
+	cfg := fedavg.DefaultConfig()
+	cfg.MinClients, cfg.Partitions, cfg.Trigger = clients, clients, fedavg.NotifyTrigger
 	crit := `"camera" in sensors && data_qnt > 0`
-	spec := commands.CreateTask{TaskID: demoTask, Host: "127.0.0.1", Port: port, FilesPaths: []string{"fedavg.json"},
-		SelectionCriteria: crit, ServerArguments: args, ClientArguments: &cargs, Tags: []string{"mnist", "fedavg", "demo"},
-		ServerCommand: fedavg.ServerCommand, ClientCommand: fedavg.ClientCommand}
-	_, err = cl.CreateTask(ctx, spec)
-	if fault.KindOf(err) == fault.KindConflict {
-		_, err = cl.UpdateTask(ctx, commands.UpdateTask{TaskID: demoTask, Host: &spec.Host, Port: &port, FilesPaths: &spec.FilesPaths,
-			SelectionCriteria: &crit, ServerArguments: &args, ClientArguments: &cargs, Tags: &spec.Tags,
-			ServerCommand: &spec.ServerCommand, ClientCommand: &spec.ClientCommand})
-	}
+	port, err := c.RegisterFedAvg(ctx, cl, cloud.FedAvgTask{ID: demoTask, Host: "127.0.0.1", Criterion: crit,
+		Tags: []string{"mnist", "fedavg", "demo"}, Config: cfg})
 	if err != nil {
 		return 0, err
 	}
-	var refs []events.FileRef
-	for _, name := range []string{"fedavg.json", "notify"} {
-		f, err := fedavg.Files.Open(name)
-		if err != nil {
-			return 0, err
-		}
-		ref, err := c.Files.Put(ctx, demoTask, name, f)
-		f.Close()
-		if err != nil {
-			return 0, err
-		}
-		refs = append(refs, ref)
-	}
-	if _, err := cl.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: demoTask, Files: refs}); err != nil {
-		return 0, err
-	}
-	fmt.Fprintf(out, "task %s registered: criterion %s, server on 127.0.0.1:%d, files fedavg.json and notify\n", demoTask, crit, port)
-	var settings struct {
-		Rounds int `json:"rounds"`
-	}
-	b, err := fs.ReadFile(fedavg.Files, "fedavg.json")
-	if err == nil {
-		err = json.Unmarshal(b, &settings)
-	}
-	if err != nil || settings.Rounds < 1 {
-		return 0, fmt.Errorf("fedavg.json: no rounds (%v)", err)
-	}
-	return settings.Rounds, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	fmt.Fprintf(out, "task %s registered: criterion %s, server on 127.0.0.1:%d, files %s and %s\n", demoTask, crit, port, fedavg.ConfigFile, fedavg.NotifyTrigger)
+	return cfg.Rounds, nil
 }
 
 // waitClients waits until the local agents registered, so that the start

@@ -35,20 +35,10 @@ the original's raw-times report (raw_times.txt), mean ± 95% CI per step
 (summary.txt, summary.json) and a chart of the median run (timeline.png).`
 
 func runExperiment(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, experimentUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: exp1, exp2 or report is required", errUsage)
-		}
-		return nil
+	run := func(kind string) subcommand {
+		return subcommand{kind, func(args []string, out io.Writer) error { return conduct(kind, args, out) }}
 	}
-	switch args[0] {
-	case experiments.Exp1, experiments.Exp2:
-		return conduct(args[0], args[1:], out)
-	case "report":
-		return experimentReport(args[1:], out)
-	}
-	return fmt.Errorf("%w: unknown experiment %q (exp1, exp2 or report)", errUsage, args[0])
+	return subcommands(args, out, experimentUsage, "experiment", run(experiments.Exp1), run(experiments.Exp2), subcommand{"report", experimentReport})
 }
 
 func conduct(kind string, args []string, out io.Writer) error {
@@ -56,10 +46,8 @@ func conduct(kind string, args []string, out io.Writer) error {
 	runs := fs.Int("runs", 1, "how many runs")
 	outDir := fs.String("out", "", "output directory (default: <cache>/flmngr/experiments/"+kind+"-<time>)")
 	logLevel := fs.String("log-level", "warn", "log level")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if *runs < 1 {
 		return fmt.Errorf("%w: --runs must be at least 1", errUsage)
@@ -69,11 +57,7 @@ func conduct(kind string, args []string, out io.Writer) error {
 		return err
 	}
 	if *outDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		*outDir = filepath.Join(base, "flmngr", "experiments", kind+"-"+time.Now().Format("20060102-150405"))
+		*outDir = cacheDir("experiments", kind+"-"+time.Now().Format("20060102-150405"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -96,10 +80,8 @@ func experimentReport(args []string, out io.Writer) error {
 	data := fs.String("data", "", "with --stream: the data directory of a stopped deployment")
 	url := fs.String("nats", "", "with --stream: the NATS URL of a running deployment")
 	write := fs.String("write", "", "also write the figures (events.json, raw times, summary, chart) into this directory")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	var evs []events.Envelope
 	var err error

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -28,20 +26,7 @@ flmngr supervises them like any task:
 Run 'flmngr fl server --help' or 'flmngr fl client --help' for the flags.`
 
 func runFL(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, flUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a role is required (server or client)", errUsage)
-		}
-		return nil
-	}
-	switch args[0] {
-	case "server":
-		return flServer(args[1:], out)
-	case "client":
-		return flClient(args[1:], out)
-	}
-	return fmt.Errorf("%w: unknown role %q (server or client)", errUsage, args[0])
+	return subcommands(args, out, flUsage, "role", subcommand{"server", flServer}, subcommand{"client", flClient})
 }
 
 // taskAddr is the task's host:port from the environment flmngr gives task
@@ -53,111 +38,66 @@ func taskAddr(def string) string {
 	return def
 }
 
-// flConfig is the JSON form of the flags, for a config file uploaded with
-// the task; flags given on the command line win.
-type flConfig struct {
-	Rounds          *int     `json:"rounds"`
-	MinClients      *int     `json:"min_clients"`
-	Epochs          *int     `json:"epochs"`
-	LR              *float64 `json:"lr"`
-	BatchSize       *int     `json:"batch_size"`
-	WaitClients     *string  `json:"wait_clients"`
-	Trigger         *string  `json:"trigger"`
-	TriggerAccuracy *float64 `json:"trigger_accuracy"`
-	Partitions      *int     `json:"partitions"`
-	NonIID          *bool    `json:"non_iid"`
-}
-
-// applyConfig sets, from a JSON file, the flags not given explicitly.
-func applyConfig(fs *flag.FlagSet, path string) error {
+// applyConfig reads the settings file at path over cfg; the flags given
+// on the command line win.
+func applyConfig(fs *flag.FlagSet, path string, cfg *fedavg.Config) error {
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
+	c, err := cfg.Read(path)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
-	var c flConfig
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	set := setFlags(fs)
-	apply := func(name string, v any, ok bool) error {
-		if !ok || set[name] || fs.Lookup(name) == nil {
-			return nil
-		}
-		return fs.Set(name, fmt.Sprint(v))
-	}
-	for _, err := range []error{
-		apply("rounds", deref(c.Rounds), c.Rounds != nil),
-		apply("min-clients", deref(c.MinClients), c.MinClients != nil),
-		apply("epochs", deref(c.Epochs), c.Epochs != nil),
-		apply("lr", deref(c.LR), c.LR != nil),
-		apply("batch", deref(c.BatchSize), c.BatchSize != nil),
-		apply("wait", deref(c.WaitClients), c.WaitClients != nil),
-		apply("trigger", deref(c.Trigger), c.Trigger != nil),
-		apply("trigger-accuracy", deref(c.TriggerAccuracy), c.TriggerAccuracy != nil),
-		apply("partitions", deref(c.Partitions), c.Partitions != nil),
-		apply("non-iid", deref(c.NonIID), c.NonIID != nil),
-	} {
-		if err != nil {
+	*cfg = c
+	for name, v := range given {
+		if err := fs.Set(name, v); err != nil {
 			return fmt.Errorf("config %s: %w", path, err)
 		}
 	}
 	return nil
 }
 
-func deref[T any](p *T) T {
-	if p == nil {
-		var zero T
-		return zero
-	}
-	return *p
-}
-
 func flServer(args []string, out io.Writer) error {
 	fs := newFlags("fl server", "fl server [--listen HOST:PORT] [flags]", "Runs the FedAvg server: waits for its clients, runs the rounds, reports each\nround's accuracy and ends with Finished (or an error line).")
+	cfg := fedavg.DefaultConfig()
 	listen := fs.String("listen", taskAddr("127.0.0.1:8080"), "address to listen on (default: the task's host:port)")
-	rounds := fs.Int("rounds", 3, "rounds of federated averaging")
-	minClients := fs.Int("min-clients", 2, "clients that train in every round")
-	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the clients")
-	epochs := fs.Int("epochs", 1, "local epochs per round")
-	lr := fs.Float64("lr", 0.1, "learning rate")
-	batch := fs.Int("batch", 32, "mini-batch size")
-	trigger := fs.String("trigger", "", "trigger to fire once the accuracy reaches --trigger-accuracy")
-	triggerAcc := fs.Float64("trigger-accuracy", 0.9, "accuracy that fires --trigger")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of federated averaging")
+	fs.IntVar(&cfg.MinClients, "min-clients", cfg.MinClients, "clients that train in every round")
+	fs.DurationVar((*time.Duration)(&cfg.WaitClients), "wait", time.Duration(cfg.WaitClients), "how long to wait for the clients")
+	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "local epochs per round")
+	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "learning rate")
+	fs.IntVar(&cfg.BatchSize, "batch", cfg.BatchSize, "mini-batch size")
+	fs.StringVar(&cfg.Trigger, "trigger", cfg.Trigger, "trigger to fire once the accuracy reaches --trigger-accuracy")
+	fs.Float64Var(&cfg.TriggerAccuracy, "trigger-accuracy", cfg.TriggerAccuracy, "accuracy that fires --trigger")
 	config := fs.String("config", "", "JSON file with these settings (flags win)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := applyConfig(fs, *config); err != nil {
+	if err := applyConfig(fs, *config, &cfg); err != nil {
 		return err
 	}
 	// SIGTERM ends the process at once, as flmngr's stop expects of a
 	// task; there is nothing to save.
-	return silent(fedavg.RunServer(context.Background(), fedavg.ServerConfig{
-		Listen: *listen, Rounds: *rounds, MinClients: *minClients, WaitClients: *wait,
-		Train:   fedavg.TrainConfig{Epochs: *epochs, LR: *lr, BatchSize: *batch},
-		Trigger: *trigger, TriggerAccuracy: *triggerAcc, Out: out,
-	}))
+	return silent(fedavg.RunServer(context.Background(), cfg.Server(*listen, out)))
 }
 
 func flClient(args []string, out io.Writer) error {
 	fs := newFlags("fl client", "fl client [--server HOST:PORT] [flags] [WORKDIR] [test-error]", "Runs a FedAvg client: trains on its partition of MNIST in every round and\nends with Finished (or an error line). A WORKDIR argument, as flmngr passes\nby default, is accepted and ignored; the argument test-error makes the\nclient fail once its data is loaded, as the original's did.")
+	cfg := fedavg.DefaultConfig()
 	server := fs.String("server", taskAddr("127.0.0.1:8080"), "server address (default: the task's host:port)")
 	id := fs.String("id", os.Getenv("FLMNGR_CLIENT"), "client id (default: the agent's client)")
-	partitions := fs.Int("partitions", 2, "how many partitions the training set is cut into")
+	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "how many partitions the training set is cut into")
 	partition := fs.Int("partition", -1, "this client's partition (default: from the client id)")
-	nonIID := fs.Bool("non-iid", false, "label-skewed partitions instead of IID ones")
+	fs.BoolVar(&cfg.NonIID, "non-iid", cfg.NonIID, "label-skewed partitions instead of IID ones")
 	connect := fs.Duration("connect-timeout", time.Minute, "how long to wait for the server to listen")
 	config := fs.String("config", "", "JSON file with these settings (flags win)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := applyConfig(fs, *config); err != nil {
+	if err := applyConfig(fs, *config, &cfg); err != nil {
 		return err
 	}
 	fail := ""
@@ -168,7 +108,7 @@ func flClient(args []string, out io.Writer) error {
 		*id, _ = os.Hostname()
 	}
 	return silent(fedavg.RunClient(context.Background(), fedavg.ClientConfig{
-		Server: *server, ClientID: *id, Partitions: *partitions, Partition: *partition, NonIID: *nonIID,
+		Server: *server, ClientID: *id, Partitions: cfg.Partitions, Partition: *partition, NonIID: cfg.NonIID,
 		ConnectTimeout: *connect, FailAfterLoad: fail, Out: out,
 	}))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/auth"
+	"github.com/flmngr/flmngr/services/cloud"
 )
 
 const defaultNATS = "nats://127.0.0.1:4222"
@@ -90,7 +91,7 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 
 // operatorCreds is where an operator's credentials are by default: in the
 // data directory a local flmngr up (or make run) keeps them in.
-func operatorCreds() string { return filepath.Join(defaultDataDir(), "operator.creds") }
+func operatorCreds() string { return cloud.OperatorCredsFile(defaultDataDir()) }
 
 // connect connects as an operator: with --creds, or the operator
 // credentials of the default data directory when there are some.

@@ -2,34 +2,23 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/logs"
 )
 
 func runLogs(args []string, out io.Writer) error {
-	fs := newFlags("logs", "logs TASK [--run N] [--client ID | --server] [--follow] [--json]",
+	fs, cf := newOperatorFlags("logs", "logs TASK [--run N] [--client ID | --server] [--follow] [--json]",
 		"Prints what a task's processes printed: its server's and every client's\n"+
 			"output of one run (default the task's current run), tracebacks included.\n"+
 			"With --follow it keeps printing new lines until interrupted.")
-	var cf connFlags
-	cf.register(fs)
 	run := fs.String("run", "", "the run (default the task's current one)")
 	client := fs.String("client", "", "only this client's process")
 	server := fs.Bool("server", false, "only the server's process")
 	follow := fs.Bool("follow", false, "keep printing new lines")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	task, err := taskID("", pos)
+	task, err := parseID(fs, args, "task")
 	if err != nil {
 		return err
 	}
@@ -44,36 +33,15 @@ func runLogs(args []string, out io.Writer) error {
 		req.Origin = "server"
 	}
 	if *follow {
-		req.WaitMS = int(min(cf.timeout-time.Second, 10*time.Second).Milliseconds())
+		req.WaitMS = cf.followWaitMS()
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	enc := json.NewEncoder(out)
-	for {
+	return followPages(cf, out, *follow, func(ctx context.Context, c *api.Client) ([]logs.Line, error) {
 		page, err := c.Logs(ctx, req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		if err == nil {
+			req.After = page.Next
 		}
-		for _, l := range page.Lines {
-			if cf.json {
-				if err := enc.Encode(l); err != nil {
-					return err
-				}
-				continue
-			}
-			fmt.Fprintf(out, "%s  %-16s %-6s %s\n", l.Time.Local().Format("15:04:05.000"), l.Origin, l.Stream, l.Text)
-		}
-		req.After = page.Next
-		if len(page.Lines) == 0 && !*follow {
-			return nil
-		}
-	}
+		return page.Lines, err
+	}, func(l logs.Line) any { return l }, func(l logs.Line) {
+		fmt.Fprintf(out, "%s  %-16s %-6s %s\n", l.Time.Local().Format("15:04:05.000"), l.Origin, l.Stream, l.Text)
+	}, func() error { return nil })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -71,11 +70,8 @@ type realCluster struct {
 // portOf is a free port, as text.
 func portOf(t *testing.T) string {
 	t.Helper()
-	p, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprint(p)
+	_, port, _ := strings.Cut(testkit.FreeAddr(t), ":")
+	return port
 }
 
 func newRealCluster(t *testing.T) *realCluster {
@@ -367,11 +363,9 @@ func TestRealClusterLeaderKillMidRun(t *testing.T) {
 		return nil
 	})
 	conf := filepath.Join(c.dir, "fedavg.json")
-	b, err := fs.ReadFile(fedavg.Files, "fedavg.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, b, 0o644); err != nil {
+	settings := fedavg.DefaultConfig()
+	settings.Trigger = fedavg.NotifyTrigger
+	if err := os.WriteFile(conf, settings.JSON(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.cli("task", "create", "fedavg", "--host", "127.0.0.1", "--port", portOf(t), "--criterion", `"camera" in sensors`,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,11 +180,9 @@ func (s *site) fedavgTask(id, serverArgs, clientArgs string, extra ...string) {
 	s.t.Helper()
 	conf := filepath.Join(s.dir, "fedavg.json")
 	if _, err := os.Stat(conf); err != nil {
-		b, err := fs.ReadFile(fedavg.Files, "fedavg.json")
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if err := os.WriteFile(conf, b, 0o644); err != nil {
+		settings := fedavg.DefaultConfig()
+		settings.Trigger = fedavg.NotifyTrigger
+		if err := os.WriteFile(conf, settings.JSON(), 0o644); err != nil {
 			s.t.Fatal(err)
 		}
 	}

@@ -31,31 +31,12 @@ const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|star
 Run 'flmngr task <sub> --help' for the flags of each.`
 
 func runTask(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, taskUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a subcommand is required", errUsage)
-		}
-		return nil
+	lifecycle := func(sub string) subcommand {
+		return subcommand{sub, func(args []string, out io.Writer) error { return taskLifecycle(sub, args, out) }}
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "create":
-		return taskCreate(args, out)
-	case "update":
-		return taskUpdate(args, out)
-	case "get":
-		return taskGet(args, out)
-	case "list":
-		return taskList(args, out)
-	case "upload":
-		return taskUpload(args, out)
-	case "delete", "start", "stop":
-		return taskLifecycle(sub, args, out)
-	case "wait":
-		return taskWait(args, out)
-	}
-	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, upload, start, stop, wait)", errUsage, sub)
+	return subcommands(args, out, taskUsage, "subcommand", subcommand{"create", taskCreate}, subcommand{"get", taskGet}, subcommand{"list", taskList},
+		subcommand{"update", taskUpdate}, lifecycle("delete"), subcommand{"upload", taskUpload}, lifecycle("start"), lifecycle("stop"),
+		subcommand{"wait", taskWait})
 }
 
 // specFlags are the create-task form of the original, as flags.
@@ -63,10 +44,11 @@ type specFlags struct {
 	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd *string
 	port                                                                                  *int
 	files, tags                                                                           *listFlag
+	fs                                                                                    *flag.FlagSet
 }
 
-func registerSpec(fs *flag.FlagSet) specFlags {
-	s := specFlags{
+func registerSpec(fs *flag.FlagSet) *specFlags {
+	s := &specFlags{fs: fs,
 		id:         fs.String("id", "", "task ID (or the first argument)"),
 		host:       fs.String("host", "", "host the task's server listens on"),
 		port:       fs.Int("port", 0, "port the task's server listens on (1-65535)"),
@@ -85,8 +67,21 @@ func registerSpec(fs *flag.FlagSet) specFlags {
 	return s
 }
 
+// parse parses the flags and returns the task's ID, the flags given, and
+// the server and client commands split into words.
+func (s *specFlags) parse(args []string) (id string, set map[string]bool, server, client []string, err error) {
+	pos, err := parse(s.fs, args)
+	if err == nil {
+		id, err = taskID(*s.id, pos)
+	}
+	if err == nil {
+		server, client, err = s.commands()
+	}
+	return id, setFlags(s.fs), server, client, err
+}
+
 // commands splits --server-cmd and --client-cmd into words.
-func (s specFlags) commands() (server, client []string, err error) {
+func (s *specFlags) commands() (server, client []string, err error) {
 	if server, err = commandWords(*s.serverCmd); err != nil {
 		return nil, nil, fault.Invalid("server_command", "--server-cmd: %v", err)
 	}
@@ -112,20 +107,9 @@ func taskID(flagID string, pos []string) (string, error) {
 }
 
 func taskCreate(args []string, out io.Writer) error {
-	fs := newFlags("task create", "task create ID --host H --port P [flags]", "Registers a task. Nothing starts until 'flmngr task start'.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("task create", "task create ID --host H --port P [flags]", "Registers a task. Nothing starts until 'flmngr task start'.")
 	s := registerSpec(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := taskID(*s.id, pos)
-	if err != nil {
-		return err
-	}
-	set := setFlags(fs)
-	serverCmd, clientCmd, err := s.commands()
+	id, set, serverCmd, clientCmd, err := s.parse(args)
 	if err != nil {
 		return err
 	}
@@ -140,33 +124,14 @@ func taskCreate(args []string, out io.Writer) error {
 	if set["client-args"] {
 		cmd.ClientArguments = s.clientArgs
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := c.CreateTask(context.Background(), cmd)
-	if err != nil {
-		return err
-	}
-	return report(out, cf.json, r, "task %s created", id)
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) { return c.CreateTask(ctx, cmd) },
+		reported("task "+id+" created", ""))
 }
 
 func taskUpdate(args []string, out io.Writer) error {
-	fs := newFlags("task update", "task update ID [flags]", "Changes the given fields of a task; others stay as they are.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("task update", "task update ID [flags]", "Changes the given fields of a task; others stay as they are.")
 	s := registerSpec(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := taskID(*s.id, pos)
-	if err != nil {
-		return err
-	}
-	set := setFlags(fs)
-	serverCmd, clientCmd, err := s.commands()
+	id, set, serverCmd, clientCmd, err := s.parse(args)
 	if err != nil {
 		return err
 	}
@@ -194,20 +159,8 @@ func taskUpdate(args []string, out io.Writer) error {
 	if set["client-cmd"] {
 		cmd.ClientCommand = &clientCmd
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := c.UpdateTask(context.Background(), cmd)
-	if err != nil {
-		return err
-	}
-	if len(r.Events) == 0 && !cf.json {
-		fmt.Fprintf(out, "task %s unchanged\n", id)
-		return nil
-	}
-	return report(out, cf.json, r, "task %s updated", id)
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) { return c.UpdateTask(ctx, cmd) },
+		reported("task "+id+" updated", "task "+id+" unchanged"))
 }
 
 func setFlags(fs *flag.FlagSet) map[string]bool {
@@ -222,84 +175,41 @@ func taskLifecycle(sub string, args []string, out io.Writer) error {
 		"start":  "Asks the cloud to start a task's server; matching clients are then offered it.",
 		"stop":   "Asks the cloud to stop a started task, on the cloud and on every client running it.",
 	}
-	fs := newFlags("task "+sub, "task "+sub+" ID", about[sub])
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("task "+sub, "task "+sub+" ID", about[sub])
 	var arguments *string
 	if sub == "start" {
 		arguments = fs.String("arguments", "", "server arguments for this run, replacing the task's own")
 	}
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := taskID("", pos)
-	if err != nil {
-		return err
-	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx := context.Background()
-	var r api.CommandReply
-	switch sub {
-	case "delete":
-		r, err = c.DeleteTask(ctx, id)
-	case "stop":
-		r, err = c.StopTask(ctx, id)
-	case "start":
-		cmd := commands.StartTask{TaskID: id}
-		if setFlags(fs)["arguments"] {
-			cmd.Arguments = arguments
-		}
-		r, err = c.StartTask(ctx, cmd)
-	}
+	id, err := parseID(fs, args, "task")
 	if err != nil {
 		return err
 	}
 	verb := map[string]string{"delete": "deleted", "start": "start requested", "stop": "stop requested"}[sub]
-	return report(out, cf.json, r, "task %s %s", id, verb)
-}
-
-func report(out io.Writer, asJSON bool, r api.CommandReply, format string, args ...any) error {
-	if asJSON {
-		return printJSON(out, r)
-	}
-	fmt.Fprintf(out, format+" (event %d)\n", append(args, r.Seq)...)
-	return nil
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
+		switch sub {
+		case "delete":
+			return c.DeleteTask(ctx, id)
+		case "stop":
+			return c.StopTask(ctx, id)
+		}
+		cmd := commands.StartTask{TaskID: id}
+		if setFlags(fs)["arguments"] {
+			cmd.Arguments = arguments
+		}
+		return c.StartTask(ctx, cmd)
+	}, reported("task "+id+" "+verb, ""))
 }
 
 func taskGet(args []string, out io.Writer) error {
-	fs := newFlags("task get", "task get ID", "Shows one task.")
-	var cf connFlags
-	cf.register(fs)
-	pos, err := parse(fs, args)
+	fs, cf := newOperatorFlags("task get", "task get ID", "Shows one task.")
+	id, err := parseID(fs, args, "task")
 	if err != nil {
 		return err
 	}
-	id, err := taskID("", pos)
-	if err != nil {
-		return err
-	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	t, err := c.Task(context.Background(), id)
-	if err != nil {
-		return err
-	}
-	if cf.json {
-		return printJSON(out, t)
-	}
-	printTask(out, t)
-	return nil
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.Task, error) { return c.Task(ctx, id) }, printTask)
 }
 
-func printTask(out io.Writer, t api.Task) {
+func printTask(out io.Writer, t api.Task) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("ID", t.ID)
@@ -339,7 +249,7 @@ func printTask(out io.Writer, t api.Task) {
 	if t.LastError != "" {
 		row("last_error", t.LastError)
 	}
-	w.Flush()
+	return w.Flush()
 }
 
 // dateLayout is the original's creation_date / last_mod_date format.
@@ -353,16 +263,12 @@ func quoteEmpty(s string) string {
 }
 
 func taskList(args []string, out io.Writer) error {
-	fs := newFlags("task list", "task list [--status S] [--tag T] [--limit N]", "Lists tasks in creation order, page by page.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("task list", "task list [--status S] [--tag T] [--limit N]", "Lists tasks in creation order, page by page.")
 	status := fs.String("status", "", "only tasks in this status (idle, running, start_requested, stop_requested, stopped, finished, errored, interrupted)")
 	tag := fs.String("tag", "", "only tasks with this tag")
 	limit := fs.Int("limit", 0, "list at most this many tasks (0: all)")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	c, done, err := cf.client()
 	if err != nil {

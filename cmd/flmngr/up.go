@@ -68,10 +68,8 @@ func runUp(args []string, out io.Writer) error {
 	sf.register(fs)
 	sf.registerEmbedded(fs)
 	listen := registerListen(fs)
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	return serve(out, sf, cloud.Config{Listen: *listen})
 }
@@ -83,10 +81,8 @@ func runCloud(args []string, out io.Writer) error {
 	sf.registerAuth(fs)
 	url := fs.String("nats", os.Getenv("FLMNGR_NATS"), "NATS URL(s), comma-separated ($FLMNGR_NATS)")
 	tlsCA := fs.String("tls-ca", os.Getenv("FLMNGR_TLS_CA"), "CA certificate (PEM) to verify the NATS servers with ($FLMNGR_TLS_CA)")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if *url == "" {
 		return fmt.Errorf("%w: --nats is required (or use 'flmngr up' for the embedded server)", errUsage)

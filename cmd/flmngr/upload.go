@@ -14,16 +14,15 @@ import (
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/files"
 )
 
 func taskUpload(args []string, out io.Writer) error {
-	fs := newFlags("task upload", "task upload ID FILE... (FILE or NAME=FILE)",
+	fs, cf := newOperatorFlags("task upload", "task upload ID FILE... (FILE or NAME=FILE)",
 		"Stores files of a task. Each file is stored under its base name, or under NAME\n"+
 			"when given as NAME=FILE (NAME may have directories: models/net.py=./net.py).\n"+
 			"The cloud records every file's name, size and SHA-256; clients verify them.")
-	var cf connFlags
-	cf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -32,8 +31,8 @@ func taskUpload(args []string, out io.Writer) error {
 		return fmt.Errorf("%w: a task ID and at least one file are required", errUsage)
 	}
 	id, paths := pos[0], pos[1:]
-	type item struct{ name, path string }
-	var items []item
+	var items []api.TaskFile
+	sizes := map[string]int64{}
 	for _, p := range paths {
 		name, path, ok := strings.Cut(p, "=")
 		if !ok {
@@ -42,7 +41,20 @@ func taskUpload(args []string, out io.Writer) error {
 		if err := commands.ValidateFileName("files", name); err != nil {
 			return err
 		}
-		items = append(items, item{name, path})
+		items = append(items, api.TaskFile{Name: name, Open: func() (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			if fi, err := f.Stat(); err == nil {
+				if fi.Size() > files.DefaultMaxSize {
+					f.Close()
+					return nil, fault.Invalid("files", "%s is %d bytes; the limit is %d", path, fi.Size(), files.DefaultMaxSize)
+				}
+				sizes[name] = fi.Size()
+			}
+			return f, nil
+		}})
 	}
 	c, done, err := cf.client()
 	if err != nil {
@@ -54,35 +66,21 @@ func taskUpload(args []string, out io.Writer) error {
 	if _, err := c.Task(ctx, id); err != nil {
 		return err
 	}
-	var refs []events.FileRef
-	for _, it := range items {
-		f, err := os.Open(it.path)
-		if err != nil {
-			return err
-		}
-		fi, err := f.Stat()
-		if err == nil && fi.Size() > files.DefaultMaxSize {
-			f.Close()
-			return fault.Invalid("files", "%s is %d bytes; the limit is %d", it.path, fi.Size(), files.DefaultMaxSize)
-		}
+	upload := func(ctx context.Context, task, name string, r io.Reader) (events.FileRef, error) {
 		var progress func(int64)
-		if !cf.json && err == nil && fi.Size() > 4*files.PartSize {
-			progress = func(n int64) { fmt.Fprintf(out, "\rsending %s: %d%%", it.name, n*100/fi.Size()) }
+		if size := sizes[name]; !cf.json && size > 4*files.PartSize {
+			progress = func(n int64) { fmt.Fprintf(out, "\rsending %s: %d%%", name, n*100/size) }
 		}
-		ref, err := c.UploadFile(ctx, id, it.name, f, progress)
-		f.Close()
+		ref, err := c.UploadFile(ctx, task, name, r, progress)
 		if progress != nil {
 			fmt.Fprintln(out)
 		}
-		if err != nil {
-			return err
+		if err == nil && !cf.json {
+			fmt.Fprintf(out, "stored %s (%d bytes)\n", name, ref.Size)
 		}
-		refs = append(refs, ref)
-		if !cf.json {
-			fmt.Fprintf(out, "stored %s (%d bytes)\n", it.name, ref.Size)
-		}
+		return ref, err
 	}
-	r, err := c.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs})
+	refs, r, err := c.StoreTaskFiles(ctx, api.PutFunc(upload), id, items)
 	if err != nil {
 		return err
 	}
@@ -104,9 +102,7 @@ func taskUpload(args []string, out io.Writer) error {
 }
 
 func runMatch(args []string, out io.Writer) error {
-	fs := newFlags("match", "match --criterion EXPR", "Shows which registered clients a selection criterion would select right now,\nwithout creating anything.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("match", "match --criterion EXPR", "Shows which registered clients a selection criterion would select right now,\nwithout creating anything.")
 	crit := fs.String("criterion", "", `selection criterion, e.g. '"camera" in sensors && data_qnt > 100'`)
 	if pos, err := parse(fs, args); err != nil {
 		return err
@@ -115,18 +111,10 @@ func runMatch(args []string, out io.Writer) error {
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	res, err := c.Match(context.Background(), *crit)
-	if err != nil {
-		return err
-	}
-	if cf.json {
-		return printJSON(out, res)
-	}
+	return operate(cf, out, func(ctx context.Context, c *api.Client) ([]api.MatchResult, error) { return c.Match(ctx, *crit) }, printMatches)
+}
+
+func printMatches(out io.Writer, res []api.MatchResult) error {
 	n := 0
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "USER\tSELECTED\tWHY NOT")
@@ -144,8 +132,8 @@ func runMatch(args []string, out io.Writer) error {
 		fmt.Fprintf(w, "%s\t%v\t%s\n", r.ClientID, r.Matched, why)
 	}
 	w.Flush()
-	fmt.Fprintf(out, "%d of %d clients selected\n", n, len(res))
-	return nil
+	_, err := fmt.Fprintf(out, "%d of %d clients selected\n", n, len(res))
+	return err
 }
 
 // readsText shows the attributes a criterion read: sensors=["gps"] data_qnt=5.

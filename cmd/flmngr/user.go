@@ -10,6 +10,7 @@ import (
 
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/projections"
+	"github.com/flmngr/flmngr/services/api"
 )
 
 const userUsage = `Usage: flmngr user <register|report|get|list> [flags] [ID]
@@ -23,23 +24,10 @@ accuracy contribution, disconnections per round and extra attributes.
   list`
 
 func runUser(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, userUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a subcommand is required", errUsage)
-		}
-		return nil
+	write := func(sub string) subcommand {
+		return subcommand{sub, func(args []string, out io.Writer) error { return userWrite(sub, args, out) }}
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "register", "report":
-		return userWrite(sub, args, out)
-	case "get":
-		return userGet(args, out)
-	case "list":
-		return userList(args, out)
-	}
-	return fmt.Errorf("%w: unknown subcommand %q (register, report, get, list)", errUsage, sub)
+	return subcommands(args, out, userUsage, "subcommand", write("register"), write("report"), subcommand{"get", userGet}, subcommand{"list", userList})
 }
 
 type infoFlags struct {
@@ -86,67 +74,33 @@ func userWrite(sub string, args []string, out io.Writer) error {
 	if sub == "report" {
 		about = "Reports changed attributes of a client; attributes not given stay as they are."
 	}
-	fs := newFlags("user "+sub, "user "+sub+" ID [flags]", about)
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("user "+sub, "user "+sub+" ID [flags]", about)
 	f := registerInfo(fs)
 	upsert := fs.Bool("register", false, "register the client if it is unknown (report only)")
-	pos, err := parse(fs, args)
+	id, err := parseID(fs, args, "user")
 	if err != nil {
 		return err
 	}
-	id, err := taskID("", pos)
-	if err != nil {
-		return fmt.Errorf("%w: a user ID is required", errUsage)
-	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx := context.Background()
 	if sub == "register" {
-		r, err := c.RegisterClient(ctx, commands.RegisterClient{ClientID: id, ClientInfo: f.info()})
-		if err != nil {
-			return err
-		}
-		return report(out, cf.json, r, "user %s registered", id)
+		return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
+			return c.RegisterClient(ctx, commands.RegisterClient{ClientID: id, ClientInfo: f.info()})
+		}, reported("user "+id+" registered", ""))
 	}
-	r, err := c.ReportClient(ctx, commands.ReportClientInfo{ClientID: id, ClientInfo: f.info(), Register: *upsert})
-	if err != nil {
-		return err
-	}
-	if len(r.Events) == 0 && !cf.json {
-		fmt.Fprintf(out, "user %s unchanged\n", id)
-		return nil
-	}
-	return report(out, cf.json, r, "user %s updated", id)
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
+		return c.ReportClient(ctx, commands.ReportClientInfo{ClientID: id, ClientInfo: f.info(), Register: *upsert})
+	}, reported("user "+id+" updated", "user "+id+" unchanged"))
 }
 
 func userGet(args []string, out io.Writer) error {
-	fs := newFlags("user get", "user get ID", "Shows one client (user).")
-	var cf connFlags
-	cf.register(fs)
-	pos, err := parse(fs, args)
+	fs, cf := newOperatorFlags("user get", "user get ID", "Shows one client (user).")
+	id, err := parseID(fs, args, "user")
 	if err != nil {
 		return err
 	}
-	id, err := taskID("", pos)
-	if err != nil {
-		return fmt.Errorf("%w: a user ID is required", errUsage)
-	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	u, err := c.User(context.Background(), id)
-	if err != nil {
-		return err
-	}
-	if cf.json {
-		return printJSON(out, u)
-	}
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (projections.ClientView, error) { return c.User(ctx, id) }, printUser)
+}
+
+func printUser(out io.Writer, u projections.ClientView) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("ID", u.ID)
@@ -212,27 +166,20 @@ func quarantinedText(u projections.ClientView) string {
 }
 
 func userList(args []string, out io.Writer) error {
-	fs := newFlags("user list", "user list", "Lists clients (users) by ID.")
-	var cf connFlags
-	cf.register(fs)
+	fs, cf := newOperatorFlags("user list", "user list", "Lists clients (users) by ID.")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, done, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	us, err := c.Users(context.Background())
-	if err != nil {
-		return err
-	}
-	if cf.json {
+	return operate(cf, out, func(ctx context.Context, c *api.Client) ([]projections.ClientView, error) {
+		us, err := c.Users(ctx)
 		if us == nil {
 			us = []projections.ClientView{}
 		}
-		return printJSON(out, us)
-	}
+		return us, err
+	}, printUsers)
+}
+
+func printUsers(out io.Writer, us []projections.ClientView) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tONLINE\tSENSORS\tDATA_QNT\tEXTRA\tRUNNING\tOFFERS\tQUARANTINED\tLAST MODIFIED")
 	for _, u := range us {

@@ -11,18 +11,12 @@ import (
 )
 
 func taskWait(args []string, out io.Writer) error {
-	fs := newFlags("task wait", "task wait ID [--run N] [--for D]",
+	fs, cf := newOperatorFlags("task wait", "task wait ID [--run N] [--for D]",
 		"Waits until a task's run ends (its current run by default). Exits 0 when it\n"+
 			"finished, 1 when it errored, was stopped or interrupted, or did not end in time.")
-	var cf connFlags
-	cf.register(fs)
 	run := fs.String("run", "", "the run to wait for (default the task's current one)")
 	limit := fs.Duration("for", 10*time.Minute, "how long to wait at most")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := taskID("", pos)
+	id, err := parseID(fs, args, "task")
 	if err != nil {
 		return err
 	}
@@ -43,7 +37,7 @@ func taskWait(args []string, out io.Writer) error {
 	if *run == "" {
 		return fmt.Errorf("task %s was never started", id)
 	}
-	req := api.EventsRequest{Task: id, WaitMS: int(min(cf.timeout-time.Second, 10*time.Second).Milliseconds())}
+	req := api.EventsRequest{Task: id, WaitMS: cf.followWaitMS()}
 	for {
 		evs, next, err := c.Events(ctx, req)
 		if err != nil {

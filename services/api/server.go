@@ -33,6 +33,12 @@ type FileVerifier interface {
 	Verify(ctx context.Context, task string, ref events.FileRef) error
 }
 
+// Decider tells why each active task is or is not offered to a client
+// (the matcher).
+type Decider interface {
+	Decisions(clientID string) ([]events.Decision, bool)
+}
+
 // StreamInfo tells how far the log goes.
 type StreamInfo interface {
 	LastSeq(ctx context.Context) (uint64, error)
@@ -51,6 +57,10 @@ type Config struct {
 	// Files checks uploads before they are recorded (nil: uploads are
 	// refused).
 	Files FileVerifier
+	// Decisions, when set, are the matcher's: a client's view shows why
+	// each active task is or is not offered to it as the matcher decides
+	// now, not only as it last changed the client's offers.
+	Decisions Decider
 	// Events and Chunks serve the per-client endpoints (a client's own
 	// history and offers, the files of tasks offered to it).
 	Events ClientEvents
@@ -452,12 +462,19 @@ func (s *Server) settle(ctx context.Context, c Consistency) error {
 	return nil
 }
 
-func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
-	var r GetRequest
+// settled decodes a query and waits until the views are as recent as it
+// asks.
+func settled[R interface{ consistency() Consistency }](ctx context.Context, s *Server, data []byte) (R, error) {
+	var r R
 	if err := decode(data, &r); err != nil {
-		return nil, err
+		return r, err
 	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	return r, s.settle(ctx, r.consistency())
+}
+
+func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
+	r, err := settled[GetRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	v, err := s.views.Task(r.ID)
@@ -493,11 +510,8 @@ func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
-	var r GetRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	r, err := settled[GetRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	v, err := s.views.Client(r.ID)
@@ -507,15 +521,17 @@ func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
 	if v == nil {
 		return nil, fault.NotFound("client %s not found", r.ID)
 	}
+	if s.cfg.Decisions != nil {
+		if d, ok := s.cfg.Decisions.Decisions(r.ID); ok {
+			v.Decisions = d
+		}
+	}
 	return v, nil
 }
 
 func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
-	var r ListClientsRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	r, err := settled[ListClientsRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	vs, next, err := s.views.ClientsPage(r.After, r.Limit)
@@ -526,11 +542,8 @@ func (s *Server) listClients(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) timeline(ctx context.Context, data []byte) (any, error) {
-	var r TimelineRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if err := s.settle(ctx, r.Consistency); err != nil {
+	r, err := settled[TimelineRequest](ctx, s, data)
+	if err != nil {
 		return nil, err
 	}
 	entries, next, err := s.views.Timeline(r.TimelineQuery)
@@ -633,13 +646,8 @@ func (s *Server) match(ctx context.Context, data []byte) (any, error) {
 	}
 	out := make([]MatchResult, 0, len(clients))
 	for _, c := range clients {
-		m := MatchResult{ClientID: c.ID, AttributesSeq: c.AttributesSeq, Reads: crit.Reads(c.ID, c.Attributes)}
-		if ok, err := crit.Match(c.ID, c.Attributes); err != nil {
-			m.Error = err.Error()
-		} else {
-			m.Matched = ok
-		}
-		out = append(out, m)
+		d := crit.Decide(c.ID, c.Attributes)
+		out = append(out, MatchResult{ClientID: c.ID, AttributesSeq: c.AttributesSeq, Reads: crit.Reads(c.ID, c.Attributes), Matched: d.Matched, Error: d.Error})
 	}
 	return out, nil
 }

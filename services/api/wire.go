@@ -80,6 +80,8 @@ type Consistency struct {
 	Latest bool   `json:"latest,omitempty"`
 }
 
+func (c Consistency) consistency() Consistency { return c }
+
 // GetRequest asks for one task or client.
 type GetRequest struct {
 	ID string `json:"id"`

@@ -216,9 +216,9 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	if c.Log, err = eventlog.Attach(ctx, c.nc, eventlog.Config{Replicas: cfg.Replicas, OnPoison: onPoison}); err != nil {
 		return err
 	}
-	c.Views, err = viewstore.Open(filepath.Join(cfg.DataDir, "views"), cfg.Logger.With("component", "views"))
+	c.Views, err = viewstore.Open(viewsDir(cfg.DataDir), cfg.Logger.With("component", "views"))
 	if err != nil {
-		return fmt.Errorf("views in %s: %w", filepath.Join(cfg.DataDir, "views"), err)
+		return fmt.Errorf("views in %s: %w", viewsDir(cfg.DataDir), err)
 	}
 	if c.Files, err = files.Attach(ctx, c.Log.JetStream()); err != nil {
 		return err
@@ -279,7 +279,7 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	c.goRun("logs", func() error { return ingest.Run(runCtx) })
 	p := presence.New(c.nc, c.Cmds, c.Views, presence.Config{Timeout: cfg.HeartbeatTimeout, Logger: cfg.Logger.With("component", "presence")})
 	c.goRun("presence", func() error { return p.Run(runCtx) })
-	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Observe: c.Metrics.Command,
+	srv := api.NewServer(c.Cmds, c.Views, c.Log, api.Config{Version: cfg.Version, Files: c.Files, Decisions: m, Observe: c.Metrics.Command,
 		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited, OnRefused: c.Metrics.Refused,
 		Reader: c.Log, Logs: logs.NewReader(c.nc), Uploads: files.NewUploads(c.Log.JetStream(), c.Files), Admit: c.Storage.Admit,
 		Disk:         func() (uint64, bool) { return c.Storage.FreeBytes(), c.Storage.Low() },
@@ -393,7 +393,7 @@ func (c *Cloud) loadTrust() error {
 // writeOperatorCreds (re)issues the operators' credentials in the data
 // directory, keeping their key when the file is there.
 func (c *Cloud) writeOperatorCreds() error {
-	c.OperatorCreds = filepath.Join(c.cfg.DataDir, "operator.creds")
+	c.OperatorCreds = OperatorCredsFile(c.cfg.DataDir)
 	var creds auth.Creds
 	old, err := auth.ReadCreds(c.OperatorCreds)
 	if err == nil {
@@ -486,7 +486,7 @@ func (c *Cloud) startEmbedded() error {
 				}
 			}
 			if c.Trust != nil {
-				return c.Trust.Configure(o, filepath.Join(cfg.DataDir, "identity", "jwt"))
+				return c.Trust.Configure(o, jwtDir(cfg.DataDir))
 			}
 			return nil
 		}})

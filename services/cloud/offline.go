@@ -42,7 +42,7 @@ func OpenStopped(ctx context.Context, dataDir string) (s *Stopped, err error) {
 	}
 	s.ns, err = eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: dataDir, Listen: "-", Customize: func(o *server.Options) error {
 		if trust != nil {
-			return trust.Configure(o, filepath.Join(dataDir, "identity", "jwt"))
+			return trust.Configure(o, jwtDir(dataDir))
 		}
 		return nil
 	}})
@@ -63,10 +63,21 @@ func OpenStopped(ctx context.Context, dataDir string) (s *Stopped, err error) {
 	if s.Log, err = eventlog.Attach(ctx, s.nc, eventlog.Config{}); err != nil {
 		return nil, fmt.Errorf("%v (is %s the data directory of a deployment?)", err, dataDir)
 	}
-	if s.Views, err = viewstore.Open(filepath.Join(dataDir, "views"), nil); err != nil {
+	if s.Views, err = viewstore.Open(viewsDir(dataDir), nil); err != nil {
 		return nil, fmt.Errorf("views in %s: %w", dataDir, err)
 	}
 	return s, nil
+}
+
+// RebuildStopped drops the views of a stopped deployment and replays
+// them from its log; it returns the last sequence applied.
+func RebuildStopped(ctx context.Context, dataDir string) (uint64, error) {
+	s, err := OpenStopped(ctx, dataDir)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	return s.Views.RebuildOffline(ctx, s.Log)
 }
 
 // Conn is the connection to the stopped deployment's store.
@@ -86,6 +97,14 @@ func (s *Stopped) Close() {
 	}
 	s.lock.release()
 }
+
+// The layout of a data directory besides the JetStream store.
+func viewsDir(dataDir string) string { return filepath.Join(dataDir, "views") }
+func jwtDir(dataDir string) string   { return filepath.Join(dataDir, "identity", "jwt") }
+
+// OperatorCredsFile is where a cloud writes the operators' credentials
+// in its data directory.
+func OperatorCredsFile(dataDir string) string { return filepath.Join(dataDir, "operator.creds") }
 
 // existingTrust reads a data directory's trust material, if it has some.
 func existingTrust(dataDir string) (*auth.Trust, error) {

@@ -9,25 +9,22 @@ import (
 	"github.com/flmngr/flmngr/commands/fault"
 )
 
+// statuses are the HTTP statuses of the error kinds.
+var statuses = map[fault.Kind]int{
+	fault.KindInvalid:             http.StatusBadRequest,
+	fault.KindNotFound:            http.StatusNotFound,
+	fault.KindConflict:            http.StatusConflict,
+	fault.KindUnauthorized:        http.StatusUnauthorized,
+	fault.KindForbidden:           http.StatusForbidden,
+	fault.KindUnavailable:         http.StatusServiceUnavailable,
+	fault.KindInsufficientStorage: http.StatusInsufficientStorage,
+	fault.KindRateLimited:         http.StatusTooManyRequests,
+}
+
 // status maps an error kind to its HTTP status.
 func status(k fault.Kind) int {
-	switch k {
-	case fault.KindInvalid:
-		return http.StatusBadRequest
-	case fault.KindNotFound:
-		return http.StatusNotFound
-	case fault.KindConflict:
-		return http.StatusConflict
-	case fault.KindUnauthorized:
-		return http.StatusUnauthorized
-	case fault.KindForbidden:
-		return http.StatusForbidden
-	case fault.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case fault.KindInsufficientStorage:
-		return http.StatusInsufficientStorage
-	case fault.KindRateLimited:
-		return http.StatusTooManyRequests
+	if code, ok := statuses[k]; ok {
+		return code
 	}
 	return http.StatusInternalServerError
 }

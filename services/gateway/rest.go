@@ -88,30 +88,31 @@ func (g *Gateway) runningBy(ctx context.Context) (map[string][]string, error) {
 // further page is announced in a Link header (rel="next") and in
 // X-Next-Page.
 func (g *Gateway) listTasks(w http.ResponseWriter, r *http.Request) {
+	out, err := g.tasksPage(w, r)
+	g.answer(w, r, http.StatusOK, out, err)
+}
+
+func (g *Gateway) tasksPage(w http.ResponseWriter, r *http.Request) ([]Task, error) {
 	q := r.URL.Query()
 	limit, err := pageLimit(q)
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	page, err := g.api.TasksPage(r.Context(), api.ListTasksRequest{TaskFilter: projections.TaskFilter{Status: q.Get("status"), Tag: q.Get("tag")},
 		After: q.Get("after"), Limit: limit})
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil, err
 	}
-	ts := page.Tasks
 	setNextPage(w, r, page.Next)
 	running, err := g.runningBy(r.Context())
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil, err
 	}
-	out := make([]Task, len(ts))
-	for i, t := range ts {
+	out := make([]Task, len(page.Tasks))
+	for i, t := range page.Tasks {
 		out[i] = Task{Task: t, Clients: orEmpty(running[t.ID])}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func orEmpty(s []string) []string {
@@ -123,55 +124,56 @@ func orEmpty(s []string) []string {
 
 func (g *Gateway) getTask(w http.ResponseWriter, r *http.Request) {
 	t, err := g.api.Task(r.Context(), r.PathValue("id"))
-	if err != nil {
-		g.writeError(w, r, err)
-		return
+	var running map[string][]string
+	if err == nil {
+		running, err = g.runningBy(r.Context())
 	}
-	running, err := g.runningBy(r.Context())
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, Task{Task: t, Clients: orEmpty(running[t.ID])})
+	g.answer(w, r, http.StatusOK, Task{Task: t, Clients: orEmpty(running[t.ID])}, err)
 }
 
-// reply answers a command with 200 and its events, or 201 for a create.
-func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, res api.CommandReply, err error, code int) {
+// answer writes what a handler's one call returned: v as JSON with
+// code, or the error.
+func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, code int, v any, err error) {
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, code, res)
+	writeJSON(w, code, v)
+}
+
+// decoded decodes a request's JSON body into a command, lets prepare
+// complete it (when set) and answers the one call made with it, with
+// code.
+func decoded[C any](g *Gateway, w http.ResponseWriter, r *http.Request, code int, call func(context.Context, C) (api.CommandReply, error), prepare func(*C) error) {
+	var c C
+	err := g.decode(w, r, &c)
+	if err == nil && prepare != nil {
+		err = prepare(&c)
+	}
+	var res api.CommandReply
+	if err == nil {
+		res, err = call(r.Context(), c)
+	}
+	g.answer(w, r, code, res, err)
 }
 
 func (g *Gateway) createTask(w http.ResponseWriter, r *http.Request) {
-	var c commands.CreateTask
-	if err := g.decode(w, r, &c); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	res, err := g.api.CreateTask(r.Context(), c)
-	g.reply(w, r, res, err, http.StatusCreated)
+	decoded(g, w, r, http.StatusCreated, g.api.CreateTask, nil)
 }
 
 func (g *Gateway) updateTask(w http.ResponseWriter, r *http.Request) {
-	var c commands.UpdateTask
-	if err := g.decode(w, r, &c); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if c.TaskID != "" && c.TaskID != r.PathValue("id") {
-		g.writeError(w, r, fault.Invalid("task_id", "task_id %q does not match the path", c.TaskID))
-		return
-	}
-	c.TaskID = r.PathValue("id")
-	res, err := g.api.UpdateTask(r.Context(), c)
-	g.reply(w, r, res, err, http.StatusOK)
+	decoded(g, w, r, http.StatusOK, g.api.UpdateTask, func(c *commands.UpdateTask) error {
+		if c.TaskID != "" && c.TaskID != r.PathValue("id") {
+			return fault.Invalid("task_id", "task_id %q does not match the path", c.TaskID)
+		}
+		c.TaskID = r.PathValue("id")
+		return nil
+	})
 }
 
 func (g *Gateway) deleteTask(w http.ResponseWriter, r *http.Request) {
 	res, err := g.api.DeleteTask(r.Context(), r.PathValue("id"))
-	g.reply(w, r, res, err, http.StatusOK)
+	g.answer(w, r, http.StatusOK, res, err)
 }
 
 func (g *Gateway) startTask(w http.ResponseWriter, r *http.Request) {
@@ -187,26 +189,29 @@ func (g *Gateway) startTask(w http.ResponseWriter, r *http.Request) {
 		c.Arguments = body.Arguments
 	}
 	res, err := g.api.StartTask(r.Context(), c)
-	g.reply(w, r, res, err, http.StatusOK)
+	g.answer(w, r, http.StatusOK, res, err)
 }
 
 func (g *Gateway) stopTask(w http.ResponseWriter, r *http.Request) {
 	res, err := g.api.StopTask(r.Context(), r.PathValue("id"))
-	g.reply(w, r, res, err, http.StatusOK)
+	g.answer(w, r, http.StatusOK, res, err)
 }
 
 // listFiles answers a task's files by name, paged as the other lists
 // (?limit=, ?after= a name); a task holds at most 1,024 files.
 func (g *Gateway) listFiles(w http.ResponseWriter, r *http.Request) {
+	fs, err := g.filesPage(w, r)
+	g.answer(w, r, http.StatusOK, orEmptyFiles(fs), err)
+}
+
+func (g *Gateway) filesPage(w http.ResponseWriter, r *http.Request) ([]events.FileRef, error) {
 	limit, err := pageLimit(r.URL.Query())
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	t, err := g.api.Task(r.Context(), r.PathValue("id"))
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	fs := slices.SortedFunc(slices.Values(t.Files), func(a, b events.FileRef) int { return strings.Compare(a.Name, b.Name) })
 	if after := r.URL.Query().Get("after"); after != "" {
@@ -220,7 +225,7 @@ func (g *Gateway) listFiles(w http.ResponseWriter, r *http.Request) {
 		fs = fs[:limit]
 		setNextPage(w, r, fs[limit-1].Name)
 	}
-	writeJSON(w, http.StatusOK, orEmptyFiles(fs))
+	return fs, nil
 }
 
 func orEmptyFiles(f []events.FileRef) []events.FileRef {
@@ -260,11 +265,7 @@ func (g *Gateway) uploadFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	refs, res, err := g.storeUpload(ctx, id, u)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"seq": res.Seq, "files": refs})
+	g.answer(w, r, http.StatusOK, map[string]any{"seq": res.Seq, "files": refs}, err)
 }
 
 // Round is one completed round of a run.
@@ -284,28 +285,31 @@ func roundOf(e events.Envelope) Round {
 
 // taskMetrics lists the rounds of a run (?run=, default the current one).
 func (g *Gateway) taskMetrics(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	t, err := g.api.Task(r.Context(), id)
+	out, err := g.rounds(r.Context(), r.PathValue("id"), r.URL.Query().Get("run"))
+	g.answer(w, r, http.StatusOK, out, err)
+}
+
+// rounds are the completed rounds of a run (default the task's current
+// one).
+func (g *Gateway) rounds(ctx context.Context, id, run string) ([]Round, error) {
+	t, err := g.api.Task(ctx, id)
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return nil, err
 	}
-	run := r.URL.Query().Get("run")
 	if run == "" {
 		run = t.Run
 	}
 	out := []Round{}
-	err = g.events.Scan(r.Context(), g.events.EventSubject(events.Task(id), events.TaskRoundCompletedV1), 1, func(e events.Envelope) error {
+	err = g.events.Scan(ctx, g.events.EventSubject(events.Task(id), events.TaskRoundCompletedV1), 1, func(e events.Envelope) error {
 		if rd := roundOf(e); rd.Run == run {
 			out = append(out, rd)
 		}
 		return nil
 	})
 	if err != nil {
-		g.writeError(w, r, fault.Unavailable(err, "event log"))
-		return
+		return nil, fault.Unavailable(err, "event log")
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (g *Gateway) timelineOf(query func(*http.Request) projections.TimelineQuery) http.HandlerFunc {
@@ -326,44 +330,28 @@ func (g *Gateway) timelineOf(query func(*http.Request) projections.TimelineQuery
 			}
 		}
 		page, err := g.api.Timeline(r.Context(), api.TimelineRequest{TimelineQuery: q})
-		if err != nil {
-			g.writeError(w, r, err)
-			return
-		}
 		if page.Entries == nil {
 			page.Entries = []projections.TimelineEntry{}
 		}
-		writeJSON(w, http.StatusOK, page)
+		g.answer(w, r, http.StatusOK, page, err)
 	}
-}
-
-// WhyTask is the evaluation of one running task for one client.
-type WhyTask struct {
-	TaskID    string `json:"task_id"`
-	Criterion string `json:"criterion"`
-	Matched   bool   `json:"matched"`
-	Error     string `json:"error,omitempty"`
 }
 
 // listClients answers a page of clients by id (?limit=, ?after=), a
 // further page announced as listTasks does.
 func (g *Gateway) listClients(w http.ResponseWriter, r *http.Request) {
 	limit, err := pageLimit(r.URL.Query())
-	if err != nil {
-		g.writeError(w, r, err)
-		return
+	var page api.ClientsPage
+	if err == nil {
+		page, err = g.api.UsersPage(r.Context(), api.ListClientsRequest{After: r.URL.Query().Get("after"), Limit: limit})
 	}
-	page, err := g.api.UsersPage(r.Context(), api.ListClientsRequest{After: r.URL.Query().Get("after"), Limit: limit})
-	if err != nil {
-		g.writeError(w, r, err)
-		return
+	if page.Clients == nil {
+		page.Clients = []projections.ClientView{}
 	}
-	cs := page.Clients
-	if cs == nil {
-		cs = []projections.ClientView{}
+	if err == nil {
+		setNextPage(w, r, page.Next)
 	}
-	setNextPage(w, r, page.Next)
-	writeJSON(w, http.StatusOK, cs)
+	g.answer(w, r, http.StatusOK, page.Clients, err)
 }
 
 // pageLimit reads ?limit= (0: the default page).
@@ -392,60 +380,33 @@ func setNextPage(w http.ResponseWriter, r *http.Request, next string) {
 
 func (g *Gateway) getClient(w http.ResponseWriter, r *http.Request) {
 	c, err := g.api.User(r.Context(), r.PathValue("id"))
-	if err != nil {
-		g.writeError(w, r, err)
-		return
+	// Why each active task is or is not offered: the matcher's decisions.
+	why := c.Decisions
+	if why == nil {
+		why = []events.Decision{}
 	}
-	ts, err := g.api.Tasks(r.Context(), api.ListTasksRequest{TaskFilter: projections.TaskFilter{Status: "running"}})
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	why := make([]WhyTask, 0, len(ts))
-	for _, t := range ts {
-		wt := WhyTask{TaskID: t.ID, Criterion: t.Spec.SelectionCriteria}
-		if crit, err := commands.CompileCriterion(t.Spec.SelectionCriteria); err != nil {
-			wt.Error = err.Error()
-		} else if ok, err := crit.Match(c.ID, c.Attributes); err != nil {
-			wt.Error = err.Error()
-		} else {
-			wt.Matched = ok
-		}
-		why = append(why, wt)
-	}
-	writeJSON(w, http.StatusOK, struct {
+	g.answer(w, r, http.StatusOK, struct {
 		projections.ClientView
-		Why []WhyTask `json:"why"`
-	}{c, why})
+		Why []events.Decision `json:"why"`
+	}{c, why}, err)
 }
 
 func (g *Gateway) status(w http.ResponseWriter, r *http.Request) {
 	s, err := g.api.Status(r.Context())
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s)
+	g.answer(w, r, http.StatusOK, s, err)
 }
 
 func (g *Gateway) match(w http.ResponseWriter, r *http.Request) {
 	res, err := g.api.Match(r.Context(), r.URL.Query().Get("criterion"))
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
 	if res == nil {
 		res = []api.MatchResult{}
 	}
-	writeJSON(w, http.StatusOK, res)
+	g.answer(w, r, http.StatusOK, res, err)
 }
 
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
-	if _, err := g.api.Status(r.Context()); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	_, err := g.api.Status(r.Context())
+	g.answer(w, r, http.StatusOK, map[string]string{"status": "ok"}, err)
 }
 
 // rawFileName is the file name a multipart part was sent with. Go's own

@@ -363,17 +363,23 @@ func resolvePointer(doc any, frag string) (any, []any) {
 			tok = t
 		}
 		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch x := cur.(type) {
-		case *pyDict:
-			cur = x.vals[tok]
-			path = append(path, tok)
-		case []any:
-			i, _ := strconv.Atoi(tok)
-			if i >= 0 && i < len(x) {
-				cur = x[i]
-			}
-			path = append(path, i)
+		cur, path = step(cur, tok, path)
+	}
+	return cur, path
+}
+
+// step follows one token of a path into a dict or a list, and appends
+// it to path as Python holds it (indexes of lists as ints).
+func step(cur any, tok string, path []any) (any, []any) {
+	switch x := cur.(type) {
+	case *pyDict:
+		return x.vals[tok], append(path, tok)
+	case []any:
+		i, _ := strconv.Atoi(tok)
+		if i >= 0 && i < len(x) {
+			cur = x[i]
 		}
+		return cur, append(path, i)
 	}
 	return cur, path
 }
@@ -384,17 +390,7 @@ func resolveInstance(inst any, loc []string) (any, []any) {
 	path := []any{}
 	cur := inst
 	for _, tok := range loc {
-		switch x := cur.(type) {
-		case *pyDict:
-			cur = x.vals[tok]
-			path = append(path, tok)
-		case []any:
-			i, _ := strconv.Atoi(tok)
-			if i >= 0 && i < len(x) {
-				cur = x[i]
-			}
-			path = append(path, i)
-		}
+		cur, path = step(cur, tok, path)
 	}
 	return cur, path
 }

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/services/api"
@@ -16,30 +15,18 @@ import (
 // the task's recorded files do not reference is deleted again: a failed
 // upload leaves nothing behind.
 func (g *Gateway) storeUpload(ctx context.Context, task string, u *upload) ([]events.FileRef, api.CommandReply, error) {
-	var created []string // digests of the objects this upload made
-	fail := func(err error) ([]events.FileRef, api.CommandReply, error) {
-		g.dropUnreferenced(ctx, task, created)
-		return nil, api.CommandReply{}, err
-	}
-	refs := make([]events.FileRef, 0, len(u.files))
+	var created []string // digests of the objects this upload makes
+	files := make([]api.TaskFile, 0, len(u.files))
 	for _, f := range u.files {
 		if g.files.Verify(ctx, task, f.ref) != nil && !slices.Contains(created, f.ref.SHA256) {
 			created = append(created, f.ref.SHA256)
 		}
-		rc, err := f.open()
-		if err != nil {
-			return fail(err)
-		}
-		ref, err := g.files.Put(ctx, task, f.ref.Name, rc)
-		rc.Close()
-		if err != nil {
-			return fail(err)
-		}
-		refs = append(refs, ref)
+		files = append(files, api.TaskFile{Name: f.ref.Name, Open: f.open})
 	}
-	res, err := g.api.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: task, Files: refs})
+	refs, res, err := g.api.StoreTaskFiles(ctx, g.files, task, files)
 	if err != nil {
-		return fail(err)
+		g.dropUnreferenced(ctx, task, created)
+		return nil, api.CommandReply{}, err
 	}
 	return refs, res, nil
 }

@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -95,7 +96,7 @@ func (m *Matcher) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.ready = true
 	for id, c := range m.clients {
-		if offers, _ := m.desired(c); !commandsOffersEqual(offers, c.state.Offers) {
+		if offers, _ := m.desired(c); !slices.EqualFunc(offers, c.state.Offers, commands.OfferEqual) {
 			m.mark(id, "reconcile")
 		}
 	}
@@ -177,11 +178,21 @@ func (t *task) compile() {
 }
 
 func (t *task) matches(c *client) bool {
-	if t.crit == nil {
-		return false
+	return t.crit.Decide(c.id, c.state.Attributes).Matched
+}
+
+// Decisions are why each active task is or is not offered to a client,
+// as this matcher decides now; false until the matcher has read the log,
+// or for a client it does not know.
+func (m *Matcher) Decisions(clientID string) ([]events.Decision, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.clients[clientID]
+	if !m.ready || c == nil {
+		return nil, false
 	}
-	ok, err := t.crit.Match(c.id, c.state.Attributes)
-	return err == nil && ok
+	_, decisions := m.desired(c)
+	return decisions, true
 }
 
 // mark queues a client for an offers update. Callers hold m.mu.
@@ -205,34 +216,18 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 			active = append(active, t)
 		}
 	}
-	slices.SortFunc(active, func(a, b *task) int { return compareSeq(a.createdSeq, b.createdSeq) })
+	slices.SortFunc(active, func(a, b *task) int { return cmp.Compare(a.createdSeq, b.createdSeq) })
 	offers := []events.Offer{}
 	decisions := make([]events.Decision, 0, len(active))
 	for _, t := range active {
-		d := events.Decision{TaskID: t.id, Criterion: t.state.Spec.SelectionCriteria, AttributesSeq: c.state.AttributesSeq}
-		if t.crit == nil {
-			d.Error = "criterion does not compile"
-		} else if ok, err := t.crit.Match(c.id, c.state.Attributes); err != nil {
-			d.Error = err.Error()
-		} else {
-			d.Matched = ok
-		}
+		d := t.crit.Decide(c.id, c.state.Attributes)
+		d.TaskID, d.Criterion, d.AttributesSeq = t.id, t.state.Spec.SelectionCriteria, c.state.AttributesSeq
 		decisions = append(decisions, d)
 		if d.Matched {
 			offers = append(offers, t.offer())
 		}
 	}
 	return offers, decisions
-}
-
-func compareSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // offer is what a client needs to fetch and run the task: the files it
@@ -268,18 +263,6 @@ func (m *Matcher) finishedWithdrawals(c *client, next []events.Offer) []string {
 		}
 	}
 	return out
-}
-
-func commandsOffersEqual(a, b []events.Offer) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !commands.OfferEqual(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // work appends offers for queued clients, one client at a time per

@@ -14,8 +14,9 @@ type ClientConfig struct {
 	// Server is the task's host:port.
 	Server   string
 	ClientID string
-	// Partitions is how many shares the training set is cut into;
-	// Partition is this client's (-1: derived from the client id).
+	// Partitions is how many shares the training set is cut into
+	// (default: DefaultConfig); Partition is this client's (-1: derived
+	// from the client id).
 	Partitions int
 	Partition  int
 	NonIID     bool
@@ -35,18 +36,10 @@ type ClientConfig struct {
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
-	if c.Partitions == 0 {
-		c.Partitions = 2
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = time.Minute
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 10 * time.Minute
-	}
-	if c.Out == nil {
-		c.Out = io.Discard
-	}
+	orDefault(&c.Partitions, DefaultConfig().Partitions)
+	orDefault(&c.ConnectTimeout, time.Minute)
+	orDefault(&c.IdleTimeout, 10*time.Minute)
+	orDefault(&c.Out, io.Discard)
 	return c
 }
 

@@ -15,15 +15,16 @@ import (
 type ServerConfig struct {
 	// Listen is the task's host:port.
 	Listen string
-	// Rounds of federated averaging (default 3).
-	Rounds int
-	// MinClients is how many clients train in each round (default 2).
-	MinClients int
-	// WaitClients bounds the wait for MinClients (default 2m).
+	// Rounds of federated averaging, MinClients how many clients train
+	// in each round and WaitClients bounds the wait for them (defaults:
+	// DefaultConfig).
+	Rounds      int
+	MinClients  int
 	WaitClients time.Duration
 	// RoundTimeout bounds each client's local training (default 5m).
 	RoundTimeout time.Duration
-	// Train are the clients' local hyperparameters.
+	// Train are the clients' local hyperparameters (defaults:
+	// DefaultConfig).
 	Train TrainConfig
 	// Trigger, when set, is fired once with the accuracy as its argument
 	// when the accuracy reaches TriggerAccuracy.
@@ -36,31 +37,24 @@ type ServerConfig struct {
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
-	if c.Rounds == 0 {
-		c.Rounds = 3
-	}
-	if c.MinClients == 0 {
-		c.MinClients = 2
-	}
-	if c.WaitClients == 0 {
-		c.WaitClients = 2 * time.Minute
-	}
-	if c.RoundTimeout == 0 {
-		c.RoundTimeout = 5 * time.Minute
-	}
-	if c.Train.Epochs == 0 {
-		c.Train.Epochs = 1
-	}
-	if c.Train.LR == 0 {
-		c.Train.LR = 0.1
-	}
-	if c.Train.BatchSize == 0 {
-		c.Train.BatchSize = 32
-	}
-	if c.Out == nil {
-		c.Out = io.Discard
-	}
+	d := DefaultConfig().Server(c.Listen, io.Discard)
+	orDefault(&c.Rounds, d.Rounds)
+	orDefault(&c.MinClients, d.MinClients)
+	orDefault(&c.WaitClients, d.WaitClients)
+	orDefault(&c.RoundTimeout, 5*time.Minute)
+	orDefault(&c.Train.Epochs, d.Train.Epochs)
+	orDefault(&c.Train.LR, d.Train.LR)
+	orDefault(&c.Train.BatchSize, d.Train.BatchSize)
+	orDefault(&c.Out, d.Out)
 	return c
+}
+
+// orDefault sets a zero setting to its default.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // RunServer runs the server until its rounds are done; it reports

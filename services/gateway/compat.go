@@ -56,24 +56,44 @@ func (g *Gateway) compatRoutes() {
 	g.handle("OPTIONS /{fn}", public, false, g.compatPreflight)
 	g.handle("POST /{fn}", public, false, g.compatRPC)
 	g.handle("OPTIONS /upload_files", public, false, g.compatPreflight)
-	g.handle("POST /upload_files", uploading, true, g.compatUpload)
+	// The upload is authorized by compatUpload itself, so that a refusal
+	// carries the CORS headers too.
+	g.handle("POST /upload_files", public, true, g.compatUpload)
+	g.handle("OPTIONS /download/{task}/{file...}", public, false, g.compatPreflight)
 	g.handle("GET /download/{task}/{file...}", public, false, g.compatDownload)
 }
 
-func cors(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Idempotency-Key")
-}
-
 func (g *Gateway) compatPreflight(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	g.legacy.cors(w, r)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "CORS preflight response"})
 }
 
+// compatAuthorize lets a call of the original's endpoint through: from
+// an open network (legacy mode) without a credential, within the legacy
+// rate; from anywhere else with the admin token or a console session.
+// It answers the refusal itself, in the original's shape, and reports
+// whether to go on.
+func (g *Gateway) compatAuthorize(w http.ResponseWriter, r *http.Request, endpoint string, level access) bool {
+	if g.legacy.allows(r) {
+		if ok, retry := g.legacy.limiter.Allow(sourceOf(r)); !ok {
+			retryLater(w, http.StatusTooManyRequests, retry, "Too many requests; retry later")
+			return false
+		}
+		g.metrics.LegacyCall(endpoint)
+		return true
+	}
+	if err := g.authorize(r, level); err != nil {
+		if fault.KindOf(err) == fault.KindUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flmngr"`)
+		}
+		writeJSON(w, status(fault.KindOf(err)), fault.AsError(err).Message)
+		return false
+	}
+	return true
+}
+
 func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	g.legacy.cors(w, r)
 	name := r.PathValue("fn")
 	rp, ok := rpcs[name]
 	if !ok {
@@ -84,10 +104,16 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 	if rp.write {
 		level = write
 	}
-	if err := g.authorize(r, level); err != nil {
-		writeJSON(w, status(fault.KindOf(err)), fault.AsError(err).Message)
+	if !g.compatAuthorize(w, r, name, level) {
 		return
 	}
+	// Download capabilities go to callers with a credential or on an
+	// open network, not to anyone --open-reads lets read.
+	ctx := r.Context()
+	if g.legacy.allows(r) || g.isAdmin(r) {
+		ctx = context.WithValue(ctx, mintKey{}, true)
+	}
+	r = r.WithContext(ctx)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
 	var v any
 	if err == nil {
@@ -257,8 +283,10 @@ func rpcGetTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
 	return originalTask(t), nil
 }
 
-// OfferedTask is the original's answer to a client requesting tasks,
-// without the password.
+// OfferedTask is the original's answer to a client requesting tasks.
+// Password is not the task's password, which never leaves the cloud,
+// but a download capability minted for the client (null for a caller
+// without a credential).
 type OfferedTask struct {
 	ID              string   `json:"ID"`
 	Host            string   `json:"host"`
@@ -266,8 +294,12 @@ type OfferedTask struct {
 	Tags            []string `json:"tags"`
 	ClientArguments *string  `json:"client_arguments"`
 	Username        string   `json:"username"`
+	Password        *string  `json:"password"`
 	FilesPaths      []string `json:"files_paths"`
 }
+
+// mintKey marks a request whose offers may carry download capabilities.
+type mintKey struct{}
 
 // rpcRequestingTask answers with the running tasks the client is offered,
 // in priority order.
@@ -288,8 +320,18 @@ func rpcRequestingTask(ctx context.Context, g *Gateway, body []byte) (any, error
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		out = append(out, OfferedTask{ID: o.TaskID, Host: o.Host, Port: o.Port, Tags: orEmpty(o.Tags), ClientArguments: o.ClientArguments,
-			Username: t.Spec.Username, FilesPaths: orEmpty(t.Spec.FilesPaths)})
+		ot := OfferedTask{ID: o.TaskID, Host: o.Host, Port: o.Port, Tags: orEmpty(o.Tags), ClientArguments: o.ClientArguments,
+			Username: t.Spec.Username, FilesPaths: orEmpty(t.Spec.FilesPaths)}
+		if mint, _ := ctx.Value(mintKey{}).(bool); mint {
+			secret, err := g.capabilityFor(ctx, u, o)
+			if err != nil {
+				return nil, err
+			}
+			if secret != "" {
+				ot.Password = &secret
+			}
+		}
+		out = append(out, ot)
 	}
 	return out, nil
 }
@@ -329,7 +371,10 @@ func rpcGetUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
 // multipart form with task_id and files. The whole form is read and
 // checked first, with the original's messages in the original's order.
 func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	g.legacy.cors(w, r)
+	if !g.compatAuthorize(w, r, "upload_files", uploading) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
 	fail := func(code int, msg string) { writeJSON(w, code, map[string]string{"error": msg}) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +171,9 @@ func compatError(name string, body any, err error) (int, string) {
 		case name == "rpc_exec_create_task":
 			return http.StatusInternalServerError, "UNIQUE constraint failed: tasks.ID"
 		case strings.Contains(e.Message, "upload it first"):
-			return http.StatusInternalServerError, fmt.Sprintf("Directory 'tasks/task_%s' does not exist. %s", id, e.Message)
+			// The original's words when the task's directory (its server
+			// files) is missing; flmngr's detail goes to the log.
+			return http.StatusInternalServerError, fmt.Sprintf("Directory 'tasks/task_%s' does not exist.", id)
 		case name == "rpc_exec_start_server_task":
 			return http.StatusInternalServerError, "Task with ID=" + id + " alredy exists"
 		case name == "rpc_exec_stop_server_task":
@@ -192,11 +195,31 @@ func unmarshal(body []byte, v any) error {
 	return nil
 }
 
+// originalName turns a file name as the original's payloads give it,
+// "./task_4fe5/client.py", into the clean relative name flmngr keeps,
+// "task_4fe5/client.py". Only a leading "./" is taken away (then the name
+// is cleaned): the command still refuses whatever is left that is not
+// clean or escapes the task directory ("./../x" becomes "../x").
+func originalName(name string) string {
+	if !strings.HasPrefix(name, "./") {
+		return name
+	}
+	return path.Clean(name)
+}
+
+func originalNames(names []string) []string {
+	for i, n := range names {
+		names[i] = originalName(n)
+	}
+	return names
+}
+
 func rpcCreateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
 	var c commands.CreateTask
 	if err := unmarshal(body, &c); err != nil {
 		return nil, err
 	}
+	c.FilesPaths = originalNames(c.FilesPaths)
 	_, err := g.api.CreateTask(ctx, c)
 	return nil, err
 }

@@ -70,7 +70,7 @@ func TestOriginalEndpointsWithOriginalPayloads(t *testing.T) {
 	}
 	expect("rpc_exec_get_task_by_id", `{"task_id":"zzzz"}`, 500, `"Task with ID=zzzz not registered"`)
 	expect("rpc_exec_start_server_task", `{"task_id":"zzzz"}`, 500, `"Task with ID=zzzz not registered"`)
-	expect("rpc_exec_start_server_task", `{"task_id":"4fe5"}`, 500, `does not exist.`)
+	expect("rpc_exec_start_server_task", `{"task_id":"4fe5"}`, 500, `"Directory 'tasks/task_4fe5' does not exist."`)
 	expect("rpc_exec_stop_server_task", `{"task_id":"4fe5"}`, 500, `"Task with ID=4fe5 not found"`)
 	expect("rpc_exec_stop_server_task", `{"task_id":"zzzz"}`, 500, `"Task with ID=zzzz not registered"`)
 	expect("rpc_exec_update_task", `{"host":"other"}`, 200, "null") // no task_id: nothing, as the original

@@ -65,6 +65,54 @@ type ClientState struct {
 	// PublicKey is the NKey the client's agent connects with ("": none
 	// issued, or revoked).
 	PublicKey string `json:"public_key,omitempty"`
+	// Capabilities are the live download capabilities minted for the
+	// client: each for a run it is offered now (see Capability).
+	Capabilities []DownloadCapability `json:"capabilities,omitempty"`
+}
+
+// DownloadCapability is a capability to download a task run's files,
+// minted for one client: its id, what it opens and the SHA-256 of its
+// secret (never the secret).
+type DownloadCapability struct {
+	ID      string `json:"id"`
+	TaskID  string `json:"task_id"`
+	Run     string `json:"run"`
+	SpecSeq uint64 `json:"spec_seq"`
+	SHA256  string `json:"sha256"`
+}
+
+// maxCapabilities bounds the live capabilities of one client for one
+// task (each gateway replica mints its own; the oldest goes first).
+const maxCapabilities = 4
+
+// Capability returns the client's live capability id for a task.
+func (s *ClientState) Capability(task, id string) (DownloadCapability, bool) {
+	i := slices.IndexFunc(s.Capabilities, func(c DownloadCapability) bool { return c.TaskID == task && c.ID == id })
+	if i < 0 {
+		return DownloadCapability{}, false
+	}
+	return s.Capabilities[i], true
+}
+
+// Offered returns the client's offer of a task.
+func (s *ClientState) Offered(task string) (events.Offer, bool) {
+	i := slices.IndexFunc(s.Offers, func(o events.Offer) bool { return o.TaskID == task })
+	if i < 0 {
+		return events.Offer{}, false
+	}
+	return s.Offers[i], true
+}
+
+// opens reports whether a capability is for an offer.
+func (c DownloadCapability) opens(o events.Offer) bool {
+	return c.TaskID == o.TaskID && c.Run == o.Run && c.SpecSeq == o.SpecSeq
+}
+
+// Live reports whether a capability opens the client's current offer of
+// its task: the run has not ended and the task not changed.
+func (s *ClientState) Live(c DownloadCapability) bool {
+	o, ok := s.Offered(c.TaskID)
+	return ok && c.opens(o)
 }
 
 // maxDone bounds how many finished and quarantined runs a client
@@ -85,6 +133,22 @@ func (s *ClientState) Apply(e events.Envelope) {
 		s.Attributes, s.AttributesSeq, s.UpdatedAt = p.Attributes, e.Seq, e.Time
 	case *events.ClientOffersChanged:
 		s.Offers, s.Decisions = p.Offers, p.Decisions
+		// A capability lapses with the offer it was minted for.
+		s.Capabilities = slices.DeleteFunc(slices.Clone(s.Capabilities), func(c DownloadCapability) bool { return !s.Live(c) })
+	case *events.ClientDownloadCapabilityIssued:
+		c := DownloadCapability{ID: p.ID, TaskID: p.TaskID, Run: p.Run, SpecSeq: p.SpecSeq, SHA256: p.SHA256}
+		caps := slices.DeleteFunc(slices.Clone(s.Capabilities), func(o DownloadCapability) bool {
+			return o.TaskID == p.TaskID && !o.opens(events.Offer{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq})
+		})
+		if n := countTask(caps, p.TaskID); n >= maxCapabilities {
+			i := slices.IndexFunc(caps, func(o DownloadCapability) bool { return o.TaskID == p.TaskID })
+			caps = slices.Delete(caps, i, i+1)
+		}
+		s.Capabilities = append(caps, c)
+	case *events.ClientDownloadCapabilityRevoked:
+		s.Capabilities = slices.DeleteFunc(slices.Clone(s.Capabilities), func(c DownloadCapability) bool {
+			return c.TaskID == p.TaskID && (p.ID == "" || c.ID == p.ID)
+		})
 	case *events.ClientTaskStarted:
 		s.Running = append(s.without(p.TaskID, p.Run), RunningTask{TaskRun: TaskRun{p.TaskID, p.Run}, PID: p.PID, Started: e.Time})
 	case *events.ClientTaskFinished:
@@ -118,6 +182,16 @@ func (s *ClientState) Apply(e events.Envelope) {
 		}
 		s.SeenAt = later(s.SeenAt, e.Time)
 	}
+}
+
+func countTask(caps []DownloadCapability, task string) int {
+	n := 0
+	for _, c := range caps {
+		if c.TaskID == task {
+			n++
+		}
+	}
+	return n
 }
 
 // AgentSource is the source of the events client id's own agent causes.

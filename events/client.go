@@ -20,6 +20,9 @@ const (
 	ClientReconnectedV1     = "client.reconnected.v1"
 	ClientKeyIssuedV1       = "client.key_issued.v1"
 	ClientKeyRevokedV1      = "client.key_revoked.v1"
+
+	ClientDownloadCapabilityIssuedV1  = "client.download_capability_issued.v1"
+	ClientDownloadCapabilityRevokedV1 = "client.download_capability_revoked.v1"
 )
 
 func init() {
@@ -40,6 +43,8 @@ func init() {
 		func() Payload { return &ClientReconnected{} },
 		func() Payload { return &ClientKeyIssued{} },
 		func() Payload { return &ClientKeyRevoked{} },
+		func() Payload { return &ClientDownloadCapabilityIssued{} },
+		func() Payload { return &ClientDownloadCapabilityRevoked{} },
 	)
 }
 
@@ -195,6 +200,33 @@ type ClientKeyRevoked struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
+// ClientDownloadCapabilityIssued records a capability to download one
+// task run's files, minted for the client (the original's edge agents
+// send it as the password of HTTP Basic auth). Only the SHA-256 of the
+// secret is recorded; the secret went to the client alone. It lapses
+// when the client is no longer offered that run of that spec.
+type ClientDownloadCapabilityIssued struct {
+	ID      string `json:"id"`
+	TaskID  string `json:"task_id"`
+	Run     string `json:"run"`
+	SpecSeq uint64 `json:"spec_seq"`
+	SHA256  string `json:"sha256"`
+}
+
+// ClientDownloadCapabilityRevoked records that a client's capabilities
+// for a task (or the one named by ID) no longer open anything.
+type ClientDownloadCapabilityRevoked struct {
+	TaskID string `json:"task_id"`
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (*ClientDownloadCapabilityIssued) EventType() string {
+	return ClientDownloadCapabilityIssuedV1
+}
+func (*ClientDownloadCapabilityRevoked) EventType() string {
+	return ClientDownloadCapabilityRevokedV1
+}
 func (*ClientKeyIssued) EventType() string       { return ClientKeyIssuedV1 }
 func (*ClientKeyRevoked) EventType() string      { return ClientKeyRevokedV1 }
 func (*ClientRegistered) EventType() string      { return ClientRegisteredV1 }

@@ -112,6 +112,17 @@ func describe(p events.Payload) (run, detail string) {
 			return "", "key " + p.PublicKey + ": " + p.Reason
 		}
 		return "", "key " + p.PublicKey
+	case *events.ClientDownloadCapabilityIssued:
+		return p.Run, "download capability " + p.ID + " for task " + p.TaskID
+	case *events.ClientDownloadCapabilityRevoked:
+		what := "download capabilities for task " + p.TaskID
+		if p.ID != "" {
+			what = "download capability " + p.ID + " for task " + p.TaskID
+		}
+		if p.Reason != "" {
+			what += ": " + p.Reason
+		}
+		return "", what
 	}
 	return "", ""
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/gateway"
 	"github.com/flmngr/flmngr/taskd"
 )
 
@@ -29,11 +30,16 @@ type serveFlags struct {
 	http      string
 	openReads bool
 	minFree   string
+	// legacyOpen and corsOrigins are the original's tools' access.
+	legacyOpen  string
+	corsOrigins string
 }
 
 func (s *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.http, "http", envOr("FLMNGR_HTTP", "127.0.0.1:9001"), "address of the HTTP API, the original's endpoints and the web console (\"\" turns it off; 0.0.0.0:9001 exposes it) ($FLMNGR_HTTP)")
 	fs.BoolVar(&s.openReads, "open-reads", false, "serve HTTP reads without the admin token")
+	fs.StringVar(&s.legacyOpen, "legacy-open", os.Getenv("FLMNGR_LEGACY_OPEN"), "legacy mode: networks (CIDR or address, comma-separated) from which the original system's endpoints (POST /rpc_exec_*, /upload_files) answer WITHOUT the admin token, for its unchanged web pages and edge agents; the REST API and the console still need it (off by default) ($FLMNGR_LEGACY_OPEN)")
+	fs.StringVar(&s.corsOrigins, "cors-origins", os.Getenv("FLMNGR_CORS_ORIGINS"), "browser origins (scheme://host:port, comma-separated, or *) whose pages may read the original's endpoints' replies (default * with --legacy-open, none without) ($FLMNGR_CORS_ORIGINS)")
 	fs.StringVar(&s.data, "data", defaultDataDir(), "data directory: JetStream store and views ($FLMNGR_DATA)")
 	fs.IntVar(&s.replicas, "replicas", 1, "replicas of the event stream (3 on a NATS cluster)")
 	fs.StringVar(&s.name, "name", "", "name of this cloud instance in events (default: host name)")
@@ -102,6 +108,15 @@ func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Clo
 	}
 	cfg.DataDir, cfg.Replicas, cfg.Name, cfg.Version, cfg.Logger = data, sf.replicas, sf.name, version, logger
 	cfg.Gateway, cfg.OpenReads = sf.http, sf.openReads
+	if cfg.LegacyOpen, err = gateway.ParseNetworks(sf.legacyOpen); err != nil {
+		return nil, nil, fmt.Errorf("%w: --legacy-open: %v", errUsage, err)
+	}
+	if cfg.CORSOrigins, err = gateway.ParseOrigins(sf.corsOrigins); err != nil {
+		return nil, nil, fmt.Errorf("%w: --cors-origins: %v", errUsage, err)
+	}
+	if len(cfg.LegacyOpen) > 0 && sf.http == "" {
+		return nil, nil, fmt.Errorf("%w: --legacy-open needs the HTTP gateway (--http)", errUsage)
+	}
 	minFree, err := taskd.ParseBytes(sf.minFree)
 	if err != nil || minFree < 0 {
 		return nil, nil, fmt.Errorf("%w: --min-free %q: want a size such as 256MiB", errUsage, sf.minFree)
@@ -166,6 +181,13 @@ func printGateway(out io.Writer, c *cloud.Cloud) {
 		return
 	}
 	fmt.Fprintf(out, "  HTTP:  %s (API under /api/v1, web console at /)\n", c.GatewayURL())
+	if open := c.LegacyOpen(); len(open) > 0 {
+		nets := make([]string, len(open))
+		for i, p := range open {
+			nets[i] = p.String()
+		}
+		fmt.Fprintf(out, "  !! LEGACY MODE: anyone on %s may create, start, stop and upload tasks and change users through the original's endpoints WITHOUT the admin token (--legacy-open)\n", strings.Join(nets, ", "))
+	}
 	tokenFile := filepath.Join(c.DataDir(), "admin-token")
 	if c.TokenCreated {
 		fmt.Fprintf(out, "  admin token (shown this once; kept in %s):\n    %s\n", tokenFile, c.AdminToken)

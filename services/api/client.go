@@ -293,6 +293,18 @@ func (c *Client) IssueClientKey(ctx context.Context, cmd commands.IssueClientKey
 	return r, err
 }
 
+// IssueDownloadCapability records a download capability minted for a
+// client (its id and hash; the secret stays with the caller).
+func (c *Client) IssueDownloadCapability(ctx context.Context, cmd commands.IssueDownloadCapability) (CommandReply, error) {
+	return c.command(ctx, SubjectIssueCap, cmd)
+}
+
+// RevokeDownloadCapabilities revokes a client's download capabilities
+// for a task.
+func (c *Client) RevokeDownloadCapabilities(ctx context.Context, cmd commands.RevokeDownloadCapabilities) (CommandReply, error) {
+	return c.command(ctx, SubjectRevokeCap, cmd)
+}
+
 // RevokeClientKey stops a client's key from connecting.
 func (c *Client) RevokeClientKey(ctx context.Context, cmd commands.RevokeClientKey) (CommandReply, error) {
 	return c.command(ctx, SubjectRevokeKey, cmd)

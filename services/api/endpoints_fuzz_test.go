@@ -19,7 +19,7 @@ import (
 // and query an operator or a client may send (the admin rebuild aside).
 var fuzzSubjects = []string{
 	api.SubjectCreateTask, api.SubjectUpdateTask, api.SubjectDeleteTask, api.SubjectStartTask, api.SubjectStopTask,
-	api.SubjectRegisterClient, api.SubjectReportClient, api.SubjectClientTask, api.SubjectIssueKey, api.SubjectRevokeKey,
+	api.SubjectRegisterClient, api.SubjectReportClient, api.SubjectClientTask, api.SubjectIssueKey, api.SubjectRevokeKey, api.SubjectIssueCap, api.SubjectRevokeCap,
 	api.SubjectTaskFiles, api.SubjectGetTask, api.SubjectListTasks, api.SubjectGetClient, api.SubjectListClient,
 	api.SubjectTimeline, api.SubjectStatus, api.SubjectMatch, api.SubjectCheckCreds, api.SubjectEvents, api.SubjectLogs,
 	api.SubjectFilePart, api.SubjectTaskUpload,

@@ -184,6 +184,8 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"task_files", SubjectTaskFiles, s.taskFiles, true},
 		{"file_part", SubjectFilePart, s.filePart, true},
 		{"task_upload", SubjectTaskUpload, s.taskUpload, true},
+		{"client_capability_issue", SubjectIssueCap, command[commands.IssueDownloadCapability](s, false), true},
+		{"client_capability_revoke", SubjectRevokeCap, command[commands.RevokeDownloadCapabilities](s, false), true},
 	}
 	queries := []endpoint{
 		{"task_get", SubjectGetTask, s.getTask, false},

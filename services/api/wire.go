@@ -19,6 +19,8 @@ const (
 	SubjectTaskFiles      = "flmngr.cmd.task.files"
 	SubjectFilePart       = "flmngr.cmd.file.part"
 	SubjectTaskUpload     = "flmngr.cmd.task.upload"
+	SubjectIssueCap       = "flmngr.cmd.client.capability_issue"
+	SubjectRevokeCap      = "flmngr.cmd.client.capability_revoke"
 
 	SubjectGetTask    = "flmngr.q.task.get"
 	SubjectListTasks  = "flmngr.q.task.list"

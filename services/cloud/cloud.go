@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,6 +72,12 @@ type Config struct {
 	Gateway string
 	// OpenReads serves reads without the admin token.
 	OpenReads bool
+	// LegacyOpen lists the networks from which the original system's
+	// endpoints answer without the admin token (legacy mode: see
+	// gateway.Config.LegacyOpen); CORSOrigins are the browser origins
+	// allowed to read their replies.
+	LegacyOpen  []netip.Prefix
+	CORSOrigins []string
 	// ClientRate and ClientBurst bound each client agent's requests
 	// (default 50 a second, bursts of 500).
 	ClientRate  float64
@@ -561,6 +568,7 @@ func (c *Cloud) startGateway(ctx context.Context) error {
 		return err
 	}
 	g, err := gateway.New(ctx, nc, c.Files, c.Metrics, gateway.Config{Listen: addr, Token: c.AdminToken, OpenReads: c.cfg.OpenReads,
+		LegacyOpen: c.cfg.LegacyOpen, CORSOrigins: c.cfg.CORSOrigins,
 		Logger: c.cfg.Logger.With("component", "gateway")})
 	if err != nil {
 		return err
@@ -639,6 +647,10 @@ func (c *Cloud) LeafURL() string {
 
 // GatewayURL is where the HTTP gateway listens ("" when it is off).
 func (c *Cloud) GatewayURL() string { return c.gatewayURL }
+
+// LegacyOpen is the networks the original's endpoints are open to
+// without the admin token (none: legacy mode is off).
+func (c *Cloud) LegacyOpen() []netip.Prefix { return c.cfg.LegacyOpen }
 
 func (c *Cloud) goRun(name string, fn func() error) {
 	c.wg.Add(1)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,24 +57,44 @@ func (g *Gateway) compatRoutes() {
 	g.handle("OPTIONS /{fn}", public, false, g.compatPreflight)
 	g.handle("POST /{fn}", public, false, g.compatRPC)
 	g.handle("OPTIONS /upload_files", public, false, g.compatPreflight)
-	g.handle("POST /upload_files", uploading, true, g.compatUpload)
+	// The upload is authorized by compatUpload itself, so that a refusal
+	// carries the CORS headers too.
+	g.handle("POST /upload_files", public, true, g.compatUpload)
+	g.handle("OPTIONS /download/{task}/{file...}", public, false, g.compatPreflight)
 	g.handle("GET /download/{task}/{file...}", public, false, g.compatDownload)
 }
 
-func cors(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Idempotency-Key")
-}
-
 func (g *Gateway) compatPreflight(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	g.legacy.cors(w, r)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "CORS preflight response"})
 }
 
+// compatAuthorize lets a call of the original's endpoint through: from
+// an open network (legacy mode) without a credential, within the legacy
+// rate; from anywhere else with the admin token or a console session.
+// It answers the refusal itself, in the original's shape, and reports
+// whether to go on.
+func (g *Gateway) compatAuthorize(w http.ResponseWriter, r *http.Request, endpoint string, level access) bool {
+	if g.legacy.allows(r) {
+		if ok, retry := g.legacy.limiter.Allow(sourceOf(r)); !ok {
+			retryLater(w, http.StatusTooManyRequests, retry, "Too many requests; retry later")
+			return false
+		}
+		g.metrics.LegacyCall(endpoint)
+		return true
+	}
+	if err := g.authorize(r, level); err != nil {
+		if fault.KindOf(err) == fault.KindUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flmngr"`)
+		}
+		writeJSON(w, status(fault.KindOf(err)), fault.AsError(err).Message)
+		return false
+	}
+	return true
+}
+
 func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	g.legacy.cors(w, r)
 	name := r.PathValue("fn")
 	rp, ok := rpcs[name]
 	if !ok {
@@ -84,10 +105,16 @@ func (g *Gateway) compatRPC(w http.ResponseWriter, r *http.Request) {
 	if rp.write {
 		level = write
 	}
-	if err := g.authorize(r, level); err != nil {
-		writeJSON(w, status(fault.KindOf(err)), fault.AsError(err).Message)
+	if !g.compatAuthorize(w, r, name, level) {
 		return
 	}
+	// Download capabilities go to callers with a credential or on an
+	// open network, not to anyone --open-reads lets read.
+	ctx := r.Context()
+	if g.legacy.allows(r) || g.isAdmin(r) {
+		ctx = context.WithValue(ctx, mintKey{}, true)
+	}
+	r = r.WithContext(ctx)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
 	var v any
 	if err == nil {
@@ -144,7 +171,9 @@ func compatError(name string, body any, err error) (int, string) {
 		case name == "rpc_exec_create_task":
 			return http.StatusInternalServerError, "UNIQUE constraint failed: tasks.ID"
 		case strings.Contains(e.Message, "upload it first"):
-			return http.StatusInternalServerError, fmt.Sprintf("Directory 'tasks/task_%s' does not exist. %s", id, e.Message)
+			// The original's words when the task's directory (its server
+			// files) is missing; flmngr's detail goes to the log.
+			return http.StatusInternalServerError, fmt.Sprintf("Directory 'tasks/task_%s' does not exist.", id)
 		case name == "rpc_exec_start_server_task":
 			return http.StatusInternalServerError, "Task with ID=" + id + " alredy exists"
 		case name == "rpc_exec_stop_server_task":
@@ -166,11 +195,31 @@ func unmarshal(body []byte, v any) error {
 	return nil
 }
 
+// originalName turns a file name as the original's payloads give it,
+// "./task_4fe5/client.py", into the clean relative name flmngr keeps,
+// "task_4fe5/client.py". Only a leading "./" is taken away (then the name
+// is cleaned): the command still refuses whatever is left that is not
+// clean or escapes the task directory ("./../x" becomes "../x").
+func originalName(name string) string {
+	if !strings.HasPrefix(name, "./") {
+		return name
+	}
+	return path.Clean(name)
+}
+
+func originalNames(names []string) []string {
+	for i, n := range names {
+		names[i] = originalName(n)
+	}
+	return names
+}
+
 func rpcCreateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
 	var c commands.CreateTask
 	if err := unmarshal(body, &c); err != nil {
 		return nil, err
 	}
+	c.FilesPaths = originalNames(c.FilesPaths)
 	_, err := g.api.CreateTask(ctx, c)
 	return nil, err
 }
@@ -257,8 +306,10 @@ func rpcGetTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
 	return originalTask(t), nil
 }
 
-// OfferedTask is the original's answer to a client requesting tasks,
-// without the password.
+// OfferedTask is the original's answer to a client requesting tasks.
+// Password is not the task's password, which never leaves the cloud,
+// but a download capability minted for the client (null for a caller
+// without a credential).
 type OfferedTask struct {
 	ID              string   `json:"ID"`
 	Host            string   `json:"host"`
@@ -266,8 +317,12 @@ type OfferedTask struct {
 	Tags            []string `json:"tags"`
 	ClientArguments *string  `json:"client_arguments"`
 	Username        string   `json:"username"`
+	Password        *string  `json:"password"`
 	FilesPaths      []string `json:"files_paths"`
 }
+
+// mintKey marks a request whose offers may carry download capabilities.
+type mintKey struct{}
 
 // rpcRequestingTask answers with the running tasks the client is offered,
 // in priority order.
@@ -288,8 +343,18 @@ func rpcRequestingTask(ctx context.Context, g *Gateway, body []byte) (any, error
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		out = append(out, OfferedTask{ID: o.TaskID, Host: o.Host, Port: o.Port, Tags: orEmpty(o.Tags), ClientArguments: o.ClientArguments,
-			Username: t.Spec.Username, FilesPaths: orEmpty(t.Spec.FilesPaths)})
+		ot := OfferedTask{ID: o.TaskID, Host: o.Host, Port: o.Port, Tags: orEmpty(o.Tags), ClientArguments: o.ClientArguments,
+			Username: t.Spec.Username, FilesPaths: orEmpty(t.Spec.FilesPaths)}
+		if mint, _ := ctx.Value(mintKey{}).(bool); mint {
+			secret, err := g.capabilityFor(ctx, u, o)
+			if err != nil {
+				return nil, err
+			}
+			if secret != "" {
+				ot.Password = &secret
+			}
+		}
+		out = append(out, ot)
 	}
 	return out, nil
 }
@@ -329,7 +394,10 @@ func rpcGetUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
 // multipart form with task_id and files. The whole form is read and
 // checked first, with the original's messages in the original's order.
 func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	g.legacy.cors(w, r)
+	if !g.compatAuthorize(w, r, "upload_files", uploading) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
 	fail := func(code int, msg string) { writeJSON(w, code, map[string]string{"error": msg}) }

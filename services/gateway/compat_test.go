@@ -70,7 +70,7 @@ func TestOriginalEndpointsWithOriginalPayloads(t *testing.T) {
 	}
 	expect("rpc_exec_get_task_by_id", `{"task_id":"zzzz"}`, 500, `"Task with ID=zzzz not registered"`)
 	expect("rpc_exec_start_server_task", `{"task_id":"zzzz"}`, 500, `"Task with ID=zzzz not registered"`)
-	expect("rpc_exec_start_server_task", `{"task_id":"4fe5"}`, 500, `does not exist.`)
+	expect("rpc_exec_start_server_task", `{"task_id":"4fe5"}`, 500, `"Directory 'tasks/task_4fe5' does not exist."`)
 	expect("rpc_exec_stop_server_task", `{"task_id":"4fe5"}`, 500, `"Task with ID=4fe5 not found"`)
 	expect("rpc_exec_stop_server_task", `{"task_id":"zzzz"}`, 500, `"Task with ID=zzzz not registered"`)
 	expect("rpc_exec_update_task", `{"host":"other"}`, 200, "null") // no task_id: nothing, as the original
@@ -94,7 +94,8 @@ func TestOriginalEndpointsWithOriginalPayloads(t *testing.T) {
 	expect("rpc_exec_get_task_by_id", `null`, 400, `{"error":"Invalid or missing JSON body"}`)
 	expect("rpc_exec_launch_rockets", `{}`, 404, `unknown function`)
 	code, h, b := e.do("OPTIONS", "/rpc_exec_create_task", "none", nil, "")
-	if code != 200 || h.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
+	// Token mode: no origin is allowed by default (see TestTokenModeCORS).
+	if code != 200 || h.Get("Access-Control-Allow-Origin") != "" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
 		!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Content-Type") || !strings.Contains(string(b), "CORS preflight response") {
 		t.Fatalf("preflight: %d %v %s", code, h, b)
 	}

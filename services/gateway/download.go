@@ -96,6 +96,7 @@ func retryLater(w http.ResponseWriter, code int, retry time.Duration, msg string
 // compatDownload serves a task's own files to whoever has its download
 // credentials.
 func (g *Gateway) compatDownload(w http.ResponseWriter, r *http.Request) {
+	g.legacy.cors(w, r)
 	id, name := r.PathValue("task"), r.PathValue("file")
 	if ok, retry := g.downloads.allow(r, id); !ok {
 		retryLater(w, http.StatusTooManyRequests, retry, "Too many requests; retry later")
@@ -138,6 +139,15 @@ func (g *Gateway) checkDownload(ctx context.Context, r *http.Request, id string)
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		return api.Task{}, false, nil
+	}
+	// A download capability is checked first; one that fails goes on as
+	// a password would (a task's password may have its shape), so that
+	// it costs a bcrypt comparison like any wrong password.
+	if _, _, isCap := parseCapability(pass); isCap {
+		t, ok, err := g.checkCapability(ctx, id, user, pass)
+		if err != nil || ok {
+			return t, ok, err
+		}
 	}
 	if err := g.downloads.checks.acquire(ctx); err != nil {
 		return api.Task{}, false, err

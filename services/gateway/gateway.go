@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -40,7 +41,15 @@ type Config struct {
 	// comparisons) under way at once (default half the cores, at least
 	// one).
 	PasswordChecks int
-	Logger         *slog.Logger
+	// LegacyOpen lists the networks from which the original's endpoints
+	// (POST /<rpc> and /upload_files) may be called without the admin
+	// token (legacy mode; none by default).
+	LegacyOpen []netip.Prefix
+	// CORSOrigins are the browser origins whose pages may read the
+	// original's endpoints' replies ("*": any; default "*" in legacy
+	// mode, none otherwise).
+	CORSOrigins []string
+	Logger      *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +87,10 @@ type Gateway struct {
 	sessions  *sessions
 	// hubs share the streams' consumers.
 	hubs *hubs
+	// legacy is the token-less access of the original's tools.
+	legacy *legacy
+	// caps are the download capabilities this gateway minted.
+	caps *capabilities
 }
 
 // New returns a gateway talking to flmngr over nc and storing uploads in
@@ -92,7 +105,12 @@ func New(ctx context.Context, nc *nats.Conn, fs *files.Store, m *metrics.Metrics
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{cfg: cfg, token: cfg.Token, nc: nc, api: api.NewClient(nc, cfg.Timeout).WithSource("gateway"), limiter: limit.New(50, 500),
-		downloads: newDownloadGuard(cfg.PasswordChecks), sessions: newSessions(), log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux()}
+		downloads: newDownloadGuard(cfg.PasswordChecks), sessions: newSessions(), log: cfg.Logger, events: log, files: fs, metrics: m, mux: http.NewServeMux(),
+		legacy: newLegacy(cfg.LegacyOpen, cfg.CORSOrigins), caps: newCapabilities()}
+	m.LegacyOpen(g.legacy.on())
+	if g.legacy.on() {
+		g.log.Warn("legacy mode: the original's endpoints answer without the admin token", "legacy", g.legacy.String())
+	}
 	g.hubs = newHubs(ctx, log.JetStream(), nc, cfg.Logger, m)
 	g.routes()
 	return g, nil

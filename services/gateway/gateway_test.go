@@ -27,8 +27,17 @@ type env struct {
 
 func deploy(t *testing.T, openReads bool) *env {
 	t.Helper()
+	return deployWith(t, cloud.Config{OpenReads: openReads})
+}
+
+// deployWith deploys a cloud with a gateway, cfg's gateway settings
+// (OpenReads, LegacyOpen, CORSOrigins) and a fast password hash when cfg
+// has one.
+func deployWith(t *testing.T, cfg cloud.Config) *env {
+	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
-	c, err := cloud.Open(context.Background(), cloud.Config{DataDir: data, Listen: "127.0.0.1:0", Gateway: "127.0.0.1:0", OpenReads: openReads, Name: "gw"})
+	cfg.DataDir, cfg.Listen, cfg.Gateway, cfg.Name = data, "127.0.0.1:0", "127.0.0.1:0", "gw"
+	c, err := cloud.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

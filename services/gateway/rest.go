@@ -38,6 +38,7 @@ func (g *Gateway) routes() {
 	g.handle("GET /api/v1/tasks/{id}/logs/stream", read, true, g.logsStream)
 	g.handle("GET /api/v1/clients", read, false, g.listClients)
 	g.handle("GET /api/v1/clients/{id}", read, false, g.getClient)
+	g.handle("DELETE /api/v1/clients/{id}/capabilities/{task}", write, false, g.revokeCapabilities)
 	g.handle("GET /api/v1/clients/{id}/timeline", read, false, g.timelineOf(func(r *http.Request) projections.TimelineQuery {
 		return projections.TimelineQuery{Client: r.PathValue("id")}
 	}))
@@ -174,6 +175,14 @@ func (g *Gateway) updateTask(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) deleteTask(w http.ResponseWriter, r *http.Request) {
 	res, err := g.api.DeleteTask(r.Context(), r.PathValue("id"))
 	g.answer(w, r, http.StatusOK, res, err)
+}
+
+// revokeCapabilities revokes a client's download capabilities for a
+// task (the one named by ?id= only, when given).
+func (g *Gateway) revokeCapabilities(w http.ResponseWriter, r *http.Request) {
+	res, err := g.api.RevokeDownloadCapabilities(r.Context(), commands.RevokeDownloadCapabilities{ClientID: r.PathValue("id"),
+		TaskID: r.PathValue("task"), ID: r.URL.Query().Get("id"), Reason: r.URL.Query().Get("reason")})
+	g.reply(w, r, res, err, http.StatusOK)
 }
 
 func (g *Gateway) startTask(w http.ResponseWriter, r *http.Request) {

@@ -40,6 +40,10 @@ type Metrics struct {
 	refused   prometheus.Counter
 	diskFree  prometheus.Gauge
 	diskLow   prometheus.Gauge
+	// legacyOpen is 1 while the original's endpoints are open without
+	// the token to some networks; legacyCalls counts the calls let in so.
+	legacyOpen  prometheus.Gauge
+	legacyCalls *prometheus.CounterVec
 }
 
 // New registers the collectors; views may be nil.
@@ -69,8 +73,12 @@ func New(views Views) *Metrics {
 			Help: "Free space of the cloud's data volume."}),
 		diskLow: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_data_volume_low",
 			Help: "1 while the data volume's free space is below its watermark and commands are refused (an alarm)."}),
+		legacyOpen: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flmngr_legacy_open",
+			Help: "1 while the original system's endpoints may be called without the admin token from the networks of --legacy-open."}),
+		legacyCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flmngr_legacy_calls_total",
+			Help: "Calls of the original system's endpoints let in without the admin token (legacy mode), by endpoint."}, []string{"endpoint"}),
 	}
-	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.followers, m.limited, m.refused, m.diskFree, m.diskLow,
+	m.reg.MustRegister(m.appended, m.commands, m.spawns, m.exits, m.http, m.streams, m.followers, m.limited, m.refused, m.diskFree, m.diskLow, m.legacyOpen, m.legacyCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if views != nil {
 		m.reg.MustRegister(&stateCollector{views: views})
@@ -99,6 +107,26 @@ func (m *Metrics) Disk(free uint64, low bool) {
 		m.diskLow.Set(1)
 	} else {
 		m.diskLow.Set(0)
+	}
+}
+
+// LegacyOpen records whether legacy mode is on.
+func (m *Metrics) LegacyOpen(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.legacyOpen.Set(1)
+	} else {
+		m.legacyOpen.Set(0)
+	}
+}
+
+// LegacyCall counts a call of one of the original's endpoints let in
+// without the admin token; endpoint is one of a fixed set of names.
+func (m *Metrics) LegacyCall(endpoint string) {
+	if m != nil {
+		m.legacyCalls.WithLabelValues(endpoint).Inc()
 	}
 }
 

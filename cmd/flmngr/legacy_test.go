@@ -7,17 +7,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // TestLegacyModeIsLoudAndNarrow: flmngr up says in capitals which
 // networks legacy mode opens, and refuses networks and origins it cannot
 // take, with one line.
 func TestLegacyModeIsLoudAndNarrow(t *testing.T) {
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := exec.Command(bin, "up", "--data", filepath.Join(t.TempDir(), "data"), "--listen", freeListen(t), "--http", "127.0.0.1:0",
+	bin := testkit.Binary(t)
+	up := exec.Command(bin, "up", "--data", filepath.Join(t.TempDir(), "data"), "--listen", testkit.FreeAddr(t), "--http", "127.0.0.1:0",
 		"--legacy-open", "127.0.0.1/8, 10.1.0.0/16")
 	up.Env = append(os.Environ(), "FLMNGR_LEGACY_OPEN=", "FLMNGR_CORS_ORIGINS=")
 	var out syncBuf
@@ -46,7 +45,7 @@ func TestLegacyModeIsLoudAndNarrow(t *testing.T) {
 		{[]string{"--cors-origins", "ftp://x"}, `--cors-origins: origin "ftp://x": want * or scheme://host[:port]`},
 		{[]string{"--legacy-open", "10.0.0.0/8", "--http", ""}, "--legacy-open needs the HTTP gateway"},
 	} {
-		args := append([]string{"up", "--data", filepath.Join(t.TempDir(), "d"), "--listen", freeListen(t)}, c.args...)
+		args := append([]string{"up", "--data", filepath.Join(t.TempDir(), "d"), "--listen", testkit.FreeAddr(t)}, c.args...)
 		code, stderr := runFlmngr(t, args...)
 		if code == 0 || len(strings.Split(strings.TrimSpace(stderr), "\n")) != 1 || !strings.Contains(stderr, c.want) {
 			t.Fatalf("%v: exit %d, stderr %q, want one line with %q", c.args, code, stderr, c.want)

@@ -182,7 +182,7 @@ func (g *Gateway) deleteTask(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) revokeCapabilities(w http.ResponseWriter, r *http.Request) {
 	res, err := g.api.RevokeDownloadCapabilities(r.Context(), commands.RevokeDownloadCapabilities{ClientID: r.PathValue("id"),
 		TaskID: r.PathValue("task"), ID: r.URL.Query().Get("id"), Reason: r.URL.Query().Get("reason")})
-	g.reply(w, r, res, err, http.StatusOK)
+	g.answer(w, r, http.StatusOK, res, err)
 }
 
 func (g *Gateway) startTask(w http.ResponseWriter, r *http.Request) {

@@ -187,6 +187,9 @@ type ClientReconnected struct {
 // it replaces any earlier key.
 type ClientKeyIssued struct {
 	PublicKey string `json:"public_key"`
+	// Enrolment names the token the device enrolled with, when it made
+	// the key itself ("": issued by an operator).
+	Enrolment string `json:"enrolment,omitempty"`
 }
 
 // ClientKeyRevoked records that a client's key no longer connects.

@@ -20,6 +20,7 @@ const (
 	ClientReconnectedV1     = "client.reconnected.v1"
 	ClientKeyIssuedV1       = "client.key_issued.v1"
 	ClientKeyRevokedV1      = "client.key_revoked.v1"
+	ClientTaskRefusedV1     = "client.task_refused.v1"
 )
 
 func init() {
@@ -40,6 +41,7 @@ func init() {
 		func() Payload { return &ClientReconnected{} },
 		func() Payload { return &ClientKeyIssued{} },
 		func() Payload { return &ClientKeyRevoked{} },
+		func() Payload { return &ClientTaskRefused{} },
 	)
 }
 
@@ -77,6 +79,10 @@ type Offer struct {
 	ClientArguments *string   `json:"client_arguments"`
 	ClientCommand   []string  `json:"client_command,omitempty"`
 	Files           []FileRef `json:"files"`
+	// Signatures are the operators' signatures over what the client runs
+	// (TaskStatement); an agent that trusts keys runs only what one of
+	// them signed.
+	Signatures []TaskSignature `json:"signatures,omitempty"`
 }
 
 // Decision explains why a task was or was not offered to a client.
@@ -172,6 +178,17 @@ type ClientTaskQuarantined struct {
 	Reason  string `json:"reason"`
 }
 
+// ClientTaskRefused records that a client would not run a task run: no
+// signature by a key it trusts verifies, say. Nothing was started.
+type ClientTaskRefused struct {
+	TaskID  string `json:"task_id"`
+	Run     string `json:"run"`
+	SpecSeq uint64 `json:"spec_seq"`
+	Reason  string `json:"reason"`
+}
+
+func (*ClientTaskRefused) EventType() string { return ClientTaskRefusedV1 }
+
 // ClientDisconnected records that the cloud stopped hearing from a client.
 type ClientDisconnected struct {
 	LastSeen time.Time `json:"last_seen"`
@@ -236,6 +253,8 @@ func TaskRunOf(p Payload) (task, run string, ok bool) {
 	case *ClientTaskQuarantined:
 		return p.TaskID, p.Run, true
 	case *ClientTaskExited:
+		return p.TaskID, p.Run, true
+	case *ClientTaskRefused:
 		return p.TaskID, p.Run, true
 	}
 	return "", "", false

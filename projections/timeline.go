@@ -110,6 +110,10 @@ func describe(p events.Payload) (run, detail string) {
 			return "", "key " + p.PublicKey + " enrolled with token " + p.Enrolment
 		}
 		return "", "key " + p.PublicKey
+	case *events.ClientTaskRefused:
+		return p.Run, p.Reason
+	case *events.TaskSigned:
+		return "", "signed by " + p.PublicKey
 	case *events.EnrolmentCreated:
 		return "", fmt.Sprintf("%d uses until %s", p.Uses, p.ExpiresAt.Format(time.RFC3339))
 	case *events.EnrolmentUsed:

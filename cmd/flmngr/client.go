@@ -31,6 +31,8 @@ func runClient(args []string, out io.Writer) error {
 	grace := fs.Duration("grace", 5*time.Second, "how long a stopped task process may take before SIGKILL")
 	drain := fs.Duration("drain", 5*time.Second, "at shutdown, how long to wait for the cloud to take the reports still waiting")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	trust := &listFlag{}
+	fs.Var(trust, "trust", "run only tasks signed by one of these operator signing keys (public NKeys, comma-separated; flmngr signing-key create); others are refused and recorded")
 	enrolToken := fs.String("enrol", os.Getenv("FLMNGR_ENROL_TOKEN"), "enrol this device with a token from flmngr enrol create: it makes its key pair here and keeps the seed in <workdir>/identity (mode 0600); later starts use it ($FLMNGR_ENROL_TOKEN)")
 	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
 	if pos, err := parse(fs, args); err != nil {
@@ -58,7 +60,7 @@ func runClient(args []string, out io.Writer) error {
 	}
 	cfg := agent.Config{
 		ClientID: *id, Info: info.info(), InfoFile: *infoFile, WorkDir: abs,
-		Policy: *policy, MaxTasks: *maxTasks, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
+		Policy: *policy, MaxTasks: *maxTasks, Trust: trust.values, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
 		Logger: logger.With("component", "agent", "client_id", *id),
 	}
 	if err := cfg.Validate(); err != nil {

@@ -29,6 +29,7 @@ func commandsList() []command {
 		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
 		{"client", "run a client agent: register, follow offers, run the offered tasks", runClient},
 		{"client-credentials", "create or revoke a client agent's identity on NATS", runCredentials},
+		{"signing-key", "make an operator signing key for tasks sites verify (--trust)", runSigningKey},
 		{"enrol", "make a one-time token a device enrols with (it makes its own key)", runEnrol},
 		{"cluster-config", "print the nats-server configuration of a node of a cluster that serves flmngr", runClusterConfig},
 		{"task", "create, get, list, update, delete, upload, start and stop tasks", runTask},

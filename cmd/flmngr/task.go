@@ -54,8 +54,10 @@ func runTask(args []string, out io.Writer) error {
 		return taskLifecycle(sub, args, out)
 	case "wait":
 		return taskWait(args, out)
+	case "sign":
+		return taskSign(args, out)
 	}
-	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, upload, start, stop, wait)", errUsage, sub)
+	return fmt.Errorf("%w: unknown subcommand %q (create, get, list, update, delete, upload, start, stop, wait, sign)", errUsage, sub)
 }
 
 // specFlags are the create-task form of the original, as flags.
@@ -116,6 +118,7 @@ func taskCreate(args []string, out io.Writer) error {
 	var cf connFlags
 	cf.register(fs)
 	s := registerSpec(fs)
+	signKey := signKeyFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -149,6 +152,9 @@ func taskCreate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := signIfAsked(context.Background(), c, id, *signKey, cf.json, out); err != nil {
+		return err
+	}
 	return report(out, cf.json, r, "task %s created", id)
 }
 
@@ -157,6 +163,7 @@ func taskUpdate(args []string, out io.Writer) error {
 	var cf connFlags
 	cf.register(fs)
 	s := registerSpec(fs)
+	signKey := signKeyFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -201,6 +208,9 @@ func taskUpdate(args []string, out io.Writer) error {
 	defer done()
 	r, err := c.UpdateTask(context.Background(), cmd)
 	if err != nil {
+		return err
+	}
+	if err := signIfAsked(context.Background(), c, id, *signKey, cf.json, out); err != nil {
 		return err
 	}
 	if len(r.Events) == 0 && !cf.json {

@@ -24,6 +24,7 @@ func taskUpload(args []string, out io.Writer) error {
 			"The cloud records every file's name, size and SHA-256; clients verify them.")
 	var cf connFlags
 	cf.register(fs)
+	signKey := signKeyFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -84,6 +85,9 @@ func taskUpload(args []string, out io.Writer) error {
 	}
 	r, err := c.RecordTaskFiles(ctx, commands.RecordTaskFiles{TaskID: id, Files: refs})
 	if err != nil {
+		return err
+	}
+	if err := signIfAsked(ctx, c, id, *signKey, cf.json, out); err != nil {
 		return err
 	}
 	if cf.json {

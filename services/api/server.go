@@ -179,6 +179,7 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"file_part", SubjectFilePart, s.filePart, true},
 		{"task_upload", SubjectTaskUpload, s.taskUpload, true},
 		{"enrol_create", SubjectCreateEnrolment, s.createEnrolment, true},
+		{"task_sign", SubjectSignTask, command[commands.SignTask](s, false), true},
 	}
 	queries := []endpoint{
 		{"task_get", SubjectGetTask, s.getTask, false},

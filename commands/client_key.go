@@ -13,6 +13,9 @@ import (
 type IssueClientKey struct {
 	ClientID  string `json:"user_id"`
 	PublicKey string `json:"public_key"`
+	// Enrolment names the token a device enrolled with: such a key never
+	// replaces one the client has (a token does not take over a client).
+	Enrolment string `json:"enrolment,omitempty"`
 }
 
 // RevokeClientKey stops a client's key from connecting.
@@ -34,7 +37,10 @@ func (c IssueClientKey) decide(s ClientState) ([]events.Payload, error) {
 	if s.PublicKey == c.PublicKey {
 		return nil, nil
 	}
-	return []events.Payload{&events.ClientKeyIssued{PublicKey: c.PublicKey}}, nil
+	if c.Enrolment != "" && s.PublicKey != "" {
+		return nil, fault.Conflict("client %s already has a key: enrol under another id, or revoke its key first (flmngr client-credentials revoke %s)", c.ClientID, c.ClientID)
+	}
+	return []events.Payload{&events.ClientKeyIssued{PublicKey: c.PublicKey, Enrolment: c.Enrolment}}, nil
 }
 
 func (c RevokeClientKey) decide(s ClientState) ([]events.Payload, error) {

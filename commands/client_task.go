@@ -19,6 +19,7 @@ const (
 	ClientTaskQuarantined = "quarantined"
 	ClientTaskRunning     = "running"
 	ClientTaskExited      = "exited"
+	ClientTaskRefused     = "refused"
 )
 
 // ReportClientTask is what a client's agent reports about a task it runs.
@@ -87,6 +88,8 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 			st = *c.Exit
 		}
 		p = &events.ClientTaskExited{TaskID: c.TaskID, Run: c.Run, ExitStatus: st}
+	case ClientTaskRefused:
+		p = &events.ClientTaskRefused{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	case ClientTaskQuarantined:
 		q := Quarantine{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq}
 		if s.IsQuarantined(events.Offer{TaskID: q.TaskID, Run: q.Run, SpecSeq: q.SpecSeq}) {
@@ -94,7 +97,7 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		}
 		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	default:
-		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined)", c.Kind)
+		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused)", c.Kind)
 	}
 	return []events.Payload{p}, nil
 }

@@ -32,6 +32,11 @@ type clientCommand interface {
 	decide(ClientState) ([]events.Payload, error)
 }
 
+type enrolmentCommand interface {
+	Command
+	decide(EnrolmentState) ([]events.Payload, error)
+}
+
 // secret is a clear-text field of a command and where its hash goes.
 type secret struct {
 	clear *string
@@ -102,9 +107,10 @@ type Handler struct {
 }
 
 type cached struct {
-	seq    uint64
-	task   TaskState
-	client ClientState
+	seq       uint64
+	task      TaskState
+	client    ClientState
+	enrolment EnrolmentState
 	// keyed are the aggregate's most recent events appended under an
 	// idempotency key, oldest first; never modified in place, so copies
 	// of a cached state may share it.
@@ -127,6 +133,8 @@ func (c *cached) apply(e events.Envelope) {
 		c.task.Apply(e)
 	case events.KindClient:
 		c.client.Apply(e)
+	case events.KindEnrolment:
+		c.enrolment.Apply(e)
 	}
 	c.seq = e.Seq
 	if isKeyedID(e.ID) {
@@ -269,8 +277,11 @@ func ValidSource(s string) bool {
 func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 	agg := cmd.Aggregate()
 	field := "task_id"
-	if agg.Kind == events.KindClient {
+	switch agg.Kind {
+	case events.KindClient:
 		field = "user_id"
+	case events.KindEnrolment:
+		field = "id"
 	}
 	if err := validateID(field, agg.ID); err != nil {
 		return Result{}, err
@@ -381,6 +392,8 @@ func decide(st *cached, cmd Command) ([]events.Payload, error) {
 		return c.decide(st.task)
 	case clientCommand:
 		return c.decide(st.client)
+	case enrolmentCommand:
+		return c.decide(st.enrolment)
 	}
 	return nil, fault.Internal(fmt.Errorf("%T", cmd), "unknown command")
 }

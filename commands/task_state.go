@@ -63,6 +63,9 @@ type TaskState struct {
 	UpdatedAt time.Time        `json:"updated_at"`
 	// ServerBy is the supervisor that started the current run's server.
 	ServerBy string `json:"-"`
+	// Signatures are the operators' signatures over the task as it is
+	// now; a change of its spec or files voids them.
+	Signatures []events.TaskSignature `json:"signatures,omitempty"`
 }
 
 // Apply folds one event of the task into the state.
@@ -72,13 +75,17 @@ func (s *TaskState) Apply(e events.Envelope) {
 		runs := s.Runs
 		*s = TaskState{Exists: true, Spec: p.TaskSpec, SpecSeq: e.Seq, Status: StatusIdle, Runs: runs, CreatedAt: e.Time, UpdatedAt: e.Time}
 	case *events.TaskUpdated:
-		s.Spec, s.SpecSeq, s.UpdatedAt = p.TaskSpec, e.Seq, e.Time
+		s.Spec, s.SpecSeq, s.UpdatedAt, s.Signatures = p.TaskSpec, e.Seq, e.Time, nil
+	case *events.TaskSigned:
+		// What clients are offered changes: a refusal for want of a
+		// signature is lifted like any quarantine by a new spec.
+		s.Signatures, s.SpecSeq, s.UpdatedAt = withSignature(s.Signatures, p.TaskSignature), e.Seq, e.Time
 	case *events.TaskDeleted:
 		runs := s.Runs
 		*s = TaskState{Runs: runs}
 	case *events.TaskFilesUploaded:
 		s.Files = mergeFiles(s.Files, p.Files)
-		s.UpdatedAt = e.Time
+		s.UpdatedAt, s.Signatures = e.Time, nil
 	case *events.TaskStartRequested:
 		s.Status, s.Run, s.ServerBy = StatusStartRequested, p.Run, ""
 		s.Runs++

@@ -23,6 +23,7 @@ const (
 
 	ClientDownloadCapabilityIssuedV1  = "client.download_capability_issued.v1"
 	ClientDownloadCapabilityRevokedV1 = "client.download_capability_revoked.v1"
+	ClientTaskRefusedV1               = "client.task_refused.v1"
 )
 
 func init() {
@@ -45,6 +46,7 @@ func init() {
 		func() Payload { return &ClientKeyRevoked{} },
 		func() Payload { return &ClientDownloadCapabilityIssued{} },
 		func() Payload { return &ClientDownloadCapabilityRevoked{} },
+		func() Payload { return &ClientTaskRefused{} },
 	)
 }
 
@@ -82,6 +84,10 @@ type Offer struct {
 	ClientArguments *string   `json:"client_arguments"`
 	ClientCommand   []string  `json:"client_command,omitempty"`
 	Files           []FileRef `json:"files"`
+	// Signatures are the operators' signatures over what the client runs
+	// (TaskStatement); an agent that trusts keys runs only what one of
+	// them signed.
+	Signatures []TaskSignature `json:"signatures,omitempty"`
 }
 
 // Decision explains why a task was or was not offered to a client.
@@ -177,6 +183,17 @@ type ClientTaskQuarantined struct {
 	Reason  string `json:"reason"`
 }
 
+// ClientTaskRefused records that a client would not run a task run: no
+// signature by a key it trusts verifies, say. Nothing was started.
+type ClientTaskRefused struct {
+	TaskID  string `json:"task_id"`
+	Run     string `json:"run"`
+	SpecSeq uint64 `json:"spec_seq"`
+	Reason  string `json:"reason"`
+}
+
+func (*ClientTaskRefused) EventType() string { return ClientTaskRefusedV1 }
+
 // ClientDisconnected records that the cloud stopped hearing from a client.
 type ClientDisconnected struct {
 	LastSeen time.Time `json:"last_seen"`
@@ -192,6 +209,9 @@ type ClientReconnected struct {
 // it replaces any earlier key.
 type ClientKeyIssued struct {
 	PublicKey string `json:"public_key"`
+	// Enrolment names the token the device enrolled with, when it made
+	// the key itself ("": issued by an operator).
+	Enrolment string `json:"enrolment,omitempty"`
 }
 
 // ClientKeyRevoked records that a client's key no longer connects.
@@ -265,6 +285,8 @@ func TaskRunOf(p Payload) (task, run string, ok bool) {
 	case *ClientTaskQuarantined:
 		return p.TaskID, p.Run, true
 	case *ClientTaskExited:
+		return p.TaskID, p.Run, true
+	case *ClientTaskRefused:
 		return p.TaskID, p.Run, true
 	}
 	return "", "", false

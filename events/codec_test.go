@@ -55,6 +55,9 @@ func TestEveryTypeRoundTrips(t *testing.T) {
 			if strings.HasPrefix(name, "client.") {
 				agg = events.Client("guilhermeeec")
 			}
+			if strings.HasPrefix(name, "enrolment.") {
+				agg = events.Enrolment("e7k2m9q4w8x3z5a1")
+			}
 			env, err := events.New("evt-1", "test", agg, at, p)
 			if err != nil {
 				t.Fatal(err)

@@ -51,7 +51,7 @@ func ValidID(id string) bool {
 
 // Validate reports whether the aggregate has a known kind and a valid id.
 func (a Aggregate) Validate() error {
-	if a.Kind != KindTask && a.Kind != KindClient {
+	if a.Kind != KindTask && a.Kind != KindClient && a.Kind != KindEnrolment {
 		return fmt.Errorf("unknown aggregate kind %q", a.Kind)
 	}
 	if !ValidID(a.ID) {

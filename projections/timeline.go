@@ -106,7 +106,18 @@ func describe(p events.Payload) (run, detail string) {
 	case *events.ClientReconnected:
 		return "", "after " + p.Gap.String()
 	case *events.ClientKeyIssued:
+		if p.Enrolment != "" {
+			return "", "key " + p.PublicKey + " enrolled with token " + p.Enrolment
+		}
 		return "", "key " + p.PublicKey
+	case *events.ClientTaskRefused:
+		return p.Run, p.Reason
+	case *events.TaskSigned:
+		return "", "signed by " + p.PublicKey
+	case *events.EnrolmentCreated:
+		return "", fmt.Sprintf("%d uses until %s", p.Uses, p.ExpiresAt.Format(time.RFC3339))
+	case *events.EnrolmentUsed:
+		return "", fmt.Sprintf("client %s enrolled (%d uses left)", p.ClientID, p.Remaining)
 	case *events.ClientKeyRevoked:
 		if p.Reason != "" {
 			return "", "key " + p.PublicKey + ": " + p.Reason

@@ -29,6 +29,9 @@ func runClient(args []string, out io.Writer) error {
 	grace := fs.Duration("grace", 5*time.Second, "how long a stopped task process may take before SIGKILL")
 	drain := fs.Duration("drain", 5*time.Second, "at shutdown, how long to wait for the cloud to take the reports still waiting")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	trust := &listFlag{}
+	fs.Var(trust, "trust", "run only tasks signed by one of these operator signing keys (public NKeys, comma-separated; flmngr signing-key create); others are refused and recorded")
+	enrolToken := fs.String("enrol", os.Getenv("FLMNGR_ENROL_TOKEN"), "enrol this device with a token from flmngr enrol create: it makes its key pair here and keeps the seed in <workdir>/identity (mode 0600); later starts use it ($FLMNGR_ENROL_TOKEN)")
 	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
 	if err := parseNone(fs, args); err != nil {
 		return err
@@ -49,7 +52,7 @@ func runClient(args []string, out io.Writer) error {
 	}
 	cfg := agent.Config{
 		ClientID: *id, Info: info.info(), InfoFile: *infoFile, WorkDir: abs,
-		Policy: *policy, MaxTasks: *maxTasks, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
+		Policy: *policy, MaxTasks: *maxTasks, Trust: trust.values, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
 		Logger: logger.With("component", "agent", "client_id", *id),
 	}
 	if err := cfg.Validate(); err != nil {
@@ -58,7 +61,16 @@ func runClient(args []string, out io.Writer) error {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var creds auth.Creds
+	if cf.creds == "" {
+		var attrs map[string]string
+		if creds, attrs, err = deviceIdentity(ctx, cf, *id, *enrolToken, abs, out); err != nil {
+			return err
+		}
+		cfg.Info = withEnrolledAttributes(cfg.Info, attrs)
+	}
 	if cf.creds != "" {
 		if creds, err = auth.ReadCreds(cf.creds); err != nil {
 			return fmt.Errorf("%w: --creds: %v", errUsage, err)
@@ -66,11 +78,9 @@ func runClient(args []string, out io.Writer) error {
 		if name := creds.Name(); name != *id {
 			return fmt.Errorf("%w: --creds %s are client %q's, not %q's", errUsage, cf.creds, name, *id)
 		}
-	} else if *leaf != "" {
-		return fmt.Errorf("%w: --leaf needs the client's credentials (--creds)", errUsage)
+	} else if *leaf != "" && creds.Key == nil {
+		return fmt.Errorf("%w: --leaf needs the client's credentials (--creds or --enrol)", errUsage)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	conn, err := agent.Dial(ctx, agent.DialConfig{ClientID: *id, URL: cf.url, Creds: creds, CAFile: cf.tlsCA, Leaf: *leaf, WorkDir: abs, Logger: logger})
 	if err != nil {
 		return cf.connectError(err, "make the client's credentials with flmngr client-credentials create "+*id+" and pass them with --creds")

@@ -29,6 +29,8 @@ func commandsList() []command {
 		{"cloud", "run the cloud services against an external NATS deployment", runCloud},
 		{"client", "run a client agent: register, follow offers, run the offered tasks", runClient},
 		{"client-credentials", "create or revoke a client agent's identity on NATS", runCredentials},
+		{"signing-key", "make an operator signing key for tasks sites verify (--trust)", runSigningKey},
+		{"enrol", "make a one-time token a device enrols with (it makes its own key)", runEnrol},
 		{"cluster-config", "print the nats-server configuration of a node of a cluster that serves flmngr", runClusterConfig},
 		{"task", "create, get, list, update, delete, upload, start and stop tasks", runTask},
 		{"match", "preview which clients a selection criterion selects", runMatch},
@@ -73,7 +75,7 @@ func run(args []string, out, errOut io.Writer) int {
 			continue
 		}
 		name := c.name
-		if len(args) > 1 && (c.name == "task" || c.name == "user" || c.name == "client-credentials") && !strings.HasPrefix(args[1], "-") {
+		if len(args) > 1 && (c.name == "task" || c.name == "user" || c.name == "client-credentials" || c.name == "enrol") && !strings.HasPrefix(args[1], "-") {
 			name += " " + args[1]
 		}
 		err := c.run(args[1:], out)

@@ -36,7 +36,7 @@ func runTask(args []string, out io.Writer) error {
 	}
 	return subcommands(args, out, taskUsage, "subcommand", subcommand{"create", taskCreate}, subcommand{"get", taskGet}, subcommand{"list", taskList},
 		subcommand{"update", taskUpdate}, lifecycle("delete"), subcommand{"upload", taskUpload}, lifecycle("start"), lifecycle("stop"),
-		subcommand{"wait", taskWait})
+		subcommand{"wait", taskWait}, subcommand{"sign", taskSign})
 }
 
 // specFlags are the create-task form of the original, as flags.
@@ -109,6 +109,7 @@ func taskID(flagID string, pos []string) (string, error) {
 func taskCreate(args []string, out io.Writer) error {
 	fs, cf := newOperatorFlags("task create", "task create ID --host H --port P [flags]", "Registers a task. Nothing starts until 'flmngr task start'.")
 	s := registerSpec(fs)
+	signKey := signKeyFlag(fs)
 	id, set, serverCmd, clientCmd, err := s.parse(args)
 	if err != nil {
 		return err
@@ -124,13 +125,19 @@ func taskCreate(args []string, out io.Writer) error {
 	if set["client-args"] {
 		cmd.ClientArguments = s.clientArgs
 	}
-	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) { return c.CreateTask(ctx, cmd) },
-		reported("task "+id+" created", ""))
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
+		r, err := c.CreateTask(ctx, cmd)
+		if err == nil {
+			err = signIfAsked(ctx, c, id, *signKey, cf.json, out)
+		}
+		return r, err
+	}, reported("task "+id+" created", ""))
 }
 
 func taskUpdate(args []string, out io.Writer) error {
 	fs, cf := newOperatorFlags("task update", "task update ID [flags]", "Changes the given fields of a task; others stay as they are.")
 	s := registerSpec(fs)
+	signKey := signKeyFlag(fs)
 	id, set, serverCmd, clientCmd, err := s.parse(args)
 	if err != nil {
 		return err
@@ -159,8 +166,13 @@ func taskUpdate(args []string, out io.Writer) error {
 	if set["client-cmd"] {
 		cmd.ClientCommand = &clientCmd
 	}
-	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) { return c.UpdateTask(ctx, cmd) },
-		reported("task "+id+" updated", "task "+id+" unchanged"))
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
+		r, err := c.UpdateTask(ctx, cmd)
+		if err == nil {
+			err = signIfAsked(ctx, c, id, *signKey, cf.json, out)
+		}
+		return r, err
+	}, reported("task "+id+" updated", "task "+id+" unchanged"))
 }
 
 func setFlags(fs *flag.FlagSet) map[string]bool {

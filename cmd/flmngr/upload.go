@@ -23,6 +23,7 @@ func taskUpload(args []string, out io.Writer) error {
 		"Stores files of a task. Each file is stored under its base name, or under NAME\n"+
 			"when given as NAME=FILE (NAME may have directories: models/net.py=./net.py).\n"+
 			"The cloud records every file's name, size and SHA-256; clients verify them.")
+	signKey := signKeyFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -82,6 +83,9 @@ func taskUpload(args []string, out io.Writer) error {
 	}
 	refs, r, err := c.StoreTaskFiles(ctx, api.PutFunc(upload), id, items)
 	if err != nil {
+		return err
+	}
+	if err := signIfAsked(ctx, c, id, *signKey, cf.json, out); err != nil {
 		return err
 	}
 	if cf.json {

@@ -38,6 +38,8 @@ func indexPrefixOf(kind, id string) []byte {
 	switch kind {
 	case events.KindTask:
 		k = append(k, 't', '/')
+	case events.KindEnrolment:
+		k = append(k, 'e', '/')
 	default:
 		k = append(k, 'c', '/')
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
@@ -64,6 +65,10 @@ type Config struct {
 	// (StartLeaf with a StoreDir): the reports that wait for the cloud
 	// are kept in a stream there instead of in WorkDir/outbox.jsonl.
 	Journal jetstream.JetStream
+	// Trust, when set, are the public keys (NKeys) of the operators whose
+	// signatures the agent accepts: it runs only tasks one of them
+	// signed, and records a refusal for the others.
+	Trust []string
 	// Output, when set, gets every line a client process prints.
 	Output func(task, run string, m taskd.Message)
 	Logger *slog.Logger
@@ -85,6 +90,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTasks < 0 {
 		return errors.New("max tasks must not be negative")
+	}
+	for _, k := range c.Trust {
+		if _, err := nkeys.FromPublicKey(k); err != nil {
+			return fmt.Errorf("trusted key %q is not a public NKey: %v", k, err)
+		}
 	}
 	if c.WorkDir == "" && !c.simulate {
 		return errors.New("a work directory is required")

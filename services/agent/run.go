@@ -122,6 +122,13 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskQuarantined, TaskID: o.TaskID, Run: o.Run, SpecSeq: o.SpecSeq, Reason: exception})
 		free(true, false)
 	}
+	if err := a.trusted(o); err != nil {
+		a.cfg.Logger.Warn("task refused", "task_id", o.TaskID, "run", o.Run, "err", err)
+		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskRefused, TaskID: o.TaskID, Run: o.Run, SpecSeq: o.SpecSeq, Reason: err.Error()})
+		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskQuarantined, TaskID: o.TaskID, Run: o.Run, SpecSeq: o.SpecSeq, Reason: err.Error()})
+		free(true, false)
+		return
+	}
 	proc, argv, err := a.launch(ctx, r)
 	if err != nil {
 		a.cfg.Logger.Warn("cannot run task", "task_id", o.TaskID, "run", o.Run, "err", err)

@@ -88,6 +88,10 @@ type Config struct {
 	// Issuer signs the JWT of a client key that is issued (nil: the
 	// deployment runs without authentication and issues none).
 	Issuer ClientIssuer
+	// Enrol makes the identities of enrolment tokens (nil: no tokens).
+	Enrol EnrolmentIssuer
+	// Now is the clock enrolment tokens expire by (default time.Now).
+	Now func() time.Time
 	// OnRefused, when set, is told of every request refused because of
 	// its reply subject.
 	OnRefused func(subject string)
@@ -186,6 +190,8 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"task_upload", SubjectTaskUpload, s.taskUpload, true},
 		{"client_capability_issue", SubjectIssueCap, command[commands.IssueDownloadCapability](s, false), true},
 		{"client_capability_revoke", SubjectRevokeCap, command[commands.RevokeDownloadCapabilities](s, false), true},
+		{"enrol_create", SubjectCreateEnrolment, s.createEnrolment, true},
+		{"task_sign", SubjectSignTask, command[commands.SignTask](s, false), true},
 	}
 	queries := []endpoint{
 		{"task_get", SubjectGetTask, s.getTask, false},
@@ -226,6 +232,7 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 		{"flmngr-commands", "flmngr commands: create, update, delete, start and stop tasks; register clients and report their attributes", cmds},
 		{"flmngr-queries", "flmngr queries: tasks, clients (users), the timeline and status; view rebuilds", queries},
 		{"flmngr-clients", "flmngr per-client endpoints: a client agent's reports, history, offers and task files, on its own subjects", s.clientEndpoints()},
+		{"flmngr-enrol", "flmngr enrolment: a device holding a token registers the key it made", []endpoint{{"enrol", auth.EnrolPrefix + ".*", s.enrol, true}}},
 	} {
 		svc := newService(def.name, s.cfg.Version, def.desc)
 		svcs = append(svcs, svc)
@@ -265,12 +272,17 @@ func (s *Server) Start(ctx context.Context, nc *nats.Conn) (stop func(), err err
 // subscription.
 func (s *Server) serve(ctx context.Context, svc *service, i int, ep endpoint) nats.MsgHandler {
 	perClient := strings.HasPrefix(ep.subject, ClientPrefix+".")
+	enrol := strings.HasPrefix(ep.subject, auth.EnrolPrefix+".")
 	return func(m *nats.Msg) {
 		id := ""
 		if perClient {
 			id = clientOfSubject(m.Subject)
 		}
-		if !auth.ReplyAllowed(id, m.Reply) {
+		allowed := auth.ReplyAllowed(id, m.Reply)
+		if enrol {
+			allowed = auth.EnrolReplyAllowed(enrolTokenOf(m.Subject), m.Reply)
+		}
+		if !allowed {
 			s.refuse(m)
 			return
 		}

@@ -41,6 +41,9 @@ func (t *Trust) AccountJWT(revoked map[string]time.Time) (string, error) {
 		scope := jwt.NewUserScope()
 		scope.Key, scope.Role, scope.Description = mustPublic(t.Roles[r]), string(r), "flmngr "+string(r)
 		scope.Template.Permissions = Permissions(r)
+		// An enrolment token is the whole identity: the device has no
+		// key yet, and the token expires.
+		scope.Template.BearerToken = r == RoleEnrol
 		ac.SigningKeys.AddScopedSigner(scope)
 	}
 	for _, pub := range slices.Sorted(maps.Keys(revoked)) {
@@ -60,6 +63,20 @@ func (t *Trust) IssueUser(r Role, name, pub string) (string, error) {
 		return "", fmt.Errorf("auth: %q is not a user public key", pub)
 	}
 	return jwt.IssueUserJWT(kp, t.AccountKey(), pub, name, 0)
+}
+
+// IssueEnrolment makes the NATS identity an enrolment token carries: a
+// bearer JWT in the enrol role named id that expires at expires. The
+// token is the JWT; its key pair is thrown away, and pub is its public
+// half.
+func (t *Trust) IssueEnrolment(id string, expires time.Time) (token, pub string, err error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", "", err
+	}
+	pub = mustPublic(kp)
+	token, err = jwt.IssueUserJWT(t.Roles[RoleEnrol], t.AccountKey(), pub, id, time.Until(expires))
+	return token, pub, err
 }
 
 // NewUser makes a key pair in role r named name and returns its

@@ -12,6 +12,7 @@ var roleAbout = map[Role]string{
 	RoleGateway:   "the cloud's HTTP gateway (it acts for whoever holds the admin token)",
 	RoleOperator:  "people and scripts: the CLI with operator.creds",
 	RoleClient:    "one client agent; `{{name()}}` is its id",
+	RoleEnrol:     "a device holding an enrolment token (the token is this identity, a bearer JWT that expires with it); `{{name()}}` is the token's id",
 }
 
 // MatrixMarkdown is the permission matrix as a Markdown table: role,

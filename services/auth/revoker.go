@@ -16,7 +16,7 @@ import (
 
 // Revoker keeps the servers' copy of the flmngr account current: it
 // follows the key events of the log and, whenever a key is revoked (or
-// replaced by a new one), pushes the account JWT with the revoked keys to
+// replaced by a new one, or an enrolment token is used up), pushes the account JWT with the revoked keys to
 // the servers through the system account. The servers close the revoked
 // keys' connections at once, all of them, with no reload.
 type Revoker struct {
@@ -31,6 +31,30 @@ type Revoker struct {
 	applied uint64               // last key event the servers enforce
 	dirty   bool                 // revocations changed since the last push
 	changed chan struct{}        // closed and replaced when applied moves
+	spent   map[string]time.Time // used-up enrolment tokens to revoke after SpentTokenGrace
+}
+
+// SpentTokenGrace is how long a used-up enrolment token is left to the
+// servers after its last use: the device that used it reads its answer
+// on the token's connection.
+const SpentTokenGrace = 5 * time.Second
+
+// revokeSpent revokes the used-up tokens whose grace is over and tells
+// when the next one's ends (zero: none left).
+func (r *Revoker) revokeSpent() (next time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for pub, at := range r.spent {
+		if wait := SpentTokenGrace - time.Since(at); wait > 0 {
+			if next == 0 || wait < next {
+				next = wait
+			}
+			continue
+		}
+		r.revoked[pub], r.dirty = at, true
+		delete(r.spent, pub)
+	}
+	return next
 }
 
 // NewRevoker returns a Revoker that pushes through sys, a connection of
@@ -39,7 +63,8 @@ func NewRevoker(t *Trust, sys *nats.Conn, log *slog.Logger) *Revoker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Revoker{trust: t, sys: sys, log: log, keys: map[string]string{}, revoked: map[string]time.Time{}, changed: make(chan struct{})}
+	return &Revoker{trust: t, sys: sys, log: log, keys: map[string]string{}, revoked: map[string]time.Time{}, changed: make(chan struct{}),
+		spent: map[string]time.Time{}}
 }
 
 // Apply folds a key event in.
@@ -57,6 +82,18 @@ func (r *Revoker) Apply(e events.Envelope) {
 	case *events.ClientKeyRevoked:
 		r.revoked[p.PublicKey], r.dirty = e.Time, true
 		delete(r.keys, id)
+	case *events.EnrolmentUsed:
+		if p.Remaining <= 0 {
+			// A used-up token connects no more, once the device that
+			// used it last had its answer (revoking it at once would
+			// cut that device's connection before the answer reaches
+			// it); the cloud refuses it meanwhile.
+			if time.Since(e.Time) >= SpentTokenGrace {
+				r.revoked[p.TokenKey], r.dirty = e.Time, true
+			} else {
+				r.spent[p.TokenKey] = e.Time
+			}
+		}
 	}
 	if !r.dirty {
 		r.advance()
@@ -158,7 +195,7 @@ func (r *Revoker) WaitFor(ctx context.Context, seq uint64) error {
 // burst of revocations, until ctx ends. The first push, once the log is
 // read, also brings the servers the permissions of this version.
 func (r *Revoker) Run(ctx context.Context, log *eventlog.Log) error {
-	filters := []string{log.TypeFilter(events.ClientKeyIssuedV1), log.TypeFilter(events.ClientKeyRevokedV1)}
+	filters := []string{log.TypeFilter(events.ClientKeyIssuedV1), log.TypeFilter(events.ClientKeyRevokedV1), log.TypeFilter(events.EnrolmentUsedV1)}
 	// The key events so far, read again until the log answers (a cloud
 	// may start while its cluster elects leaders).
 	var last uint64
@@ -187,7 +224,7 @@ func (r *Revoker) Run(ctx context.Context, log *eventlog.Log) error {
 		done <- log.Follow(ctx, eventlog.FollowOptions{From: last + 1, Filters: filters}, func(e events.Envelope) error {
 			r.Apply(e)
 			r.mu.Lock()
-			d := r.dirty
+			d := r.dirty || len(r.spent) > 0
 			r.mu.Unlock()
 			if d {
 				select {
@@ -199,6 +236,9 @@ func (r *Revoker) Run(ctx context.Context, log *eventlog.Log) error {
 		})
 	}()
 	var retry <-chan time.Time // a failed push is tried again
+	spent := time.NewTimer(time.Hour)
+	spent.Stop()
+	defer spent.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -211,8 +251,18 @@ func (r *Revoker) Run(ctx context.Context, log *eventlog.Log) error {
 			return err
 		case <-dirty:
 		case <-retry:
+		case <-spent.C:
 		}
 		retry = nil
+		if next := r.revokeSpent(); next > 0 {
+			spent.Reset(next)
+		}
+		r.mu.Lock()
+		d := r.dirty
+		r.mu.Unlock()
+		if !d {
+			continue
+		}
 		if err := r.Push(ctx); err != nil {
 			if ctx.Err() != nil {
 				continue

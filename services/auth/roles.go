@@ -16,10 +16,11 @@ const (
 	RoleGateway   Role = "gateway"
 	RoleOperator  Role = "operator"
 	RoleClient    Role = "client"
+	RoleEnrol     Role = "enrol"
 )
 
 // Roles lists every role, in the order the permission matrix shows them.
-var Roles = []Role{RoleAdmin, RoleCloud, RoleResponder, RoleGateway, RoleOperator, RoleClient}
+var Roles = []Role{RoleAdmin, RoleCloud, RoleResponder, RoleGateway, RoleOperator, RoleClient, RoleEnrol}
 
 // Subjects the roles are about.
 const (
@@ -33,7 +34,15 @@ const (
 const (
 	inboxRoot     = "_INBOX"
 	clientInboxes = inboxRoot + ".client"
+	enrolInboxes  = inboxRoot + ".enrol"
 )
+
+// EnrolPrefix starts the subjects devices enrol on: EnrolPrefix.<token id>.
+const EnrolPrefix = "flmngr.enrol"
+
+// EnrolInboxPrefix is the inbox prefix of a device enrolling with token
+// id: the only place the answer to its request may go.
+func EnrolInboxPrefix(tokenID string) string { return enrolInboxes + "." + tokenID }
 
 // InboxPrefix is the inbox prefix of client id's connections: replies to
 // its requests come there, and nobody else's do.
@@ -50,7 +59,13 @@ func ReplyAllowed(clientID, reply string) bool {
 	if clientID != "" {
 		return hasPrefix(reply, InboxPrefix(clientID)+".")
 	}
-	return hasPrefix(reply, inboxRoot+".") && !hasPrefix(reply, clientInboxes+".")
+	return hasPrefix(reply, inboxRoot+".") && !hasPrefix(reply, clientInboxes+".") && !hasPrefix(reply, enrolInboxes+".")
+}
+
+// EnrolReplyAllowed reports whether an enrolment with token id may be
+// answered on reply: only on that token's inbox prefix.
+func EnrolReplyAllowed(tokenID, reply string) bool {
+	return tokenID != "" && hasPrefix(reply, EnrolInboxPrefix(tokenID)+".")
 }
 
 func hasPrefix(s, p string) bool { return len(s) > len(p) && s[:len(p)] == p }
@@ -89,7 +104,7 @@ func Permissions(r Role) jwt.Permissions {
 		p.Sub.Allow.Add(RoleInboxPrefix(RoleCloud)+".>", "flmngr.hb.>", "flmngr.clogs.>", "flmngr.logslive.>")
 	case RoleResponder:
 		p.Pub.Allow.Add(inboxRoot + ".>")
-		p.Sub.Allow.Add("flmngr.cmd.>", "flmngr.q.>", "flmngr.admin.>", "flmngr.client.*.*", "$SRV.>")
+		p.Sub.Allow.Add("flmngr.cmd.>", "flmngr.q.>", "flmngr.admin.>", "flmngr.client.*.*", EnrolPrefix+".*", "$SRV.>")
 	case RoleGateway:
 		p.Pub.Allow.Add("flmngr.cmd.>", "flmngr.q.>", "flmngr.admin.>")
 		p.Pub.Allow.Add(streamReads(EventsStream)...)
@@ -101,6 +116,11 @@ func Permissions(r Role) jwt.Permissions {
 	case RoleClient:
 		p.Pub.Allow.Add("flmngr.client.{{name()}}.>", "flmngr.hb.{{name()}}", "flmngr.clogs.{{name()}}.>")
 		p.Sub.Allow.Add(clientInboxes+".{{name()}}.>", "flmngr.live.client.{{name()}}.>")
+	case RoleEnrol:
+		// A device holding an enrolment token: it may ask to enrol with
+		// that token and read the answer, nothing else.
+		p.Pub.Allow.Add(EnrolPrefix + ".{{name()}}")
+		p.Sub.Allow.Add(enrolInboxes + ".{{name()}}.>")
 	}
 	return p
 }

@@ -290,7 +290,7 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 		Events: c.Log, Chunks: files.NewChunks(c.Files), ClientRate: cfg.ClientRate, ClientBurst: cfg.ClientBurst, OnLimited: c.Metrics.Limited, OnRefused: c.Metrics.Refused,
 		Reader: c.Log, Logs: logs.NewReader(c.nc), Uploads: files.NewUploads(c.Log.JetStream(), c.Files), Admit: c.Storage.Admit,
 		Disk:         func() (uint64, bool) { return c.Storage.FreeBytes(), c.Storage.Low() },
-		KeysEnforced: c.keysEnforced, Issuer: c.issuer(), Logger: cfg.Logger.With("component", "api")})
+		KeysEnforced: c.keysEnforced, Issuer: c.issuer(), Enrol: c.enrolIssuer(), Logger: cfg.Logger.With("component", "api")})
 	responder, err := c.dial(auth.RoleResponder, "responder")
 	if err != nil {
 		return err
@@ -456,6 +456,15 @@ func (c *Cloud) issuer() api.ClientIssuer {
 }
 
 type clientIssuer struct{ t *auth.Trust }
+
+// enrolIssuer makes the identities of enrolment tokens (nil without
+// authentication).
+func (c *Cloud) enrolIssuer() api.EnrolmentIssuer {
+	if c.Trust == nil {
+		return nil
+	}
+	return c.Trust
+}
 
 func (i clientIssuer) IssueClient(id, pub string) (string, error) {
 	return i.t.IssueUser(auth.RoleClient, id, pub)

@@ -73,7 +73,7 @@ func (m *Matcher) filters() []string {
 	for _, t := range []string{
 		events.TaskCreatedV1, events.TaskUpdatedV1, events.TaskDeletedV1, events.TaskFilesUploadedV1,
 		events.TaskStartRequestedV1, events.TaskStopRequestedV1, events.TaskFinishedV1, events.TaskErroredV1,
-		events.TaskStoppedV1, events.TaskInterruptedV1,
+		events.TaskStoppedV1, events.TaskInterruptedV1, events.TaskSignedV1,
 		events.ClientRegisteredV1, events.ClientInfoReportedV1, events.ClientOffersChangedV1,
 	} {
 		fs = append(fs, m.log.TypeFilter(t))
@@ -236,17 +236,9 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 func (t *task) offer() events.Offer {
 	spec := t.state.Spec
 	o := events.Offer{TaskID: t.id, Run: t.state.Run, SpecSeq: t.state.SpecSeq, Host: spec.Host, Port: spec.Port,
-		Tags: spec.Tags, ClientArguments: spec.ClientArguments, ClientCommand: spec.ClientCommand, Files: []events.FileRef{}}
-	if len(spec.FilesPaths) == 0 {
-		o.Files = append(o.Files, t.state.Files...)
-	}
-	for _, name := range spec.FilesPaths {
-		f, ok := t.state.FileNamed(name)
-		if !ok {
-			f = events.FileRef{Name: name} // never uploaded: the client will say so
-		}
-		o.Files = append(o.Files, f)
-	}
+		Tags: spec.Tags, ClientArguments: spec.ClientArguments, ClientCommand: spec.ClientCommand,
+		// A name never uploaded has no digest: the client will say so.
+		Files: events.OfferedFiles(spec.FilesPaths, t.state.Files), Signatures: t.state.Signatures}
 	return o
 }
 

@@ -31,8 +31,8 @@ const maxOutbox = 10_000
 // after, and an agent that starts again sends what its earlier life left
 // unacknowledged, first and under the same keys.
 //
-// Task reports that wait together go in one request, stored by the cloud
-// in one append (sendMany): an agent whose task failed says errored,
+// Task reports that wait together go in one request (sendMany): an agent
+// whose task failed says errored,
 // quarantined, downloaded and started for the next task in one or two
 // round trips, not four acknowledged one after the other.
 type outbox struct {

@@ -39,6 +39,7 @@ const (
 // index and the checkpoint, sorted, at the end.
 func (s *Store) doRebuild(ctx context.Context, src Source) error {
 	start := time.Now()
+	defer func() { s.rebuildTook.Store(int64(time.Since(start))) }()
 	target, err := src.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)

@@ -190,6 +190,14 @@ func applyInto(db *badgerdb.DB, batch []item) error {
 	return err
 }
 
+// SnapshotHealth reports the last snapshot's sequence (zero: none) and
+// time, and what the last rebuild read and took (zero: none since the
+// store opened).
+func (s *Store) SnapshotHealth() (seq uint64, taken time.Time, rebuildRead int64, rebuildTook time.Duration) {
+	info, _, _ := s.SnapshotInfo()
+	return info.Seq, info.Taken, s.TailRead.Load(), time.Duration(s.rebuildTook.Load())
+}
+
 // Snapshot policy: while Run runs, a snapshot is written every
 // SnapshotEvery when the views moved at least SnapshotMinEvents past the
 // last one, and when Run stops.

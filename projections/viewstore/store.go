@@ -54,7 +54,8 @@ type Store struct {
 
 	// TailRead counts the events the last rebuild read from the log
 	// (all of them without a snapshot, the tail after one with it).
-	TailRead atomic.Int64
+	TailRead    atomic.Int64
+	rebuildTook atomic.Int64 // nanoseconds
 }
 
 // maxBatch bounds how many events go into one transaction.

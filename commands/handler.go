@@ -305,10 +305,20 @@ func (h *Handler) Execute(ctx context.Context, cmd Command) (Result, error) {
 			*sec.hash = hash
 		}
 	}
-	lock := &h.locks[maphash.String(h.seed, agg.String())%uint64(len(h.locks))]
+	lock := h.lockOf(agg)
 	lock.Lock()
 	defer lock.Unlock()
+	return h.executeLocked(ctx, cmd, agg, key)
+}
 
+// lockOf returns the lock that serialises the commands on agg.
+func (h *Handler) lockOf(agg events.Aggregate) *sync.Mutex {
+	return &h.locks[maphash.String(h.seed, agg.String())%uint64(len(h.locks))]
+}
+
+// executeLocked is Execute once the command is checked and its
+// aggregate's lock is held.
+func (h *Handler) executeLocked(ctx context.Context, cmd Command, agg events.Aggregate, key string) (Result, error) {
 	stale := false
 	for range h.cfg.MaxAttempts {
 		st, latest, err := h.state(ctx, agg, stale)

@@ -48,6 +48,17 @@ func runStatus(args []string, out io.Writer) error {
 
 func printStatus(out io.Writer, s api.StatusReply) error {
 	fmt.Fprintf(out, "events in log:  %d\nviews applied:  %d\ntasks:          %d\nusers:          %d\n", s.StreamSeq, s.ViewsSeq, s.Tasks, s.Clients)
+	if s.StreamBytes > 0 {
+		fmt.Fprintf(out, "log size:       %s\n", storage.Bytes(s.StreamBytes))
+	}
+	if s.SnapshotTaken != nil {
+		fmt.Fprintf(out, "views snapshot: at event %d, %s old (a rebuild reads the %d events after it)\n", s.SnapshotSeq, time.Since(*s.SnapshotTaken).Round(time.Second), s.StreamSeq-min(s.SnapshotSeq, s.StreamSeq))
+	} else {
+		fmt.Fprintf(out, "views snapshot: none yet (a rebuild reads all %d events)\n", s.StreamSeq)
+	}
+	if s.RebuildTook != "" {
+		fmt.Fprintf(out, "last rebuild:   read %d events in %s\n", s.RebuildEvents, s.RebuildTook)
+	}
 	if s.StorageLow {
 		fmt.Fprintf(out, "ALARM: the cloud's data volume has %s free, below its watermark: commands are refused until space is freed\n", storage.Bytes(s.DataVolumeFree))
 	}

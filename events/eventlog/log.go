@@ -395,6 +395,17 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
+// Size returns how many events the stream holds and their bytes on disk.
+func (l *Log) Size(ctx context.Context) (msgs, bytes uint64, err error) {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.Msgs, info.State.Bytes, nil
+}
+
 // LastSeqOf returns the sequence of the last event matching a subject filter
 // (zero when there is none).
 func (l *Log) LastSeqOf(ctx context.Context, filter string) (uint64, error) {

@@ -3,6 +3,7 @@ package viewstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -38,12 +39,19 @@ const (
 // index and the checkpoint, sorted, at the end.
 func (s *Store) doRebuild(ctx context.Context, src Source) error {
 	start := time.Now()
+	defer func() { s.rebuildTook.Store(int64(time.Since(start))) }()
 	target, err := src.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	gen := s.gen + 1
 	dir := generationDir(s.dir, gen)
+	if done, err := s.rebuildFromSnapshot(ctx, src, gen, target); done || err != nil {
+		if err == nil {
+			s.log.Info("views rebuilt from a snapshot and the log after it", "events", target, "read", s.TailRead.Load(), "took", time.Since(start))
+		}
+		return err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
@@ -67,8 +75,10 @@ func (s *Store) doRebuild(ctx context.Context, src Source) error {
 	tasks := map[string]*projections.TaskView{}
 	clients := map[string]*projections.ClientView{}
 	index := map[string][]uint64{} // index prefix → sequences, ascending
+	s.TailRead.Store(0)
 	if target > 0 {
 		err = replay(ctx, src, target, func(e events.Envelope, entry encodedEntry) error {
+			s.TailRead.Add(1)
 			switch e.Aggregate.Kind {
 			case events.KindTask:
 				v := projections.ApplyTask(tasks[e.Aggregate.ID], e)
@@ -151,6 +161,44 @@ func writeSorted[V any](w *streamWriter, stream uint32, views map[string]*V, key
 		}
 	}
 	return nil
+}
+
+// rebuildFromSnapshot builds generation gen from the snapshot and the
+// events after it, up to target, and switches to it; done is false when
+// there is no snapshot it can use (the caller then replays the whole log).
+func (s *Store) rebuildFromSnapshot(ctx context.Context, src Source, gen int, target uint64) (done bool, err error) {
+	if _, _, ok := lastSnapshot(s.dir); !ok {
+		return false, nil
+	}
+	dir := generationDir(s.dir, gen)
+	if err := os.RemoveAll(dir); err != nil {
+		return false, fmt.Errorf("rebuild: %w", err)
+	}
+	db, err := openDB(dir)
+	if err != nil {
+		return false, fmt.Errorf("rebuild: %w", err)
+	}
+	from, err := s.loadSnapshot(db, target)
+	if err == nil && from > 0 {
+		var read int
+		read, err = tail(ctx, db, src, from, target)
+		s.TailRead.Store(int64(read))
+		if err == nil {
+			if err = s.switchTo(gen, db); err == nil {
+				s.setApplied(target)
+				return true, nil
+			}
+		}
+	}
+	db.Close()
+	os.RemoveAll(dir)
+	if err != nil && ctx.Err() != nil {
+		return false, fmt.Errorf("rebuild: %w", err)
+	}
+	if err != nil && !errors.Is(err, errSnapshotUnusable) {
+		s.log.Warn("views snapshot could not be used: replaying the whole log", "err", err)
+	}
+	return false, nil
 }
 
 // switchTo makes a rebuilt generation current and drops the old one.

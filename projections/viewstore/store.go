@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -47,6 +48,14 @@ type Store struct {
 	changed chan struct{} // closed and replaced whenever applied moves
 
 	rebuild chan chan error
+
+	applyMu sync.Mutex // held while events are applied, and by Snapshot
+	snapMu  sync.Mutex // one snapshot written or read at a time
+
+	// TailRead counts the events the last rebuild read from the log
+	// (all of them without a snapshot, the tail after one with it).
+	TailRead    atomic.Int64
+	rebuildTook atomic.Int64 // nanoseconds
 }
 
 // maxBatch bounds how many events go into one transaction.
@@ -200,6 +209,10 @@ func (s *Store) readLayout() (uint64, error) {
 // upToDateLayout rebuilds views of another layout, or marks empty ones
 // with this layout.
 func (s *Store) upToDateLayout(ctx context.Context, src Source) error {
+	if _, _, ok := lastSnapshot(s.dir); ok && s.Applied() == 0 {
+		// Views lost, a snapshot kept: it and the events after it.
+		return s.doRebuild(ctx, src)
+	}
 	l, err := s.readLayout()
 	if err != nil || l == layout {
 		return err
@@ -215,7 +228,8 @@ func (s *Store) upToDateLayout(ctx context.Context, src Source) error {
 
 // Run keeps the views up to date with the log until ctx ends, following
 // it from the event after the checkpoint. Rebuild requests are carried out
-// between batches.
+// between batches. Snapshots are written as SnapshotEvery says, and when
+// Run stops.
 func (s *Store) Run(ctx context.Context, src Source) error {
 	if err := s.upToDateLayout(ctx, src); err != nil {
 		if ctx.Err() != nil {
@@ -223,25 +237,34 @@ func (s *Store) Run(ctx context.Context, src Source) error {
 		}
 		return err
 	}
+	snapTick := time.NewTicker(s.snapEvery())
+	defer snapTick.Stop()
+	defer s.snapshotIfBehind(0) // on shutdown: a restart reads only what follows
 	for {
 		fctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- s.follow(fctx, src) }()
-		select {
-		case err := <-done:
-			cancel()
-			if ctx.Err() != nil {
-				return nil
+		var reply chan error
+		for reply == nil {
+			select {
+			case <-snapTick.C:
+				s.snapshotIfBehind(SnapshotMinEvents)
+				continue
+			case err := <-done:
+				cancel()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			case reply = <-s.rebuild:
 			}
-			return err
-		case reply := <-s.rebuild:
-			cancel()
-			<-done
-			err := s.doRebuild(ctx, src)
-			reply <- err
-			if err != nil && ctx.Err() != nil {
-				return nil
-			}
+		}
+		cancel()
+		<-done
+		err := s.doRebuild(ctx, src)
+		reply <- err
+		if err != nil && ctx.Err() != nil {
+			return nil
 		}
 	}
 }
@@ -334,9 +357,14 @@ func (s *Store) applyBatch(batch []item) error {
 	if len(fresh) == 0 {
 		return nil
 	}
+	s.applyMu.Lock()
 	s.dbMu.RLock()
 	err := s.db.Update(func(txn *badgerdb.Txn) error { return applyTxn(txn, fresh) })
 	s.dbMu.RUnlock()
+	if err == nil {
+		s.setApplied(fresh[len(fresh)-1].seq) // before a snapshot may read it
+	}
+	s.applyMu.Unlock()
 	if errors.Is(err, badgerdb.ErrTxnTooBig) && len(fresh) > 1 {
 		half := len(fresh) / 2
 		if err := s.applyBatch(fresh[:half]); err != nil {
@@ -347,7 +375,6 @@ func (s *Store) applyBatch(batch []item) error {
 	if err != nil {
 		return fmt.Errorf("apply events %d-%d: %w", fresh[0].seq, fresh[len(fresh)-1].seq, err)
 	}
-	s.setApplied(fresh[len(fresh)-1].seq)
 	return nil
 }
 

@@ -164,7 +164,7 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: the connection's inbox prefix is %q, not %q (connect with agent.Dial, or nats.CustomInboxPrefix(auth.InboxPrefix(id)))", nc.Opts.InboxPrefix, want)
 	}
 	conn := api.NewClient(nc, 15*time.Second).WithSource(commands.AgentSource(cfg.ClientID)).ForClient(cfg.ClientID)
-	return &Agent{nc: nc, conn: conn, outbox: newOutbox(sendTo(conn), cfg.Logger),
+	return &Agent{nc: nc, conn: conn, outbox: newOutbox(sendTo(conn), sendManyTo(conn), cfg.Logger),
 		cfg: cfg, post: make(chan func(), 256),
 		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{}}, nil
 }

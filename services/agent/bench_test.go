@@ -158,15 +158,19 @@ func BenchmarkStartToClientSpawn(b *testing.B) {
 // soon as the error line is read, to the next task's started event).
 func BenchmarkErrorToFailover(b *testing.B) {
 	d := deploy(b, "c1")
-	d.create(b, "E", []string{"sh", "-c", `echo '{"type":"error","exception":"test-error"}'; sleep 600`})
+	// E fails a moment after it starts, once C is offered too: the
+	// client then runs E (its one slot) and C waits for it.
+	d.create(b, "E", []string{"sh", "-c", `sleep 0.3; echo '{"type":"error","exception":"test-error"}'; sleep 600`})
 	d.create(b, "C", []string{"sleep", "600"})
 	ctx := context.Background()
 	var lat []time.Duration
 	for b.Loop() {
-		for _, id := range []string{"E", "C"} {
-			if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: id}); err != nil {
-				b.Fatal(err)
-			}
+		if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "E"}); err != nil {
+			b.Fatal(err)
+		}
+		d.awaitAll(b, clientEvent(events.ClientTaskStartedV1, "E"))
+		if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "C"}); err != nil {
+			b.Fatal(err)
 		}
 		got := d.awaitAll(b, clientEvent(events.ClientTaskErroredV1, "E"), clientEvent(events.ClientTaskStartedV1, "C"))
 		lat = append(lat, got[1].Time.Sub(got[0].Time))

@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
 	"github.com/flmngr/flmngr/commands"
@@ -27,10 +30,16 @@ const maxOutbox = 10_000
 // written to the journal before it is queued and its acknowledgement
 // after, and an agent that starts again sends what its earlier life left
 // unacknowledged, first and under the same keys.
+//
+// Task reports that wait together go in one request (sendMany): an agent
+// whose task failed says errored,
+// quarantined, downloaded and started for the next task in one or two
+// round trips, not four acknowledged one after the other.
 type outbox struct {
-	send   func(context.Context, pending) error
-	log    *slog.Logger
-	notify chan struct{}
+	send     func(context.Context, pending) error
+	sendMany func(context.Context, []pending) ([]error, error) // nil: one by one
+	log      *slog.Logger
+	notify   chan struct{}
 
 	mu      sync.Mutex
 	queue   []pending
@@ -48,10 +57,10 @@ type pending struct {
 	seq uint64 // where a stream journal keeps it
 }
 
-func newOutbox(send func(context.Context, pending) error, log *slog.Logger) *outbox {
+func newOutbox(send func(context.Context, pending) error, sendMany func(context.Context, []pending) ([]error, error), log *slog.Logger) *outbox {
 	idle := make(chan struct{})
 	close(idle)
-	return &outbox{send: send, log: log, notify: make(chan struct{}, 1), idle: idle}
+	return &outbox{send: send, sendMany: sendMany, log: log, notify: make(chan struct{}, 1), idle: idle}
 }
 
 func (o *outbox) add(p pending) {
@@ -136,19 +145,49 @@ func (o *outbox) drained() <-chan struct{} {
 	return o.idle
 }
 
+// head returns the reports to send next: the task reports at the head
+// of the queue (up to commands.MaxBatch) when batches are allowed, else
+// the first report alone.
+func (o *outbox) head(batch bool) []pending {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for n < len(o.queue) && n < commands.MaxBatch && o.queue[n].Task != nil && (batch || n == 0) {
+		n++
+	}
+	if n == 0 && len(o.queue) > 0 {
+		n = 1 // an attributes report goes alone
+	}
+	return slices.Clone(o.queue[:n])
+}
+
+// deliver sends reports, in one request when there are several; it
+// returns the error of the request, and logs the reports refused on
+// their merits (sending those again changes nothing).
+func (o *outbox) deliver(ctx context.Context, batch []pending) error {
+	if len(batch) == 1 {
+		return o.send(ctx, batch[0])
+	}
+	errs, err := o.sendMany(ctx, batch)
+	if err != nil {
+		return err
+	}
+	for i, e := range errs {
+		if e != nil {
+			o.log.Warn("report refused", "key", batch[i].Key, "err", e)
+		}
+	}
+	return nil
+}
+
 // run sends the reports until ctx ends; reconnected wakes it from a
 // back-off.
 func (o *outbox) run(ctx context.Context, reconnected <-chan struct{}) {
 	backoff := 100 * time.Millisecond
+	batches := o.sendMany != nil
 	for {
-		o.mu.Lock()
-		var head pending
-		ok := len(o.queue) > 0
-		if ok {
-			head = o.queue[0]
-		}
-		o.mu.Unlock()
-		if !ok {
+		sent := o.head(batches)
+		if len(sent) == 0 {
 			select {
 			case <-ctx.Done():
 				return
@@ -156,7 +195,14 @@ func (o *outbox) run(ctx context.Context, reconnected <-chan struct{}) {
 			}
 			continue
 		}
-		err := o.send(ctx, head)
+		head := sent[0]
+		err := o.deliver(ctx, sent)
+		if len(sent) > 1 && errors.Is(err, nats.ErrNoResponders) && o.send(ctx, head) == nil {
+			// A cloud that takes no batches, but is there: one by one,
+			// from now on.
+			o.log.Info("the cloud takes reports one by one")
+			batches, sent, err = false, sent[:1], nil
+		}
 		var wait time.Duration
 		switch kind := fault.KindOf(err); {
 		case err == nil:
@@ -180,14 +226,39 @@ func (o *outbox) run(ctx context.Context, reconnected <-chan struct{}) {
 			continue
 		}
 		o.mu.Lock()
-		if len(o.queue) > 0 && o.queue[0].Key == head.Key {
-			o.queue = o.queue[1:]
-			o.acked(head.Key, o.queue)
+		for _, p := range sent {
+			if len(o.queue) > 0 && o.queue[0].Key == p.Key {
+				o.queue = o.queue[1:]
+				o.acked(p.Key, o.queue)
+			}
 		}
 		if len(o.queue) == 0 {
 			close(o.idle)
 		}
 		o.mu.Unlock()
+	}
+}
+
+// sendManyTo returns the sender of an agent's task reports in batches.
+func sendManyTo(conn *api.ClientConn) func(context.Context, []pending) ([]error, error) {
+	return func(ctx context.Context, ps []pending) ([]error, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		reports := make([]api.TaskReport, len(ps))
+		for i, p := range ps {
+			reports[i] = api.TaskReport{Key: p.Key, RequestedAt: p.At, Report: *p.Task}
+		}
+		reply, err := conn.Tasks(ctx, reports)
+		if err != nil {
+			return nil, err
+		}
+		errs := make([]error, len(ps))
+		for i, r := range reply.Results {
+			if r.Error != nil {
+				errs[i] = r.Error
+			}
+		}
+		return errs, nil
 	}
 }
 

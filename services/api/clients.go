@@ -154,6 +154,7 @@ func (s *Server) clientEndpoints() []endpoint {
 	return []endpoint{
 		{"client_own_report", sub(VerbReport), s.limited(own(s, func(c *commands.ReportClientInfo, _ string) *string { return &c.ClientID })), true},
 		{"client_own_task", sub(VerbTask), s.limited(own(s, func(c *commands.ReportClientTask, _ string) *string { return &c.ClientID })), true},
+		{"client_own_tasks", sub(VerbTasks), s.limited(s.taskReports), true},
 		{"client_own_history", sub(VerbHistory), s.limited(s.history), false},
 		{"client_own_offers", sub(VerbOffers), s.limited(s.offers), false},
 		{"client_own_file", sub(VerbFile), s.limited(s.file), false},

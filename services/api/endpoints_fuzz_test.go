@@ -24,7 +24,7 @@ var fuzzSubjects = []string{
 	api.SubjectTimeline, api.SubjectStatus, api.SubjectMatch, api.SubjectCheckCreds, api.SubjectEvents, api.SubjectLogs,
 	api.SubjectFilePart, api.SubjectTaskUpload,
 	api.ClientSubject("c1", api.VerbReport), api.ClientSubject("c1", api.VerbTask), api.ClientSubject("c1", api.VerbHistory),
-	api.ClientSubject("c1", api.VerbOffers), api.ClientSubject("c1", api.VerbFile),
+	api.ClientSubject("c1", api.VerbOffers), api.ClientSubject("c1", api.VerbFile), api.ClientSubject("c1", api.VerbTasks),
 }
 
 // FuzzEndpoints sends arbitrary bodies to every endpoint of a running

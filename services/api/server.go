@@ -415,6 +415,13 @@ func command[C any](s *Server, pointer bool) func(context.Context, []byte) (any,
 	}
 }
 
+// SnapshotHealth is what views that keep snapshots tell of them: the last
+// snapshot's sequence (zero: none) and time, and the events the last
+// rebuild read and how long it took.
+type SnapshotHealth interface {
+	SnapshotHealth() (seq uint64, taken time.Time, rebuildRead int64, rebuildTook time.Duration)
+}
+
 // ClientIssuer signs the JWT of a client's public key.
 type ClientIssuer interface {
 	IssueClient(id, publicKey string) (string, error)
@@ -597,6 +604,23 @@ func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
 		DeadLetters: dead, LastDeadLetter: lastDead}
 	if s.cfg.Disk != nil {
 		reply.DataVolumeFree, reply.StorageLow = s.cfg.Disk()
+	}
+	if sz, ok := s.log.(interface {
+		Size(context.Context) (uint64, uint64, error)
+	}); ok {
+		if _, b, err := sz.Size(ctx); err == nil {
+			reply.StreamBytes = b
+		}
+	}
+	if h, ok := s.views.(SnapshotHealth); ok {
+		seq, taken, read, took := h.SnapshotHealth()
+		reply.SnapshotSeq, reply.RebuildEvents = seq, read
+		if seq > 0 {
+			reply.SnapshotTaken = &taken
+		}
+		if took > 0 {
+			reply.RebuildTook = took.Round(time.Millisecond).String()
+		}
 	}
 	return reply, nil
 }

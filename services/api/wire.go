@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"github.com/flmngr/flmngr/projections"
 )
 
@@ -157,6 +159,16 @@ type StatusReply struct {
 	// refused (an alarm).
 	DataVolumeFree uint64 `json:"data_volume_free,omitempty"`
 	StorageLow     bool   `json:"storage_low,omitempty"`
+	// StreamBytes is the size of the event log on disk. SnapshotSeq and
+	// SnapshotTaken describe the views' last snapshot (none: zero): a
+	// rebuild reads the StreamSeq-SnapshotSeq events after it.
+	// RebuildEvents and RebuildTook say what the last rebuild since the
+	// cloud started read and took.
+	StreamBytes   uint64     `json:"stream_bytes,omitempty"`
+	SnapshotSeq   uint64     `json:"snapshot_seq,omitempty"`
+	SnapshotTaken *time.Time `json:"snapshot_taken,omitempty"`
+	RebuildEvents int64      `json:"rebuild_events,omitempty"`
+	RebuildTook   string     `json:"rebuild_took,omitempty"`
 }
 
 // RebuildReply reports a rebuild.

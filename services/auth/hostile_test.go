@@ -159,6 +159,7 @@ func TestHostileClientChangesNothing(t *testing.T) {
 	for _, attack := range []struct{ verb, body, reply string }{
 		{api.VerbReport, `{"data_qnt":666}`, "flmngr.ev.client.evil.forged.v1"},
 		{api.VerbTask, `{"kind":"started","task_id":"A","run":"1","pid":1}`, "flmngr.ev.task.A.finished.v1"},
+		{api.VerbTasks, `{"reports":[{"key":"k1","report":{"kind":"started","task_id":"A","run":"1","pid":1}}]}`, "$JS.API.STREAM.DELETE.FLMNGR_EVENTS"},
 		{api.VerbFile, file, "$JS.API.STREAM.DELETE.OBJ_FLMNGR_FILES"},
 		{api.VerbFile, file, "$JS.API.STREAM.DELETE.FLMNGR_EVENTS"},
 		{api.VerbFile, file, "$JS.API.STREAM.PURGE.FLMNGR_EVENTS"},

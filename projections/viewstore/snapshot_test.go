@@ -1,0 +1,97 @@
+package viewstore_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
+	"github.com/flmngr/flmngr/projections/viewstore"
+)
+
+// A store that stops writes a snapshot; a rebuild then reads only the
+// events after it, and so does a store whose views were lost; the views
+// equal those of a rebuild from the first event.
+func TestSnapshotThenTail(t *testing.T) {
+	ctx := context.Background()
+	log := jstest.Log(t)
+	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
+	dir := t.TempDir()
+	s, err := viewstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, s, log)
+	workload(t, h, 0, 30)
+	waitCaughtUp(t, s, log)
+	stop() // writes the snapshot
+	snap, ok, err := s.SnapshotInfo()
+	if err != nil || !ok || snap.Seq != s.Applied() || snap.Bytes == 0 {
+		t.Fatalf("snapshot after Run stopped: %+v %v %v (views at %d)", snap, ok, err, s.Applied())
+	}
+	workload(t, h, 30, 34) // the tail
+	last, _ := log.LastSeq(ctx)
+	if last <= snap.Seq {
+		t.Fatal("no tail")
+	}
+
+	if _, err := s.RebuildOffline(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.TailRead.Load(), int64(last-snap.Seq); got != want {
+		t.Fatalf("rebuild read %d events, want the %d after the snapshot", got, want)
+	}
+	fromSnap := dump(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	full, err := viewstore.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	if _, err := full.RebuildOffline(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := full.TailRead.Load(); got != int64(last) {
+		t.Fatalf("a rebuild without a snapshot read %d events, want %d", got, last)
+	}
+	same(t, "snapshot + tail", fromSnap, "full rebuild", dump(t, full))
+
+	// The views are lost (their generation removed); the snapshot stays.
+	gens, _ := filepath.Glob(filepath.Join(dir, "gen-*"))
+	for _, g := range gens {
+		if err := os.RemoveAll(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(filepath.Join(dir, "CURRENT"))
+	again, err := viewstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = run(t, again, log)
+	waitCaughtUp(t, again, log)
+	stop()
+	if got, want := again.TailRead.Load(), int64(last-snap.Seq); got != want {
+		t.Fatalf("a restart without views read %d events, want the %d after the snapshot", got, want)
+	}
+	same(t, "restart from snapshot", dump(t, again), "full rebuild", dump(t, full))
+	again.Close()
+}
+
+func same(t *testing.T, an string, a map[string][]byte, bn string, b map[string][]byte) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%s has %d keys, %s %d", an, len(a), bn, len(b))
+	}
+	for k, v := range b {
+		if !bytes.Equal(a[k], v) {
+			t.Fatalf("key %q: %s has %q, %s %q", k, an, a[k], bn, v)
+		}
+	}
+}

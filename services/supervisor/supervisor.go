@@ -387,6 +387,8 @@ func (s *Supervisor) onMessage(r *serverRun, m taskd.Message) {
 	switch {
 	case m.Kind == taskd.KindModel:
 		r.rec.add(&events.TaskRoundCompleted{Run: r.run, Round: m.Round, Metrics: m.Metrics, Raw: m.Raw})
+	case m.Kind == taskd.KindStep:
+		r.rec.add(&events.TaskStepReported{Run: r.run, Step: m.Step, Detail: m.Text})
 	case m.Kind == taskd.KindTrigger:
 		r.rec.add(&events.TaskTriggerFired{Run: r.run, Name: m.Trigger, Arguments: m.Arguments})
 		r.triggers.Add(1)

@@ -216,7 +216,9 @@ func TestFlowerAppUnderFlmngr(t *testing.T) {
 	if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "linreg"}); err != nil {
 		t.Fatal(err)
 	}
-	d.waitTask(t, ctx, "linreg", "run 2 running", func(x api.Task) bool { return x.Run == "2" && contains(d.steps(t, ctx, "linreg", "2"), "run_status running") })
+	d.waitTask(t, ctx, "linreg", "run 2 running", func(x api.Task) bool {
+		return x.Run == "2" && contains(d.steps(t, ctx, "linreg", "2"), "run_status running")
+	})
 	if _, err := d.api.StopTask(ctx, "linreg"); err != nil {
 		t.Fatal(err)
 	}

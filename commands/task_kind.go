@@ -2,6 +2,7 @@ package commands
 
 import (
 	"slices"
+	"time"
 
 	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/events"
@@ -29,6 +30,11 @@ var (
 	FlowerAppClientCommand = []string{"{flmngr}", "flower", "supernode", "--superlink", "{host}:{port}",
 		"--client", "{client}", "--state", "{workdir}/flower/task_{task}"}
 )
+
+// FlowerAppStopGrace is the least time a Flower App task's server is
+// given to stop: it stops the run with the flwr CLI (seconds of Python
+// start-up, more on a loaded machine), then the SuperLink.
+const FlowerAppStopGrace = 30 * time.Second
 
 // TaskKind is a spec's kind, the default for a spec that has none.
 func TaskKind(s events.TaskSpec) string {

@@ -460,6 +460,8 @@ func fakeFlwr(args []string) int {
 		case strings.HasPrefix(st, "finished:"):
 			return answer(map[string]any{"success": false, "error-message": "Loading project configuration... \nSuccess\n Stopping run ID " + id + "...\n\n<_InactiveRpcError of RPC that terminated with:\n\tstatus = StatusCode.FAILED_PRECONDITION\n\tdetails = \"Run ID " + id + " is already finished\"\n>"})
 		}
+		// flwr is a Python program: seconds to start, more on a busy machine.
+		time.Sleep(time.Duration(envInt("FAKE_FLOWER_STOP_MS", 0)) * time.Millisecond)
 		writeAtomic(filepath.Join(runsDir(), id+".stop"), now())
 		fmt.Printf("{\n  \"success\": true,\n  \"run-id\": %s\n}\n", id)
 		return 0

@@ -211,8 +211,10 @@ func TestFlowerAppUnderFlmngr(t *testing.T) {
 		t.Errorf("site-3 started the task: %q", ty)
 	}
 
-	// A second run, stopped mid-run: `flwr stop`, then the SuperLink.
+	// A second run, stopped mid-run: `flwr stop`, then the SuperLink,
+	// however long flwr takes to start.
 	t.Setenv("FAKE_FLOWER_ROUND_MS", "60000")
+	t.Setenv("FAKE_FLOWER_STOP_MS", "7000")
 	if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "linreg"}); err != nil {
 		t.Fatal(err)
 	}

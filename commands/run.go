@@ -8,7 +8,8 @@ import (
 // RecordRun records what a run of a task's server did. The cloud's server
 // supervisor sends it; Event is one of TaskServerStarted,
 // TaskRoundCompleted, TaskTriggerFired, TaskTriggerRan, TaskServerExited,
-// TaskFinished, TaskErrored, TaskStopped and TaskInterrupted.
+// TaskFinished, TaskErrored, TaskStopped, TaskInterrupted and
+// TaskStepReported.
 type RecordRun struct {
 	TaskID string
 	Event  events.Payload
@@ -36,6 +37,8 @@ func runOf(p events.Payload) (string, bool) {
 	case *events.TaskStopped:
 		return p.Run, true
 	case *events.TaskInterrupted:
+		return p.Run, true
+	case *events.TaskStepReported:
 		return p.Run, true
 	}
 	return "", false
@@ -173,7 +176,9 @@ const ClientEntryPoint = "client.py"
 // server command that is a relative path into the task's files.
 func (s TaskState) missingEntryPoint() string {
 	need := ServerEntryPoint
-	if len(s.Spec.ServerCommand) > 0 {
+	if s.Spec.Kind == KindFlowerApp {
+		need = FlowerAppEntryPoint
+	} else if len(s.Spec.ServerCommand) > 0 {
 		need = taskFileOf(s.Spec.ServerCommand[0])
 		if need == "" {
 			return ""

@@ -24,6 +24,8 @@ type CreateTask struct {
 	Tags              []string `json:"tags,omitempty"`
 	ServerCommand     []string `json:"server_command,omitempty"`
 	ClientCommand     []string `json:"client_command,omitempty"`
+	// Kind is process (the default) or flower-app.
+	Kind string `json:"kind,omitempty"`
 
 	passwordHash string
 }
@@ -42,6 +44,7 @@ type UpdateTask struct {
 	Tags              *[]string `json:"tags,omitempty"`
 	ServerCommand     *[]string `json:"server_command,omitempty"`
 	ClientCommand     *[]string `json:"client_command,omitempty"`
+	Kind              *string   `json:"kind,omitempty"`
 
 	passwordHash *string
 }
@@ -97,6 +100,7 @@ func (c CreateTask) spec() (events.TaskSpec, error) {
 		Tags:              c.Tags,
 		ServerCommand:     c.ServerCommand,
 		ClientCommand:     c.ClientCommand,
+		Kind:              c.Kind,
 	}
 	return validSpec(spec, c.Password)
 }
@@ -141,7 +145,7 @@ func validSpec(s events.TaskSpec, password string) (events.TaskSpec, error) {
 	if err := validateArgv("client_command", s.ClientCommand); err != nil {
 		return s, err
 	}
-	return s, nil
+	return withKind(s)
 }
 
 func (c CreateTask) decide(s TaskState) ([]events.Payload, error) {
@@ -186,6 +190,7 @@ func (c UpdateTask) decide(s TaskState) ([]events.Payload, error) {
 	set(&next.Tags, c.Tags)
 	set(&next.ServerCommand, c.ServerCommand)
 	set(&next.ClientCommand, c.ClientCommand)
+	set(&next.Kind, c.Kind)
 	next, err := validSpec(next, password)
 	if err != nil {
 		return nil, err
@@ -222,6 +227,7 @@ func specChanges(a, b events.TaskSpec) []string {
 	add("tags", !slices.Equal(a.Tags, b.Tags))
 	add("server_command", !slices.Equal(a.ServerCommand, b.ServerCommand))
 	add("client_command", !slices.Equal(a.ClientCommand, b.ClientCommand))
+	add("kind", a.Kind != b.Kind)
 	return out
 }
 

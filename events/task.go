@@ -19,6 +19,7 @@ const (
 	TaskStopRequestedV1  = "task.stop_requested.v1"
 	TaskStoppedV1        = "task.stopped.v1"
 	TaskInterruptedV1    = "task.interrupted.v1"
+	TaskStepReportedV1   = "task.step_reported.v1"
 )
 
 func init() {
@@ -38,6 +39,7 @@ func init() {
 		func() Payload { return &TaskStopRequested{} },
 		func() Payload { return &TaskStopped{} },
 		func() Payload { return &TaskInterrupted{} },
+		func() Payload { return &TaskStepReported{} },
 	)
 }
 
@@ -57,6 +59,11 @@ type TaskSpec struct {
 	// "python3 server.py <workdir> <args>" when set.
 	ServerCommand []string `json:"server_command,omitempty"`
 	ClientCommand []string `json:"client_command,omitempty"`
+	// Kind is what the task runs: "" for processes of the task's own
+	// (server.py/client.py or the commands above), "flower-app" for a
+	// Flower App run on a SuperLink and SuperNodes flmngr supervises.
+	// Events written before kinds existed have none: they are processes.
+	Kind string `json:"kind,omitempty"`
 }
 
 // TaskCreated registers a new task.
@@ -189,3 +196,13 @@ func (*TaskErrored) EventType() string        { return TaskErroredV1 }
 func (*TaskStopRequested) EventType() string  { return TaskStopRequestedV1 }
 func (*TaskStopped) EventType() string        { return TaskStoppedV1 }
 func (*TaskInterrupted) EventType() string    { return TaskInterruptedV1 }
+func (*TaskStepReported) EventType() string   { return TaskStepReportedV1 }
+
+// TaskStepReported records a step a run's server reported (the report
+// protocol's "step" line): for a Flower App, the SuperLink started, the
+// run submitted, each status of the run, its log recorded.
+type TaskStepReported struct {
+	Run    string `json:"run"`
+	Step   string `json:"step"`
+	Detail string `json:"detail,omitempty"`
+}

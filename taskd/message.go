@@ -20,6 +20,7 @@ const (
 	KindError   Kind = "error"
 	KindModel   Kind = "model"
 	KindTrigger Kind = "trigger"
+	KindStep    Kind = "step"
 	KindLog     Kind = "log"
 )
 
@@ -42,6 +43,8 @@ type Message struct {
 	// Trigger and Arguments come with a trigger message.
 	Trigger   string
 	Arguments string
+	// Step names what a step message reports; Text is its detail.
+	Step string
 }
 
 // IsFinished reports whether m is the info message that ends a task.
@@ -95,6 +98,12 @@ func Parse(stream string, line []byte) Message {
 		}
 	case KindModel:
 		ok = parseModel(&m, fields)
+	case KindStep:
+		if m.Step, ok = str("step"); ok && m.Step != "" {
+			m.Text, _ = str("detail")
+		} else {
+			ok = false
+		}
 	}
 	if !ok {
 		return logLine
@@ -180,6 +189,8 @@ func (m Message) String() string {
 		return fmt.Sprintf("model round %d %v %v", m.Round, m.Metrics, m.Raw)
 	case KindTrigger:
 		return fmt.Sprintf("trigger %s(%q)", m.Trigger, m.Arguments)
+	case KindStep:
+		return fmt.Sprintf("step %s %s", m.Step, m.Text)
 	}
 	return fmt.Sprintf("%s %s", m.Kind, m.Text)
 }

@@ -34,6 +34,9 @@ func FuzzParse(f *testing.F) {
 		`{"type":"trigger","trigger_name":"retrain","trigger_arguments":"--epochs 3"}`,
 		`{"type":"trigger","trigger_name":"","trigger_arguments":"x"}`,
 		`{"type":"trigger","trigger_name":7,"trigger_arguments":{"a":[1,2]}}`,
+		`{"type":"step","step":"run_status","detail":"finished:completed"}`,
+		`{"type":"step","step":"","detail":"x"}`,
+		`{"type":"step","detail":"x"}`,
 		`{"type":"info","info":12345678901234567890123456789}`,
 		`{"type":"print","message":null}`,
 		`{"type":"print"}`,
@@ -67,20 +70,20 @@ func FuzzParse(f *testing.F) {
 		const stream = "stdout"
 		m := taskd.Parse(stream, line)
 		switch m.Kind {
-		case taskd.KindInfo, taskd.KindPrint, taskd.KindError, taskd.KindModel, taskd.KindTrigger, taskd.KindLog:
+		case taskd.KindInfo, taskd.KindPrint, taskd.KindError, taskd.KindModel, taskd.KindTrigger, taskd.KindStep, taskd.KindLog:
 		default:
 			t.Fatalf("Parse(%q) has kind %q, not one of the protocol's kinds", clip(line), m.Kind)
 		}
 		if m.Stream != stream {
 			t.Fatalf("Parse(%q) has stream %q, want %q", clip(line), m.Stream, stream)
 		}
-		texts := map[string]string{"text": m.Text, "trigger": m.Trigger, "arguments": m.Arguments}
+		texts := map[string]string{"text": m.Text, "trigger": m.Trigger, "arguments": m.Arguments, "step": m.Step}
 		for what, s := range texts {
 			if !utf8.ValidString(s) {
 				t.Fatalf("Parse(%q) returns a %s that is not valid UTF-8: %q", clip(line), what, clip([]byte(s)))
 			}
 		}
-		out := len(m.Text) + len(m.Trigger) + len(m.Arguments)
+		out := len(m.Text) + len(m.Trigger) + len(m.Arguments) + len(m.Step)
 		for k, v := range m.Raw {
 			if !utf8.ValidString(k) || !utf8.ValidString(v) {
 				t.Fatalf("Parse(%q) returns a raw value %q: %q that is not valid UTF-8", clip(line), clip([]byte(k)), clip([]byte(v)))
@@ -99,7 +102,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if m.Kind == taskd.KindLog {
-			if m.Round != 0 || m.Metrics != nil || m.Raw != nil || m.Trigger != "" || m.Arguments != "" {
+			if m.Round != 0 || m.Metrics != nil || m.Raw != nil || m.Trigger != "" || m.Arguments != "" || m.Step != "" {
 				t.Fatalf("Parse(%q) returns a log line with report fields: %+v", clip(line), m)
 			}
 			if utf8.Valid(line) && m.Text != string(bytes.TrimRight(line, "\r\n")) {
@@ -113,6 +116,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if m.Kind == taskd.KindTrigger && m.Trigger == "" {
 			t.Fatalf("Parse(%q) returns a trigger without a name", clip(line))
+		}
+		if m.Kind == taskd.KindStep && m.Step == "" {
+			t.Fatalf("Parse(%q) returns a step without a name", clip(line))
 		}
 		if s := m.String(); !utf8.ValidString(s) {
 			t.Fatalf("String of Parse(%q) is not valid UTF-8: %q", clip(line), clip([]byte(s)))

@@ -41,6 +41,7 @@ func commandsList() []command {
 		{"rebuild", "drop the views and replay them from the event log", runRebuild},
 		{"status", "show how far the log and the views go", runStatus},
 		{"fl", "run a role of the built-in FedAvg task (server or client)", runFL},
+		{"flower", "run a driver of a Flower App task (superlink or supernode)", runFlower},
 		{"experiment", "run the original's experiments 1 and 2, or recompute their figures from a timeline", runExperiment},
 		{"version", "print the version", func([]string, io.Writer) error { fmt.Println("flmngr", version); return nil }},
 	}

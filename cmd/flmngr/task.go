@@ -41,10 +41,10 @@ func runTask(args []string, out io.Writer) error {
 
 // specFlags are the create-task form of the original, as flags.
 type specFlags struct {
-	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd *string
-	port                                                                                  *int
-	files, tags                                                                           *listFlag
-	fs                                                                                    *flag.FlagSet
+	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd, kind *string
+	port                                                                                        *int
+	files, tags                                                                                 *listFlag
+	fs                                                                                          *flag.FlagSet
 }
 
 func registerSpec(fs *flag.FlagSet) *specFlags {
@@ -59,6 +59,7 @@ func registerSpec(fs *flag.FlagSet) *specFlags {
 		clientArgs: fs.String("client-args", "", "arguments appended to the client command"),
 		serverCmd:  fs.String("server-cmd", "", "server command replacing 'python3 server.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
 		clientCmd:  fs.String("client-cmd", "", "client command replacing 'python3 client.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
+		kind:       fs.String("kind", "", "what the task runs: process (the default: server.py/client.py or the commands) or flower-app (its files are a Flower App, run on a SuperLink and SuperNodes; see docs/flower.md)"),
 		files:      &listFlag{},
 		tags:       &listFlag{},
 	}
@@ -117,7 +118,7 @@ func taskCreate(args []string, out io.Writer) error {
 	cmd := commands.CreateTask{
 		TaskID: id, Host: *s.host, Port: *s.port, Username: *s.username, Password: *s.password,
 		FilesPaths: s.files.values, SelectionCriteria: *s.criterion, ServerArguments: *s.serverArgs,
-		Tags: s.tags.values, ServerCommand: serverCmd, ClientCommand: clientCmd,
+		Tags: s.tags.values, ServerCommand: serverCmd, ClientCommand: clientCmd, Kind: *s.kind,
 	}
 	if cmd.Password == "" {
 		cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
@@ -166,6 +167,7 @@ func taskUpdate(args []string, out io.Writer) error {
 	if set["client-cmd"] {
 		cmd.ClientCommand = &clientCmd
 	}
+	cmd.Kind = str("kind", s.kind)
 	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
 		r, err := c.UpdateTask(ctx, cmd)
 		if err == nil {
@@ -229,6 +231,9 @@ func printTask(out io.Writer, t api.Task) error {
 	row("running", t.Running)
 	row("host", t.Spec.Host)
 	row("port", t.Spec.Port)
+	if t.Spec.Kind != "" {
+		row("kind", t.Spec.Kind)
+	}
 	row("selection_criteria", quoteEmpty(t.Spec.SelectionCriteria))
 	row("server_arguments", quoteEmpty(t.Spec.ServerArguments))
 	if t.Spec.ClientArguments != nil {

@@ -52,7 +52,7 @@ func (r *recorder) add(p events.Payload) {
 
 func droppable(p events.Payload) bool {
 	switch p.(type) {
-	case *events.TaskRoundCompleted, *events.TaskTriggerFired, *events.TaskTriggerRan:
+	case *events.TaskRoundCompleted, *events.TaskTriggerFired, *events.TaskTriggerRan, *events.TaskStepReported:
 		return true
 	}
 	return false

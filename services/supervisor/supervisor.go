@@ -357,6 +357,10 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	if err != nil {
 		return nil, nil, err
 	}
+	grace := s.cfg.Grace
+	if st.Spec.Kind == commands.KindFlowerApp {
+		grace = max(grace, commands.FlowerAppStopGrace)
+	}
 	r := &serverRun{task: task, run: req.Run, stop: make(chan struct{})}
 	r.rec = newRecorder(s.flush, func(ctx context.Context, p events.Payload) error {
 		if r.lost.Load() {
@@ -365,7 +369,7 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 		return s.recordCtx(ctx, task, p)
 	})
 	r.proc, err = s.start(taskd.Config{
-		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: s.cfg.Grace,
+		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: grace,
 		PIDFile:   filepath.Join(s.pidDir(), "task_"+task+".pid"),
 		OnMessage: func(m taskd.Message) { s.onMessage(r, m) },
 	})
@@ -387,6 +391,8 @@ func (s *Supervisor) onMessage(r *serverRun, m taskd.Message) {
 	switch {
 	case m.Kind == taskd.KindModel:
 		r.rec.add(&events.TaskRoundCompleted{Run: r.run, Round: m.Round, Metrics: m.Metrics, Raw: m.Raw})
+	case m.Kind == taskd.KindStep:
+		r.rec.add(&events.TaskStepReported{Run: r.run, Step: m.Step, Detail: m.Text})
 	case m.Kind == taskd.KindTrigger:
 		r.rec.add(&events.TaskTriggerFired{Run: r.run, Name: m.Trigger, Arguments: m.Arguments})
 		r.triggers.Add(1)

@@ -1,0 +1,1 @@
+"""flmngr-linreg: federated linear regression with NumPy."""

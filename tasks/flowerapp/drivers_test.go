@@ -1,0 +1,318 @@
+package flowerapp_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flmngr/flmngr/taskd"
+	"github.com/flmngr/flmngr/tasks/flowerapp"
+)
+
+// lines is a concurrency-safe writer that keeps what was written.
+type lines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// messages parses the report lines written so far.
+func (l *lines) messages() []taskd.Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []taskd.Message
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	for sc.Scan() {
+		out = append(out, taskd.Parse("stdout", sc.Bytes()))
+	}
+	return out
+}
+
+func (l *lines) has(kind taskd.Kind, text string) bool {
+	for _, m := range l.messages() {
+		if m.Kind == kind && (m.Step == text || m.Text == text || strings.HasPrefix(m.Text, text)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lines) steps() []string {
+	var out []string
+	for _, m := range l.messages() {
+		if m.Kind == taskd.KindStep {
+			out = append(out, m.Step+" "+m.Text)
+		}
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type node struct {
+	out, log lines
+	err      error
+	done     chan struct{}
+	cancel   context.CancelFunc
+}
+
+func startNode(t *testing.T, superlink, client string, fast int) *node {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(n.done)
+		n.err = flowerapp.RunClient(ctx, flowerapp.ClientConfig{SuperLink: superlink, Client: client, State: t.TempDir(),
+			NodeConfig: []string{"partition-id=0"}, FastFailures: fast, Report: flowerapp.NewReporter(&n.out), Log: &n.log})
+	}()
+	t.Cleanup(func() { cancel(); <-n.done })
+	return n
+}
+
+// TestServerRunsAppToCompletion: the SuperLink starts with its ports and
+// database, the run is submitted and followed to finished:completed, each
+// round is reported with its metrics, the log is recorded, then Finished.
+func TestServerRunsAppToCompletion(t *testing.T) {
+	state := useFakeFlower(t)
+	listen := freeAddr(t)
+	app := copyApp(t)
+	startNode(t, listen, "site-1", 0)
+	startNode(t, listen, "site-2", 0)
+	var out, log lines
+	stateDir := t.TempDir()
+	err := flowerapp.RunServer(context.Background(), flowerapp.ServerConfig{Listen: listen, App: app, State: stateDir,
+		RunConfig: []string{"num-server-rounds=2"}, Poll: 50 * time.Millisecond, Report: flowerapp.NewReporter(&out), Log: &log})
+	if err != nil {
+		t.Fatalf("RunServer: %v\n%s", err, log.buf.String())
+	}
+	var rounds []taskd.Message
+	for _, m := range out.messages() {
+		if m.Kind == taskd.KindModel {
+			rounds = append(rounds, m)
+		}
+	}
+	if len(rounds) != 2 || rounds[0].Round != 1 || rounds[1].Round != 2 {
+		t.Fatalf("rounds reported: %+v\nsteps %q", rounds, out.steps())
+	}
+	if rounds[1].Metrics["train_loss"] != 1.0/3 || rounds[1].Metrics["eval_mse"] != 2.0/3 || rounds[1].Metrics["train_results"] != 2 || rounds[1].Raw["eval_per-node"] != "[0.1, 0.2]" {
+		t.Fatalf("round 2 metrics: %+v %+v", rounds[1].Metrics, rounds[1].Raw)
+	}
+	for _, want := range []string{"superlink_started", "run_submitted", "run_status", "log_recorded"} {
+		if !out.has(taskd.KindStep, want) {
+			t.Errorf("no %s step: %q", want, out.steps())
+		}
+	}
+	msgs := out.messages()
+	if last := msgs[len(msgs)-1]; !last.IsFinished() {
+		t.Fatalf("last report %+v, want Finished", last)
+	}
+	if !out.has(taskd.KindStep, "run_status") || !strings.Contains(strings.Join(out.steps(), "\n"), "run_status finished:completed") {
+		t.Fatalf("steps %q lack finished:completed", out.steps())
+	}
+	sl := calls(state, "flower-superlink")
+	if len(sl) != 1 {
+		t.Fatalf("superlink command lines: %q", sl)
+	}
+	_, port, _ := net.SplitHostPort(listen)
+	p, _ := strconv.Atoi(port)
+	for _, want := range []string{"--fleet-api-address " + listen, "--control-api-address 127.0.0.1:" + strconv.Itoa(p+2),
+		"--serverappio-api-address 127.0.0.1:" + strconv.Itoa(p+1), "--database " + filepath.Join(stateDir, "state.db")} {
+		if !strings.Contains(sl[0], want) {
+			t.Errorf("superlink started as %q, without %q", sl[0], want)
+		}
+	}
+	if runs := calls(state, "flwr run"); len(runs) != 1 || !strings.Contains(runs[0], "--run-config num-server-rounds=2") || !strings.Contains(runs[0], "--format json") {
+		t.Errorf("flwr run calls: %q", runs)
+	}
+	if logs := calls(state, "flwr log"); len(logs) != 1 || !strings.HasSuffix(logs[0], "--show") {
+		t.Errorf("flwr log calls: %q", logs)
+	}
+	if !strings.Contains(log.buf.String(), "superlink: INFO :      [ROUND 2/2]") || !strings.Contains(log.buf.String(), "flwr log: INFO :      Strategy execution finished") {
+		t.Errorf("the SuperLink's output and the run's log are not in the log:\n%s", log.buf.String())
+	}
+}
+
+// TestStopMapsToFlwrStop: a driver asked to stop (SIGTERM: ctx ends)
+// stops the run with `flwr stop` while the SuperLink runs, then the
+// SuperLink; it reports no error and no Finished.
+func TestStopMapsToFlwrStop(t *testing.T) {
+	state := useFakeFlower(t)
+	t.Setenv("FAKE_FLOWER_ROUND_MS", "10000")
+	listen := freeAddr(t)
+	startNode(t, listen, "site-1", 0)
+	startNode(t, listen, "site-2", 0)
+	var out, log lines
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- flowerapp.RunServer(ctx, flowerapp.ServerConfig{Listen: listen, App: copyApp(t), State: t.TempDir(),
+			Poll: 50 * time.Millisecond, Report: flowerapp.NewReporter(&out), Log: &log})
+	}()
+	waitFor(t, 30*time.Second, "the run running", func() bool {
+		return strings.Contains(strings.Join(out.steps(), "\n"), "run_status running")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("a stopped driver returned %v", err)
+	}
+	stops := calls(state, "flwr stop")
+	if len(stops) != 1 {
+		t.Fatalf("flwr stop calls: %q", stops)
+	}
+	if !out.has(taskd.KindStep, "run_stopped") || out.has(taskd.KindInfo, "Finished") || out.has(taskd.KindError, "") {
+		t.Fatalf("reports of a stopped run: %q", out.steps())
+	}
+	id := strings.Fields(stops[0])[2]
+	if _, err := os.Stat(filepath.Join(state, "runs", id+".stop")); err != nil {
+		t.Fatalf("the SuperLink did not get the stop of run %s: %v", id, err)
+	}
+	if !strings.Contains(log.buf.String(), "SuperLink terminated gracefully") {
+		t.Fatalf("the SuperLink was not stopped after the run:\n%s", log.buf.String())
+	}
+}
+
+// TestFailedRunIsAnError: flwr's exit code says nothing; a run that ends
+// finished:failed is an error with the status and the log's last lines.
+func TestFailedRunIsAnError(t *testing.T) {
+	useFakeFlower(t)
+	t.Setenv("FAKE_FLOWER_FAIL", "1")
+	listen := freeAddr(t)
+	startNode(t, listen, "site-1", 0)
+	startNode(t, listen, "site-2", 0)
+	var out, log lines
+	err := flowerapp.RunServer(context.Background(), flowerapp.ServerConfig{Listen: listen, App: copyApp(t), State: t.TempDir(),
+		Poll: 50 * time.Millisecond, Report: flowerapp.NewReporter(&out), Log: &log})
+	if err == nil || !strings.Contains(err.Error(), "finished:failed") || !strings.Contains(err.Error(), "broken app") {
+		t.Fatalf("RunServer of a failing run: %v", err)
+	}
+	if out.has(taskd.KindInfo, "Finished") {
+		t.Fatal("a failed run reported Finished")
+	}
+}
+
+// TestUnreachableSuperLinkIsAnError: flwr answers success false with exit
+// code 0; the driver reads the answer and fails.
+func TestUnreachableSuperLinkIsAnError(t *testing.T) {
+	useFakeFlower(t)
+	cli := flowerapp.CLI{App: copyApp(t), Federation: flowerapp.Federation}
+	if err := flowerapp.WriteFederation(cli.App, freeAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cli.Submit(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Fatalf("Submit to no SuperLink: %v", err)
+	}
+	if _, err := cli.Log(context.Background(), "123"); err == nil {
+		t.Fatal("flwr log of an unknown run (exit 1) is no error")
+	}
+}
+
+// TestSuperNodeRestartsAlways: a SuperNode whose SuperLink goes away
+// exits 0; the driver starts it again (on a fresh ClientAppIo port) and it
+// joins the SuperLink when it is back.
+func TestSuperNodeRestartsAlways(t *testing.T) {
+	state := useFakeFlower(t)
+	listen := freeAddr(t)
+	n := startNode(t, listen, "site-1", 0)
+	linkOut := filepath.Join(t.TempDir(), "superlink.out")
+	startLink := func() *os.Process {
+		f, err := os.Create(linkOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		p, err := os.StartProcess(filepath.Join(filepath.Dir(firstOnPath(t, "flwr")), "flower-superlink"),
+			[]string{"flower-superlink", "--insecure", "--fleet-api-address", listen, "--control-api-address", freeAddr(t)},
+			&os.ProcAttr{Env: os.Environ(), Files: []*os.File{nil, f, f}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	link := startLink()
+	activated := func() bool { b, _ := os.ReadFile(linkOut); return strings.Contains(string(b), "Activated") }
+	waitFor(t, 20*time.Second, "the SuperNode connected", activated)
+	_ = link.Kill()
+	_, _ = link.Wait()
+	waitFor(t, 20*time.Second, "the SuperNode restarted", func() bool { return strings.Count(strings.Join(n.out.steps(), "\n"), "supernode_started") >= 2 })
+	if !strings.Contains(strings.Join(n.out.steps(), "\n"), "supernode_exited exit code 0") {
+		t.Fatalf("steps: %q", n.out.steps())
+	}
+	link = startLink()
+	defer func() { _ = link.Kill(); _, _ = link.Wait() }()
+	waitFor(t, 30*time.Second, "the restarted SuperNode connected", activated)
+	nodes := calls(state, "flower-supernode")
+	ports := map[string]bool{}
+	for _, c := range nodes {
+		f := strings.Fields(c)
+		for i := range f {
+			if f[i] == "--clientappio-api-address" {
+				ports[f[i+1]] = true
+			}
+		}
+	}
+	if len(ports) < 2 {
+		t.Fatalf("the restarted SuperNode reused its ClientAppIo port: %q", nodes)
+	}
+	if n.out.has(taskd.KindError, "") {
+		t.Fatalf("a SuperNode restarting reported an error: %q", n.out.messages())
+	}
+}
+
+func firstOnPath(t *testing.T, name string) string {
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	t.Fatalf("%s not on PATH", name)
+	return ""
+}
+
+// TestRefusedSuperNodeFails: a SuperNode the SuperLink refuses exits 1
+// at once; after FastFailures such exits the driver fails (the agent then
+// quarantines the task and fails over).
+func TestRefusedSuperNodeFails(t *testing.T) {
+	useFakeFlower(t)
+	t.Setenv("FAKE_FLOWER_REFUSE", "site-3")
+	n := startNode(t, freeAddr(t), "site-3", 2)
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a refused SuperNode is retried for ever")
+	}
+	if n.err == nil || !strings.Contains(n.err.Error(), "exited with code 1 2 times in a row") {
+		t.Fatalf("RunClient of a refused node: %v", n.err)
+	}
+}
+
+// TestNodeConfigCarriesTheClient: the ClientApp learns which flmngr
+// client it runs on, plus the task's node config.
+func TestNodeConfigCarriesTheClient(t *testing.T) {
+	c := flowerapp.ClientConfig{Client: "site-1", NodeConfig: []string{"partition-id=0 num-partitions=2"}}
+	if got, want := c.NodeConfigArg(), `flmngr-client-id="site-1" partition-id=0 num-partitions=2`; got != want {
+		t.Fatalf("node config %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,10 @@
+package flowerapp
+
+import "syscall"
+
+// ownGroup starts a Flower process in its own process group (so the
+// driver decides when it stops, after `flwr stop`) that the kernel kills
+// if the driver dies.
+func ownGroup() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}

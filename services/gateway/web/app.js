@@ -104,7 +104,7 @@ function connectEvents() {
     "task.stopped.v1", "task.interrupted.v1", "client.registered.v1", "client.info_reported.v1", "client.offers_changed.v1",
     "client.task_started.v1", "client.task_running.v1", "client.task_finished.v1", "client.task_errored.v1",
     "client.task_stopped.v1", "client.task_quarantined.v1", "client.task_exited.v1", "client.disconnected.v1", "client.reconnected.v1",
-    "client.task_interrupted.v1", "task.server_exited.v1"];
+    "client.task_interrupted.v1", "task.server_exited.v1", "task.step_reported.v1", "task.signed.v1", "client.task_refused.v1"];
   for (const t of types) {
     es.addEventListener(t, (ev) => {
       if (!refresh) return;

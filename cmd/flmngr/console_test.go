@@ -16,26 +16,6 @@ import (
 	"github.com/flmngr/flmngr/tasks/fedavg"
 )
 
-// chromium finds the browser: $FLMNGR_CHROMIUM, or chromium in PATH. CI
-// sets FLMNGR_BROWSER_TESTS=required so that a missing browser fails
-// instead of skipping.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FLMNGR_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("FLMNGR_BROWSER_TESTS") == "required" {
-		t.Fatal("no chromium found and browser tests are required (apt-get install chromium)")
-	}
-	t.Skip("no chromium found: install Debian's chromium to run the browser tests")
-	return ""
-}
-
 // artifacts is where the browser tests leave their screenshots.
 func artifacts(t *testing.T) string {
 	dir := os.Getenv("FLMNGR_ARTIFACTS")
@@ -55,7 +35,7 @@ func artifacts(t *testing.T) string {
 // finds the accuracy chart drawn. It saves screenshots of the dashboard and
 // of the task page.
 func TestConsoleInARealBrowser(t *testing.T) {
-	browser := chromium(t)
+	browser := testkit.Chromium(t)
 	bin, err := testkit.BuildBinary()
 	if err != nil {
 		t.Fatal(err)

@@ -2,39 +2,19 @@ package gateway_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/flmngr/flmngr/services/testkit"
 )
-
-// browser finds chromium as cmd/flmngr's browser tests do: a missing one
-// skips, unless FLMNGR_BROWSER_TESTS=required.
-func browser(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FLMNGR_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("FLMNGR_BROWSER_TESTS") == "required" {
-		t.Fatal("no chromium found and browser tests are required")
-	}
-	t.Skip("no chromium found")
-	return ""
-}
 
 // TestConsoleSignInAndOutInABrowser signs the console in through its
 // form, writes from the page (its fetch sends the page's Origin), signs
 // out with its button, and finds the session over: whoami says so and a
 // write from the page is refused.
 func TestConsoleSignInAndOutInABrowser(t *testing.T) {
-	path := browser(t)
+	path := testkit.Chromium(t)
 	e := deploy(t, false)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // originalPage calls the original's endpoints as its web pages do
@@ -43,7 +44,7 @@ async function upload(host, taskId, name, text) {
 // can read it (CORS headers on the refusal); in token mode with no origin
 // allowed the browser hides the reply.
 func TestOriginalPagesInABrowser(t *testing.T) {
-	path := browser(t)
+	path := testkit.Chromium(t)
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write([]byte(originalPage))

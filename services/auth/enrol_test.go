@@ -38,16 +38,7 @@ func TestEnrolmentTokenMayOnlyEnrolOnce(t *testing.T) {
 	ctx := context.Background()
 	c := openCloud(t, cloud.Config{})
 	url := c.ClientURL()
-	opOpts, err := auth.OperatorOptions(c.OperatorCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opConn, err := nats.Connect(url, opOpts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer opConn.Close()
-	op := api.NewClient(opConn, 5*time.Second)
+	_, op := operator(t, c)
 	tok, err := op.CreateEnrolment(ctx, api.CreateEnrolmentRequest{TTL: time.Hour, Uses: 1, Attributes: map[string]string{"site": "ward-7"}})
 	if err != nil {
 		t.Fatal(err)

@@ -93,16 +93,7 @@ func TestHostileClientChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	c := openCloud(t, cloud.Config{})
 	url := c.ClientURL()
-	opOpts, err := auth.OperatorOptions(c.OperatorCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opConn, err := nats.Connect(url, opOpts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer opConn.Close()
-	op := api.NewClient(opConn, 5*time.Second)
+	opConn, op := operator(t, c)
 	if _, err := op.CreateTask(ctx, commands.CreateTask{TaskID: "A", Host: "localhost", Port: 8080, SelectionCriteria: `"camera" in sensors`,
 		ServerCommand: []string{"sleep", "60"}}); err != nil {
 		t.Fatal(err)
@@ -303,4 +294,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	if !testkit.Until(10*time.Second, cond) {
 		t.Fatalf("%s: not in 10 s", what)
 	}
+}
+
+// operator connects to c as its operator, closed when the test ends.
+func operator(t *testing.T, c *cloud.Cloud) (*nats.Conn, *api.Client) {
+	t.Helper()
+	opts, err := auth.OperatorOptions(c.OperatorCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.ClientURL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, api.NewClient(nc, 5*time.Second)
 }

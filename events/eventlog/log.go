@@ -206,52 +206,76 @@ func (l *Log) Append(ctx context.Context, expected uint64, envs ...events.Envelo
 	msgs[0].Header.Set(expectedLastSubjSeqSubjectHeader, l.AggregateFilter(agg))
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	var seq uint64
-	var retried bool
-	var err error
-	if len(msgs) == 1 {
-		seq, retried, err = l.appendOne(ctx, msgs[0])
-	} else {
-		seq, err = l.appendBatch(ctx, msgs)
-	}
-	if errors.Is(err, events.ErrConcurrency) || isAPIError(err, jsErrCodeBatchDuplicateMsgID) {
+	wait := 25 * time.Millisecond
+	for again := false; ; again = true {
+		var seq uint64
+		var retried bool
+		var err error
+		if len(msgs) == 1 {
+			seq, retried, err = l.appendOne(ctx, msgs[0])
+		} else {
+			seq, err = l.appendBatch(ctx, msgs)
+		}
+		retried = retried || again
+		if !errors.Is(err, events.ErrConcurrency) && !isAPIError(err, jsErrCodeBatchDuplicateMsgID) {
+			return seq, err
+		}
 		// The stream checks the expected sequence before its duplicate
 		// window, so events already stored are refused as a conflict:
 		// then ours stand right after expected. Stored by this call's
 		// own earlier attempt (its answer lost under load), the append
-		// succeeded; by another call, it is a duplicate.
-		if last, ok := l.storedAfter(ctx, agg, expected, envs); ok {
-			if retried {
-				return last, nil
+		// succeeded; by another call, it is a duplicate. And a stream
+		// leader that has not applied all it committed (just elected, or
+		// starved of CPU) refuses a right expectation: nothing stands
+		// after expected at the leader, so the append is tried again.
+		stored, ok := l.after(ctx, agg, expected)
+		switch {
+		case !ok:
+			return seq, err
+		case len(stored) == 0 && ctx.Err() == nil:
+			select {
+			case <-ctx.Done():
+				return seq, err
+			case <-time.After(wait):
 			}
-			return last, events.ErrAlreadyStored
+			wait = min(2*wait, time.Second)
+			continue
+		case ours(stored, envs) && retried:
+			return stored[len(envs)-1].Seq, nil
+		case ours(stored, envs):
+			return stored[len(envs)-1].Seq, events.ErrAlreadyStored
 		}
+		return seq, err
 	}
-	return seq, err
 }
 
-// storedAfter reports whether envs are the events stored right after
-// expected for agg, and the sequence of the last of them.
-func (l *Log) storedAfter(ctx context.Context, agg events.Aggregate, expected uint64, envs []events.Envelope) (uint64, bool) {
+// after loads the events of agg after expected as the stream's leader has
+// them, waiting out a slow read within ctx (the log answered the append,
+// so this read is worth waiting for).
+func (l *Log) after(ctx context.Context, agg events.Aggregate, expected uint64) ([]events.Envelope, bool) {
 	stored, err := l.LoadLatest(ctx, agg, expected)
 	for wait := 25 * time.Millisecond; err != nil; wait = min(2*wait, time.Second) {
-		// The log answered the append, so this read is worth waiting for.
 		select {
 		case <-ctx.Done():
-			return 0, false
+			return nil, false
 		case <-time.After(wait):
 		}
 		stored, err = l.LoadLatest(ctx, agg, expected)
 	}
+	return stored, true
+}
+
+// ours reports whether envs are the first of stored.
+func ours(stored, envs []events.Envelope) bool {
 	if len(stored) < len(envs) {
-		return 0, false
+		return false
 	}
 	for i, e := range envs {
 		if stored[i].ID != e.ID {
-			return 0, false
+			return false
 		}
 	}
-	return stored[len(envs)-1].Seq, true
+	return true
 }
 
 // appendAttempt bounds one attempt to store an event; the stream's

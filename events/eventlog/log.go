@@ -113,6 +113,16 @@ func open(ctx context.Context, nc *nats.Conn, cfg Config, stream func(context.Co
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	s, err := stream(ctx, js, cfg)
+	for wait := 100 * time.Millisecond; isAPIError(err, jsErrCodeNoSuitablePeers) || isAPIError(err, jsErrCodeClusterNotAvailable); wait = min(2*wait, time.Second) {
+		// A cluster still forming (its servers not yet known to each
+		// other) has no peers to place the replicas on: ask again.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("event stream %s: %w", cfg.Stream, err)
+		case <-time.After(wait):
+		}
+		s, err = stream(ctx, js, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("event stream %s: %w", cfg.Stream, err)
 	}
@@ -331,6 +341,7 @@ func transient(err error) bool {
 // JetStream API error codes nats.go does not name.
 const (
 	jsErrCodeClusterNotAvailable       jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable
+	jsErrCodeNoSuitablePeers           jetstream.ErrorCode = 10005 // no suitable peers for placement (a cluster forming)
 	jsErrCodeDuplicateMessageInProcess jetstream.ErrorCode = 10158 // an earlier attempt is being stored
 	jsErrCodeBatchDuplicateMsgID       jetstream.ErrorCode = 10201 // a batch holds an event id already stored
 )

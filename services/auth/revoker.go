@@ -200,10 +200,11 @@ func (r *Revoker) Run(ctx context.Context, log *eventlog.Log) error {
 	// may start while its cluster elects leaders).
 	var last uint64
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		_, err := log.Replay(ctx, eventlog.FollowOptions{Filters: filters}, func(e events.Envelope) error { r.Apply(e); return nil })
-		if err == nil {
-			last, err = log.LastSeq(ctx)
-		}
+		// Follow on from where the replay ended: a key issued after it
+		// but before a fresh read of the stream's end would be missed,
+		// and its WaitFor would hang.
+		var err error
+		last, err = log.Replay(ctx, eventlog.FollowOptions{Filters: filters}, func(e events.Envelope) error { r.Apply(e); return nil })
 		if err == nil {
 			break
 		}

@@ -16,14 +16,7 @@ import (
 func TestConsoleSignInAndOutInABrowser(t *testing.T) {
 	path := testkit.Chromium(t)
 	e := deploy(t, false)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTime()
+	ctx := browserContext(t, path, 90*time.Second)
 	eval := func(js string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAsValue, chromedp.EvalAwaitPromise))
@@ -64,4 +57,17 @@ func TestConsoleSignInAndOutInABrowser(t *testing.T) {
 	if got := create("b2"); got != "401" {
 		t.Fatalf("a write from the signed-out page: %s", got)
 	}
+}
+
+// browserContext starts headless chromium at path for one test, closed
+// when the test ends, and bounds it by timeout.
+func browserContext(t *testing.T, path string, timeout time.Duration) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelTime(); cancel(); cancelAlloc() })
+	return ctx
 }

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,14 +50,7 @@ func TestOriginalPagesInABrowser(t *testing.T) {
 	}))
 	defer page.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTime := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelTime()
+	ctx := browserContext(t, path, 120*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(page.URL)); err != nil {
 		t.Fatalf("open the page: %v", err)
 	}

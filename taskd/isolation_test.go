@@ -123,7 +123,10 @@ func TestSetsidGrandchildDiesOnStop(t *testing.T) {
 func TestSetsidGrandchildDiesWithItsTask(t *testing.T) {
 	skipWithoutCgroups(t)
 	pidfile := filepath.Join(t.TempDir(), "grandchild")
-	p, msgs := start(t, setsidScript(pidfile)+`read x < `+pidfile+`.go; echo '{"type":"info","info":"Finished"}'`)
+	// The task waits for the file pidfile.go before it finishes: until the
+	// test wrote it, the task and its grandchild are both running.
+	p, msgs := start(t, setsidScript(pidfile)+`while [ ! -e `+pidfile+`.go ]; do sleep 0.01; done
+echo '{"type":"info","info":"Finished"}'`)
 	next(t, msgs, taskd.KindInfo)
 	gc := grandchild(t, pidfile, p.PID())
 	// Now the task may end, by itself.

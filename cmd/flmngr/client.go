@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/flmngr/flmngr/services/agent"
@@ -61,7 +58,7 @@ func runClient(args []string, out io.Writer) error {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupted()
 	defer stop()
 	var creds auth.Creds
 	if cf.creds == "" {

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
@@ -49,7 +46,7 @@ func runDemo(args []string, out io.Writer) error {
 	if !setFlags(fs)["log-level"] {
 		sf.logLevel = "warn" // the demo prints its own progress
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupted()
 	defer stop()
 	start := time.Now()
 	c, logger, err := openCloud(ctx, sf, cloud.Config{Listen: *listen})

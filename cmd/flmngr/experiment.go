@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,7 +57,7 @@ func conduct(kind string, args []string, out io.Writer) error {
 	if *outDir == "" {
 		*outDir = cacheDir("experiments", kind+"-"+time.Now().Format("20060102-150405"))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupted()
 	defer stop()
 	start := time.Now()
 	fmt.Fprintf(out, "%s: %d run(s), output in %s\n", kind, *runs, *outDir)

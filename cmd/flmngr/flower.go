@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/flmngr/flmngr/tasks/flowerapp"
 )
@@ -16,7 +13,7 @@ import (
 // runFlower runs a driver of a Flower App task until it ends or is asked
 // to stop (SIGTERM: the run is stopped with `flwr stop` first).
 func runFlower(args []string, out io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupted()
 	defer stop()
 	err := flowerapp.Command(ctx, args, out, os.Stderr)
 	switch {

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/flmngr/flmngr/services/api"
@@ -140,7 +138,7 @@ func followPages[T any](cf *connFlags, out io.Writer, following bool, page func(
 		return err
 	}
 	defer done()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupted()
 	defer stop()
 	enc := json.NewEncoder(out)
 	for {

@@ -7,10 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/flmngr/flmngr/services/cloud"
@@ -128,7 +126,7 @@ func openCloud(ctx context.Context, sf serveFlags, cfg cloud.Config) (*cloud.Clo
 }
 
 func serve(out io.Writer, sf serveFlags, cfg cloud.Config) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupted()
 	defer stop()
 	c, logger, err := openCloud(ctx, sf, cfg)
 	if err != nil {

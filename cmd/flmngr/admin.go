@@ -58,6 +58,9 @@ func printStatus(out io.Writer, s api.StatusReply) error {
 	}
 	if s.RebuildTook != "" {
 		fmt.Fprintf(out, "last rebuild:   read %d events in %s\n", s.RebuildEvents, s.RebuildTook)
+		fmt.Fprintf(out, "rebuild now:    about %s\n", s.RebuildEstimate)
+	} else {
+		fmt.Fprintf(out, "rebuild now:    not measured yet (flmngr rebuild measures it)\n")
 	}
 	if s.StorageLow {
 		fmt.Fprintf(out, "ALARM: the cloud's data volume has %s free, below its watermark: commands are refused until space is freed\n", storage.Bytes(s.DataVolumeFree))

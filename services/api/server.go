@@ -620,9 +620,23 @@ func (s *Server) status(ctx context.Context, _ []byte) (any, error) {
 		}
 		if took > 0 {
 			reply.RebuildTook = took.Round(time.Millisecond).String()
+			reply.RebuildEstimate = rebuildEstimate(took, read, last-min(seq, last)).String()
 		}
 	}
 	return reply, nil
+}
+
+// rebuildEstimate is how long reading pending events takes at the pace of
+// a rebuild that read read events in took (loading its snapshot included).
+func rebuildEstimate(took time.Duration, read int64, pending uint64) time.Duration {
+	d := took
+	if read > 0 {
+		d = took / time.Duration(read) * time.Duration(pending)
+	}
+	if d < time.Second {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {

@@ -169,6 +169,10 @@ type StatusReply struct {
 	SnapshotTaken *time.Time `json:"snapshot_taken,omitempty"`
 	RebuildEvents int64      `json:"rebuild_events,omitempty"`
 	RebuildTook   string     `json:"rebuild_took,omitempty"`
+	// RebuildEstimate is how long a rebuild would take now: the events
+	// after the snapshot at the pace of the last rebuild (empty until one
+	// ran since the cloud started).
+	RebuildEstimate string `json:"rebuild_estimate,omitempty"`
 }
 
 // RebuildReply reports a rebuild.

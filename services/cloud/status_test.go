@@ -45,4 +45,18 @@ func TestStatusTellsLogSizeAndSnapshot(t *testing.T) {
 	if st2.SnapshotTaken == nil || st2.SnapshotSeq < st.StreamSeq || time.Since(*st2.SnapshotTaken) > time.Minute {
 		t.Fatalf("restarted cloud: %+v (log was at %d)", st2, st.StreamSeq)
 	}
+	if st2.RebuildEstimate != "" {
+		t.Fatalf("rebuild estimate %q before any rebuild", st2.RebuildEstimate)
+	}
+	// A rebuild measures the pace that estimates the next one.
+	if _, err := op.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st3, err := op.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if est, err := time.ParseDuration(st3.RebuildEstimate); err != nil || est <= 0 || st3.RebuildTook == "" {
+		t.Fatalf("after a rebuild: estimate %q (%v), took %q", st3.RebuildEstimate, err, st3.RebuildTook)
+	}
 }

@@ -23,6 +23,7 @@ const (
 	SummaryFile  = "summary.txt"     // mean ± 95% CI per step
 	SummaryJSON  = "summary.json"
 	ChartFile    = "timeline.png" // the steps of the median run
+	HopsFile     = "hops.txt"     // p50, p90, p99 of every hop of the path to a spawn
 )
 
 // wireEvent is an envelope with its stream sequence, one per line of the
@@ -108,6 +109,10 @@ func WriteResults(dir, kind string, evs []events.Envelope) ([]Run, []Summary, er
 		return nil, nil, err
 	}
 	if err := writeJSON(filepath.Join(dir, SummaryJSON), jsonSummaries(sums)); err != nil {
+		return nil, nil, err
+	}
+	path, hops := HopRuns(kind, evs)
+	if err := writeWith(filepath.Join(dir, HopsFile), func(w io.Writer) { FormatHops(w, path, HopPercentiles(path, hops)) }); err != nil {
 		return nil, nil, err
 	}
 	if r, ok := MedianRun(runs); ok {

@@ -30,7 +30,10 @@ Each run writes into its output directory (default: under the user's cache
 directory, outside any source tree) the native timeline (timeline.ndjson),
 events.json in the original's shape (all runs, and one per run under runs/),
 the original's raw-times report (raw_times.txt), mean ± 95% CI per step
-(summary.txt, summary.json) and a chart of the median run (timeline.png).`
+(summary.txt, summary.json), a chart of the median run (timeline.png) and
+p50/p90/p99 of every hop of the path to a client process (hops.txt):
+experiment 1 from what caused the offer to the process's first line,
+experiment 2 from the client's error to the next task's first line.`
 
 func runExperiment(args []string, out io.Writer) error {
 	run := func(kind string) subcommand {
@@ -67,6 +70,10 @@ func conduct(kind string, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\n")
 	experiments.FormatSummary(out, kind, sums)
+	fmt.Fprintln(out)
+	if err := printHops(out, *outDir); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\n%d run(s) in %s; figures in %s\n", *runs, time.Since(start).Round(time.Millisecond), *outDir)
 	return nil
 }
@@ -77,7 +84,7 @@ func experimentReport(args []string, out io.Writer) error {
 	stream := fs.Bool("stream", false, "read the events from a deployment's stream instead")
 	data := fs.String("data", "", "with --stream: the data directory of a stopped deployment")
 	url := fs.String("nats", "", "with --stream: the NATS URL of a running deployment")
-	write := fs.String("write", "", "also write the figures (events.json, raw times, summary, chart) into this directory")
+	write := fs.String("write", "", "also write the figures (events.json, raw times, summary, hops, chart) into this directory")
 	if err := parseNone(fs, args); err != nil {
 		return err
 	}
@@ -104,6 +111,9 @@ func experimentReport(args []string, out io.Writer) error {
 		experiments.FormatRaw(out, kind, runs)
 		fmt.Fprintln(out)
 		experiments.FormatSummary(out, kind, experiments.Summarize(kind, runs))
+		fmt.Fprintln(out)
+		path, hops := experiments.HopRuns(kind, evs)
+		experiments.FormatHops(out, path, experiments.HopPercentiles(path, hops))
 		fmt.Fprintln(out)
 		if *write != "" {
 			if _, _, err := experiments.WriteResults(*write, kind, evs); err != nil {
@@ -151,4 +161,14 @@ func readStream(data, url string) ([]events.Envelope, error) {
 	var evs []events.Envelope
 	_, err = log.Replay(ctx, eventlog.FollowOptions{From: 1}, func(e events.Envelope) error { evs = append(evs, e); return nil })
 	return evs, err
+}
+
+// printHops prints the hops an experiment wrote into dir.
+func printHops(out io.Writer, dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, experiments.HopsFile))
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(b)
+	return err
 }

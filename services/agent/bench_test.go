@@ -18,6 +18,7 @@ import (
 	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/experiments"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
@@ -32,6 +33,7 @@ type deployment struct {
 	api   *api.Client
 	log   *eventlog.Log
 	seen  chan events.Envelope
+	all   []events.Envelope // every event awaitAll read, for the hops
 }
 
 func deploy(b *testing.B, clientID string) *deployment {
@@ -75,6 +77,7 @@ func (d *deployment) awaitAll(b *testing.B, matches ...func(events.Envelope) boo
 	for left > 0 {
 		select {
 		case e := <-d.seen:
+			d.all = append(d.all, e)
 			for i, m := range matches {
 				if !found[i] && m(e) {
 					out[i], found[i] = e, true
@@ -105,6 +108,8 @@ func clientEvent(typ, task string) func(events.Envelope) bool {
 			return p.TaskID == task
 		case *events.ClientTaskStopped:
 			return p.TaskID == task
+		case *events.ClientTaskRunning:
+			return p.TaskID == task
 		}
 		return false
 	}
@@ -119,69 +124,112 @@ func (d *deployment) create(b *testing.B, id string, client []string) {
 	}
 }
 
-func report(b *testing.B, name string, lat []time.Duration) {
-	slices.Sort(lat)
-	p := func(q float64) float64 {
-		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+// report prints a path's hops and reports its total's percentiles.
+func report(b *testing.B, path string, runs []experiments.Run) {
+	hops := experiments.HopPercentiles(path, runs)
+	var out strings.Builder
+	experiments.FormatHops(&out, path, hops)
+	b.Logf("%d runs:\n%s", len(runs), out.String())
+	total := hops[len(hops)-1]
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(total.P50), "p50-ms")
+	b.ReportMetric(ms(total.P90), "p90-ms")
+	b.ReportMetric(ms(total.P99), "p99-ms")
+}
+
+// goTask builds the smallest Go task process (testdata/gotask).
+func goTask(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "gotask")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/gotask").CombinedOutput(); err != nil {
+		b.Fatalf("build the Go task: %v\n%s", err, out)
 	}
-	b.ReportMetric(p(0.5), "p50-ms")
-	b.ReportMetric(p(0.99), "p99-ms")
-	b.Logf("%s over %d runs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", name, len(lat), p(0.5), p(0.9), p(0.99), p(1))
+	return bin
 }
 
 // BenchmarkStartToClientSpawn measures, from the recorded times of the
 // events, how long after a start is requested the matching client's
-// process was spawned: matcher, offer pushed to the agent, download and
-// check of the task's files, spawn (a trivial task process: sleep).
+// process was spawned, hop by hop: the matcher, the offer pushed to the
+// agent, download and check of the task's files, spawn of a Go task
+// process and its first line, and the report back into the log.
 func BenchmarkStartToClientSpawn(b *testing.B) {
+	task := goTask(b)
 	d := deploy(b, "c1")
-	d.create(b, "T", []string{"sleep", "600"})
+	d.create(b, "T", []string{task})
 	ctx := context.Background()
-	var lat []time.Duration
+	var runs []experiments.Run
 	for b.Loop() {
 		if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "T"}); err != nil {
 			b.Fatal(err)
 		}
-		got := d.awaitAll(b, isType(events.TaskStartRequestedV1, "T"), clientEvent(events.ClientTaskStartedV1, "T"))
-		lat = append(lat, got[1].Time.Sub(got[0].Time))
+		got := d.awaitAll(b, isType(events.TaskStartRequestedV1, "T"), clientEvent(events.ClientTaskRunningV1, "T"))
+		run := got[0].Event.(*events.TaskStartRequested).Run
 		if _, err := d.api.StopTask(ctx, "T"); err != nil {
 			b.Fatal(err)
 		}
 		d.awaitAll(b, isType(events.TaskStoppedV1, "T"), clientEvent(events.ClientTaskStoppedV1, "T"))
+		r, ok := experiments.SpawnPath(d.all, "c1", "T", run)
+		if !ok {
+			b.Fatalf("run %s: the path to the spawn is not in the log", run)
+		}
+		runs = append(runs, r)
 	}
-	report(b, "start requested → client process spawned", lat)
+	report(b, experiments.PathSpawn, runs)
 }
 
 // BenchmarkErrorToFailover measures the original's experiment 2 step: a
 // client process reports an error; how long until the client process of
 // the next offered task is spawned (from the errored event, recorded as
-// soon as the error line is read, to the next task's started event).
+// soon as the error line is read, to the next task's started event), hop
+// by hop. Both tasks are Go task processes.
 func BenchmarkErrorToFailover(b *testing.B) {
+	task := goTask(b)
 	d := deploy(b, "c1")
-	// E fails a moment after it starts, once C is offered too: the
-	// client then runs E (its one slot) and C waits for it.
-	d.create(b, "E", []string{"sh", "-c", `sleep 0.3; echo '{"type":"error","exception":"test-error"}'; sleep 600`})
-	d.create(b, "C", []string{"sleep", "600"})
+	// E fails as soon as C is offered too: the client runs E (its one
+	// slot) and C waits for it. E's error is sent by a script that waits
+	// for its go-ahead file, which the benchmark writes once C is offered.
+	goAhead := filepath.Join(b.TempDir(), "go")
+	d.create(b, "E", []string{"sh", "-c", `while [ ! -e ` + goAhead + ` ]; do sleep 0.01; done; exec ` + task + ` test-error`})
+	d.create(b, "C", []string{task})
 	ctx := context.Background()
-	var lat []time.Duration
+	var runs []experiments.Run
 	for b.Loop() {
+		_ = os.Remove(goAhead)
 		if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "E"}); err != nil {
 			b.Fatal(err)
 		}
-		d.awaitAll(b, clientEvent(events.ClientTaskStartedV1, "E"))
+		e := d.awaitAll(b, clientEvent(events.ClientTaskStartedV1, "E"))[0]
 		if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "C"}); err != nil {
 			b.Fatal(err)
 		}
-		got := d.awaitAll(b, clientEvent(events.ClientTaskErroredV1, "E"), clientEvent(events.ClientTaskStartedV1, "C"))
-		lat = append(lat, got[1].Time.Sub(got[0].Time))
+		d.awaitAll(b, offered("c1", "C"))
+		if err := os.WriteFile(goAhead, nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		got := d.awaitAll(b, clientEvent(events.ClientTaskErroredV1, "E"), clientEvent(events.ClientTaskRunningV1, "C"))
+		_, eRun, _ := events.TaskRunOf(e.Event)
+		_, cRun, _ := events.TaskRunOf(got[1].Event)
 		for _, id := range []string{"E", "C"} {
 			if _, err := d.api.StopTask(ctx, id); err != nil {
 				b.Fatal(err)
 			}
 		}
 		d.awaitAll(b, isType(events.TaskStoppedV1, "E"), isType(events.TaskStoppedV1, "C"), clientEvent(events.ClientTaskStoppedV1, "C"))
+		r, ok := experiments.FailoverPath(d.all, "c1", "E", eRun, "C", cRun)
+		if !ok {
+			b.Fatalf("run %s: the failover is not in the log", eRun)
+		}
+		runs = append(runs, r)
 	}
-	report(b, "client error → next task's client process spawned", lat)
+	report(b, experiments.PathFailover, runs)
+}
+
+// offered matches the offers event that first offers a task to a client.
+func offered(client, task string) func(events.Envelope) bool {
+	return func(e events.Envelope) bool {
+		p, ok := e.Event.(*events.ClientOffersChanged)
+		return ok && e.Aggregate.ID == client && slices.ContainsFunc(p.Offers, func(o events.Offer) bool { return o.TaskID == task })
+	}
 }
 
 // BenchmarkOfferFanOut starts a task matching N simulated clients (agents

@@ -289,7 +289,9 @@ func (m *Matcher) work(ctx context.Context) {
 			}
 		}
 		if !unchanged {
-			rctx, cancel := context.WithTimeout(commands.WithSource(ctx, "matcher"), 15*time.Second)
+			// Sent now: the offers event keeps when the matcher decided,
+			// so a timeline splits the matcher's hop from the append's.
+			rctx, cancel := context.WithTimeout(commands.WithRequestedAt(commands.WithSource(ctx, "matcher"), time.Now()), 15*time.Second)
 			_, err := m.cmds.Execute(rctx, commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions, Cause: cause, Finished: finished})
 			cancel()
 			if err != nil && ctx.Err() == nil {

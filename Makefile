@@ -25,8 +25,8 @@ lint: ## gofmt, go vet, staticcheck and go mod tidy must have nothing to say
 	$(GO) tool staticcheck ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
-bench: ## run the benchmarks one package at a time and print their figures (BENCHTIME=1s by default; -short skips the 1M-event rebuild)
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) $(BENCHFLAGS) ./...
+bench: ## run the benchmarks one package at a time, print their figures and end with a table: figure, value, limit, ratio (BENCHTIME=1s by default; -short skips the 1M-event rebuild)
+	$(GO) run ./experiments/benchtable $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) $(BENCHFLAGS) ./...
 
 clean: ## remove the binary (not the data)
 	rm -rf bin

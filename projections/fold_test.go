@@ -50,7 +50,12 @@ func TestTaskViewFollowsARun(t *testing.T) {
 func TestTimelineEntryOfAClientTaskEventNamesTheTask(t *testing.T) {
 	e := env(7, events.Client("c1"), &events.ClientTaskStarted{TaskID: "4fe5", Run: "1", PID: 9})
 	e.Source = "agent/c1"
+	sent := e.Time.Add(-3 * time.Millisecond)
+	e.RequestedAt = &sent
 	got := projections.Entry(e)
+	if got.Sent == nil || !got.Sent.Equal(sent) {
+		t.Fatalf("entry sent at %v, want %v", got.Sent, sent)
+	}
 	if got.Task != "4fe5" || got.Run != "1" || got.Detail != "pid 9" || got.Kind != "client" || got.Aggregate != "c1" || got.Seq != 7 {
 		t.Fatalf("entry: %+v", got)
 	}

@@ -10,22 +10,26 @@ import (
 
 // TimelineEntry is one event as the timeline shows it.
 type TimelineEntry struct {
-	Seq       uint64    `json:"seq"`
-	Time      time.Time `json:"time"`
-	Source    string    `json:"source"`
-	Kind      string    `json:"kind"`
-	Aggregate string    `json:"aggregate"`
-	Type      string    `json:"type"`
-	EventID   string    `json:"event_id"`
-	Run       string    `json:"run,omitempty"`
-	Task      string    `json:"task,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	// Sent is when the component that caused the event sent it (its
+	// requested time), when it said: Time minus Sent is the hop into the
+	// log.
+	Sent      *time.Time `json:"sent,omitempty"`
+	Source    string     `json:"source"`
+	Kind      string     `json:"kind"`
+	Aggregate string     `json:"aggregate"`
+	Type      string     `json:"type"`
+	EventID   string     `json:"event_id"`
+	Run       string     `json:"run,omitempty"`
+	Task      string     `json:"task,omitempty"`
+	Detail    string     `json:"detail,omitempty"`
 }
 
 // Entry turns an event into its timeline entry.
 func Entry(e events.Envelope) TimelineEntry {
 	t := TimelineEntry{
-		Seq: e.Seq, Time: e.Time, Source: e.Source, Kind: e.Aggregate.Kind,
+		Seq: e.Seq, Time: e.Time, Sent: e.RequestedAt, Source: e.Source, Kind: e.Aggregate.Kind,
 		Aggregate: e.Aggregate.ID, Type: e.Type, EventID: e.ID,
 	}
 	if e.Aggregate.Kind == events.KindTask {

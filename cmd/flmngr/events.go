@@ -50,7 +50,7 @@ type wireEvent struct {
 }
 
 func runTimeline(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("timeline", "timeline [TASK] [--client ID] [--after SEQ] [--limit N]", "Prints the timeline of a task (its events and what clients did with it),\nof a client, or of everything, with the time since the previous step and\nsince the first.")
+	fs, cf := newOperatorFlags("timeline", "timeline [TASK] [--client ID] [--after SEQ] [--limit N]", "Prints the timeline of a task (its events and what clients did with it),\nof a client, or of everything, with the time since the previous step, since\nthe first, and from when the event's component sent it to when the log\nrecorded it (INTO LOG).")
 	client := fs.String("client", "", "the timeline of this client")
 	after := fs.Uint64("after", 0, "start after this stream sequence")
 	limit := fs.Int("limit", 1000, "at most this many entries")
@@ -96,10 +96,14 @@ func printTimeline(out io.Writer, entries []projections.TimelineEntry) {
 	entries = slices.Clone(entries)
 	slices.SortStableFunc(entries, func(a, b projections.TimelineEntry) int { return a.Time.Compare(b.Time) })
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SEQ\tTIME\tSTEP\tSINCE START\tSOURCE\tAGGREGATE\tTYPE\tDETAIL")
+	fmt.Fprintln(w, "SEQ\tTIME\tSTEP\tSINCE START\tINTO LOG\tSOURCE\tAGGREGATE\tTYPE\tDETAIL")
 	first, prev := entries[0].Time, entries[0].Time
 	for _, e := range entries {
-		fmt.Fprintf(w, "%d\t%s\t+%s\t%s\t%s\t%s/%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("15:04:05.000"), latency(e.Time.Sub(prev)), latency(e.Time.Sub(first)), e.Source, e.Kind, e.Aggregate, e.Type, e.Detail)
+		intoLog := "—"
+		if e.Sent != nil {
+			intoLog = latency(e.Time.Sub(*e.Sent))
+		}
+		fmt.Fprintf(w, "%d\t%s\t+%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("15:04:05.000"), latency(e.Time.Sub(prev)), latency(e.Time.Sub(first)), intoLog, e.Source, e.Kind, e.Aggregate, e.Type, e.Detail)
 		prev = e.Time
 	}
 	w.Flush()

@@ -12,7 +12,8 @@ import (
 
 // TestExperimentReportReproducesTheFigures runs both experiments twice
 // with the binary, then recomputes their figures offline from the
-// recorded timeline: they must be the ones the runs printed.
+// recorded timeline: they must be the ones the runs printed, every hop on
+// the way to a client process included.
 func TestExperimentReportReproducesTheFigures(t *testing.T) {
 	bin, err := testkit.BuildBinary()
 	if err != nil {
@@ -25,7 +26,7 @@ func TestExperimentReportReproducesTheFigures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v\n%s", kind, err, run)
 			}
-			for _, f := range []string{"timeline.ndjson", "events.json", "runs/01/events.json", "raw_times.txt", "summary.txt", "summary.json", "timeline.png"} {
+			for _, f := range []string{"timeline.ndjson", "events.json", "runs/01/events.json", "raw_times.txt", "summary.txt", "summary.json", "timeline.png", "hops.txt"} {
 				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 					t.Fatalf("%s: %v", f, err)
 				}
@@ -39,8 +40,12 @@ func TestExperimentReportReproducesTheFigures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("report: %v\n%s", err, report)
 			}
-			if !strings.Contains(string(report), string(summary)) || !strings.Contains(string(report), string(raw)) {
-				t.Fatalf("the report differs from the run's figures:\n%s\n--- run:\n%s%s", report, raw, summary)
+			hops, _ := os.ReadFile(filepath.Join(out, "hops.txt"))
+			if strings.Contains(string(hops), "—") || !strings.Contains(string(run), string(hops)) {
+				t.Fatalf("a hop was not found, or the run did not print them:\n%s", hops)
+			}
+			if !strings.Contains(string(report), string(summary)) || !strings.Contains(string(report), string(raw)) || !strings.Contains(string(report), string(hops)) {
+				t.Fatalf("the report differs from the run's figures:\n%s\n--- run:\n%s%s%s", report, raw, summary, hops)
 			}
 		})
 	}

@@ -71,11 +71,10 @@ func causeSeq(cause string) (uint64, bool) {
 // process that run spawned. It returns false when an event of the path is
 // missing.
 func SpawnPath(evs []events.Envelope, client, task, run string) (Run, bool) {
-	ix := newIndex(evs)
-	bySeq := make(map[uint64]events.Envelope, len(evs))
-	for _, e := range evs {
-		bySeq[e.Seq] = e
-	}
+	return newIndex(evs).spawnPath(client, task, run)
+}
+
+func (ix *index) spawnPath(client, task, run string) (Run, bool) {
 	dl, okDl := ix.find(events.ClientTaskDownloadedV1, clientTask(client, task, run))
 	started, okStarted := ix.find(events.ClientTaskStartedV1, clientTask(client, task, run))
 	running, okRunning := ix.find(events.ClientTaskRunningV1, clientTask(client, task, run))
@@ -92,7 +91,7 @@ func SpawnPath(evs []events.Envelope, client, task, run string) (Run, bool) {
 	okCause := false
 	if okOffer {
 		if seq, ok := causeSeq(offer.Event.(*events.ClientOffersChanged).Cause); ok {
-			cause, okCause = bySeq[seq]
+			cause, okCause = ix.bySeq[seq]
 		}
 	}
 	r := newRun(fmt.Sprintf("%s %s run %s", client, task, run), [][2]mark{
@@ -112,7 +111,10 @@ func SpawnPath(evs []events.Envelope, client, task, run string) (Run, bool) {
 // FailoverPath measures every hop from a client's errored report of one
 // task run to the first line of the next task's process on that client.
 func FailoverPath(evs []events.Envelope, client, task, run, next, nextRun string) (Run, bool) {
-	ix := newIndex(evs)
+	return newIndex(evs).failoverPath(client, task, run, next, nextRun)
+}
+
+func (ix *index) failoverPath(client, task, run, next, nextRun string) (Run, bool) {
 	errd, okErr := ix.find(events.ClientTaskErroredV1, clientTask(client, task, run))
 	q, okQ := ix.find(events.ClientTaskQuarantinedV1, clientTask(client, task, run))
 	after := func(typ string) (events.Envelope, bool) {
@@ -145,29 +147,30 @@ func FailoverPath(evs []events.Envelope, client, task, run, next, nextRun string
 // path for its measured client, experiment 2's failover from E to C.
 func HopRuns(kind string, evs []events.Envelope) (string, []Run) {
 	var out []Run
+	ix := newIndex(evs)
 	if kind == Exp2 {
-		for _, start := range newIndex(evs).byType[events.TaskStartRequestedV1] {
+		for _, start := range ix.byType[events.TaskStartRequestedV1] {
 			if start.Aggregate.ID != exp2E {
 				continue
 			}
 			run := start.Event.(*events.TaskStartRequested).Run
-			if r, ok := FailoverPath(evs, exp2Client, exp2E, run, exp2C, run); ok {
+			if r, ok := ix.failoverPath(exp2Client, exp2E, run, exp2C, run); ok {
 				out = append(out, r)
 			}
 		}
 		return PathFailover, out
 	}
-	for _, created := range newIndex(evs).byType[events.TaskCreatedV1] {
+	for _, created := range ix.byType[events.TaskCreatedV1] {
 		task := created.Aggregate.ID
 		if !strings.HasPrefix(task, exp1Prefix) {
 			continue
 		}
-		dl, ok := newIndex(evs).find(events.ClientTaskDownloadedV1, clientTask(task+"-c1", task, ""))
+		dl, ok := ix.find(events.ClientTaskDownloadedV1, clientTask(task+"-c1", task, ""))
 		if !ok {
 			continue
 		}
 		_, run, _ := events.TaskRunOf(dl.Event)
-		if r, ok := SpawnPath(evs, task+"-c1", task, run); ok {
+		if r, ok := ix.spawnPath(task+"-c1", task, run); ok {
 			out = append(out, r)
 		}
 	}

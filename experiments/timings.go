@@ -72,12 +72,14 @@ type Run struct {
 // index collects what the timings need from a log.
 type index struct {
 	byType map[string][]events.Envelope
+	bySeq  map[uint64]events.Envelope
 }
 
 func newIndex(evs []events.Envelope) *index {
-	ix := &index{byType: map[string][]events.Envelope{}}
+	ix := &index{byType: map[string][]events.Envelope{}, bySeq: make(map[uint64]events.Envelope, len(evs))}
 	for _, e := range evs {
 		ix.byType[e.Type] = append(ix.byType[e.Type], e)
+		ix.bySeq[e.Seq] = e
 	}
 	return ix
 }

@@ -224,11 +224,17 @@ func IdempotencyKey(ctx context.Context) string {
 // ValidIdempotencyKey reports whether key may be used: 1-128 printable
 // ASCII characters without spaces.
 func ValidIdempotencyKey(key string) bool {
-	if key == "" || len(key) > 128 {
+	return printableWord(key, 128)
+}
+
+// printableWord reports whether s has 1 to max printable ASCII characters
+// and no spaces.
+func printableWord(s string, max int) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
-	for i := 0; i < len(key); i++ {
-		if key[i] <= ' ' || key[i] > '~' {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
 			return false
 		}
 	}
@@ -261,15 +267,7 @@ func RequestedAt(ctx context.Context) (time.Time, bool) {
 // ValidSource reports whether s may name a component: 1-64 printable
 // ASCII characters without spaces.
 func ValidSource(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
+	return printableWord(s, 64)
 }
 
 // Execute decides cmd against the current state of its aggregate and

@@ -15,21 +15,20 @@ import (
 
 // Task returns the view of one task, or nil when there is none.
 func (s *Store) Task(id string) (*projections.TaskView, error) {
-	var v *projections.TaskView
-	err := s.view(func(txn *badgerdb.Txn) error {
-		var err error
-		v, err = getJSON[projections.TaskView](txn, taskKey(id))
-		return err
-	})
-	return v, err
+	return viewOf[projections.TaskView](s, taskKey(id))
 }
 
 // Client returns the view of one client, or nil when there is none.
 func (s *Store) Client(id string) (*projections.ClientView, error) {
-	var v *projections.ClientView
+	return viewOf[projections.ClientView](s, clientKey(id))
+}
+
+// viewOf reads the JSON view stored at key, or nil when there is none.
+func viewOf[T any](s *Store, key []byte) (*T, error) {
+	var v *T
 	err := s.view(func(txn *badgerdb.Txn) error {
 		var err error
-		v, err = getJSON[projections.ClientView](txn, clientKey(id))
+		v, err = getJSON[T](txn, key)
 		return err
 	})
 	return v, err

@@ -159,20 +159,14 @@ func (s *Store) WaitFor(ctx context.Context, seq uint64) error {
 func (s *Store) readCheckpoint() (uint64, error) {
 	var cp uint64
 	err := s.view(func(txn *badgerdb.Txn) error {
-		item, err := txn.Get(checkpointKey)
-		if errors.Is(err, badgerdb.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
+		_, err := getValue(txn, checkpointKey, func(v []byte) error {
 			if len(v) != 8 {
 				return fmt.Errorf("checkpoint has %d bytes", len(v))
 			}
 			cp = binary.BigEndian.Uint64(v)
 			return nil
 		})
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read checkpoint: %w", err)
@@ -189,19 +183,13 @@ const layout = 2
 func (s *Store) readLayout() (uint64, error) {
 	var l uint64
 	err := s.view(func(txn *badgerdb.Txn) error {
-		item, err := txn.Get(layoutKey)
-		if errors.Is(err, badgerdb.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
+		_, err := getValue(txn, layoutKey, func(v []byte) error {
 			if len(v) == 8 {
 				l = binary.BigEndian.Uint64(v)
 			}
 			return nil
 		})
+		return err
 	})
 	return l, err
 }
@@ -451,17 +439,26 @@ func applyTxn(txn *badgerdb.Txn, batch []item) error {
 	return txn.Set(checkpointKey, seqBytes(batch[len(batch)-1].seq))
 }
 
+// getJSON decodes the JSON value at key, or returns nil when there is none.
 func getJSON[T any](txn *badgerdb.Txn, key []byte) (*T, error) {
-	item, err := txn.Get(key)
-	if errors.Is(err, badgerdb.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	v := new(T)
+	found, err := getValue(txn, key, func(b []byte) error { return json.Unmarshal(b, v) })
+	if !found {
 		return nil, err
 	}
-	v := new(T)
-	err = item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 	return v, err
+}
+
+// getValue hands the value at key to read and reports whether there was one.
+func getValue(txn *badgerdb.Txn, key []byte, read func([]byte) error) (bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, item.Value(read)
 }
 
 // encodedEntry is a timeline entry ready to store.

@@ -498,14 +498,24 @@ func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.views.Task(r.ID)
+	v, err := existing(s.views.Task, "task", r.ID)
 	if err != nil {
-		return nil, fault.Internal(err, "read task view")
-	}
-	if v == nil {
-		return nil, fault.NotFound("task %s not found", r.ID)
+		return nil, err
 	}
 	return toTask(*v), nil
+}
+
+// existing reads the view of the kind ("task", "client") with id; none is
+// a not-found error.
+func existing[V any](read func(string) (*V, error), kind, id string) (*V, error) {
+	v, err := read(id)
+	if err != nil {
+		return nil, fault.Internal(err, "read %s view", kind)
+	}
+	if v == nil {
+		return nil, fault.NotFound("%s %s not found", kind, id)
+	}
+	return v, nil
 }
 
 func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
@@ -535,12 +545,9 @@ func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.views.Client(r.ID)
+	v, err := existing(s.views.Client, "client", r.ID)
 	if err != nil {
-		return nil, fault.Internal(err, "read client view")
-	}
-	if v == nil {
-		return nil, fault.NotFound("client %s not found", r.ID)
+		return nil, err
 	}
 	if s.cfg.Decisions != nil {
 		if d, ok := s.cfg.Decisions.Decisions(r.ID); ok {
@@ -711,12 +718,9 @@ func (s *Server) checkCredentials(ctx context.Context, data []byte) (any, error)
 	if err := decode(data, &r); err != nil {
 		return nil, err
 	}
-	v, err := s.views.Task(r.TaskID)
+	v, err := existing(s.views.Task, "task", r.TaskID)
 	if err != nil {
-		return nil, fault.Internal(err, "read task view")
-	}
-	if v == nil {
-		return nil, fault.NotFound("task %s not found", r.TaskID)
+		return nil, err
 	}
 	ok := v.Spec.Username != "" && r.Username == v.Spec.Username && commands.CheckPassword(v.Spec.PasswordHash, r.Password)
 	return CredentialsReply{OK: ok}, nil

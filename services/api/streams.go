@@ -63,17 +63,13 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 	case r.Task != "" && r.Client != "":
 		return nil, fault.Invalid("task", "task and client are exclusive")
 	case r.Task != "":
-		if v, err := s.views.Task(r.Task); err != nil {
-			return nil, fault.Internal(err, "read task view")
-		} else if v == nil {
-			return nil, fault.NotFound("task %s not found", r.Task)
+		if _, err := existing(s.views.Task, "task", r.Task); err != nil {
+			return nil, err
 		}
 		filter = s.cfg.Reader.AggregateFilter(events.Task(r.Task))
 	case r.Client != "":
-		if v, err := s.views.Client(r.Client); err != nil {
-			return nil, fault.Internal(err, "read client view")
-		} else if v == nil {
-			return nil, fault.NotFound("client %s not found", r.Client)
+		if _, err := existing(s.views.Client, "client", r.Client); err != nil {
+			return nil, err
 		}
 		filter = s.cfg.Reader.AggregateFilter(events.Client(r.Client))
 	}
@@ -129,12 +125,9 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
 		return nil, err
 	}
-	v, err := s.views.Task(r.Task)
+	v, err := existing(s.views.Task, "task", r.Task)
 	if err != nil {
-		return nil, fault.Internal(err, "read task view")
-	}
-	if v == nil {
-		return nil, fault.NotFound("task %s not found", r.Task)
+		return nil, err
 	}
 	if r.Run == "" {
 		r.Run = v.Run
@@ -179,10 +172,8 @@ func (s *Server) taskUpload(ctx context.Context, data []byte) (any, error) {
 	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
 		return nil, err
 	}
-	if v, err := s.views.Task(r.TaskID); err != nil {
-		return nil, fault.Internal(err, "read task view")
-	} else if v == nil {
-		return nil, fault.NotFound("task %s not found", r.TaskID)
+	if _, err := existing(s.views.Task, "task", r.TaskID); err != nil {
+		return nil, err
 	}
 	return s.cfg.Uploads.Commit(ctx, r.TaskID, r.Upload, r.Name, r.Parts, r.Size, r.SHA256)
 }

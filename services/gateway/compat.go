@@ -33,14 +33,35 @@ type rpc struct {
 }
 
 var rpcs = map[string]*rpc{
-	"rpc_exec_create_task":            {write: true, call: rpcCreateTask},
-	"rpc_exec_start_server_task":      {write: true, call: rpcStartTask},
-	"rpc_exec_stop_server_task":       {write: true, call: rpcStopTask},
-	"rpc_exec_update_task":            {write: true, call: rpcUpdateTask},
-	"rpc_exec_update_user_info":       {write: true, call: rpcUpdateUser},
-	"rpc_exec_get_task_by_id":         {call: rpcGetTask},
-	"rpc_exec_client_requesting_task": {call: rpcRequestingTask},
-	"rpc_exec_get_user_info":          {call: rpcGetUser},
+	"rpc_exec_create_task":            {write: true, call: rpcOf(rpcCreateTask)},
+	"rpc_exec_start_server_task":      {write: true, call: rpcOf(rpcStartTask)},
+	"rpc_exec_stop_server_task":       {write: true, call: rpcOf(rpcStopTask)},
+	"rpc_exec_update_task":            {write: true, call: rpcOf(rpcUpdateTask)},
+	"rpc_exec_update_user_info":       {write: true, call: rpcOf(rpcUpdateUser)},
+	"rpc_exec_get_task_by_id":         {call: rpcOf(rpcGetTask)},
+	"rpc_exec_client_requesting_task": {call: rpcOf(rpcRequestingTask)},
+	"rpc_exec_get_user_info":          {call: rpcOf(rpcGetUser)},
+}
+
+// rpcOf makes an rpc of fn: the body, decoded into fn's request, is
+// what fn is called with.
+func rpcOf[C any](fn func(context.Context, *Gateway, C) (any, error)) func(context.Context, *Gateway, []byte) (any, error) {
+	return func(ctx context.Context, g *Gateway, body []byte) (any, error) {
+		var c C
+		if err := unmarshal(body, &c); err != nil {
+			return nil, err
+		}
+		return fn(ctx, g, c)
+	}
+}
+
+// taskRef and userRef are the requests that name one task or user.
+type taskRef struct {
+	TaskID string `json:"task_id"`
+}
+
+type userRef struct {
+	UserID string `json:"user_id"`
 }
 
 func init() {
@@ -214,40 +235,24 @@ func originalNames(names []string) []string {
 	return names
 }
 
-func rpcCreateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c commands.CreateTask
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcCreateTask(ctx context.Context, g *Gateway, c commands.CreateTask) (any, error) {
 	c.FilesPaths = originalNames(c.FilesPaths)
 	_, err := g.api.CreateTask(ctx, c)
 	return nil, err
 }
 
-func rpcStartTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c commands.StartTask
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcStartTask(ctx context.Context, g *Gateway, c commands.StartTask) (any, error) {
 	_, err := g.api.StartTask(ctx, c)
 	return nil, err
 }
 
-func rpcStopTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c commands.StopTask
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcStopTask(ctx context.Context, g *Gateway, c commands.StopTask) (any, error) {
 	_, err := g.api.StopTask(ctx, c.TaskID)
 	return nil, err
 }
 
 // rpcUpdateTask is the original update: a missing task_id does nothing.
-func rpcUpdateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c commands.UpdateTask
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcUpdateTask(ctx context.Context, g *Gateway, c commands.UpdateTask) (any, error) {
 	if c.TaskID == "" {
 		return nil, nil
 	}
@@ -256,11 +261,7 @@ func rpcUpdateTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
 }
 
 // rpcUpdateUser is the original upsert of a user's info.
-func rpcUpdateUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c commands.ReportClientInfo
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcUpdateUser(ctx context.Context, g *Gateway, c commands.ReportClientInfo) (any, error) {
 	c.Register = true
 	_, err := g.api.ReportClient(ctx, c)
 	return nil, err
@@ -292,13 +293,7 @@ func originalTask(t api.Task) OriginalTask {
 		CreationDate: t.CreatedAt.Local().Format(originalDate), LastModDate: t.UpdatedAt.Local().Format(originalDate)}
 }
 
-func rpcGetTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c struct {
-		TaskID string `json:"task_id"`
-	}
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcGetTask(ctx context.Context, g *Gateway, c taskRef) (any, error) {
 	t, err := g.api.Task(ctx, c.TaskID)
 	if err != nil {
 		return nil, err
@@ -326,13 +321,7 @@ type mintKey struct{}
 
 // rpcRequestingTask answers with the running tasks the client is offered,
 // in priority order.
-func rpcRequestingTask(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c struct {
-		UserID string `json:"user_id"`
-	}
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcRequestingTask(ctx context.Context, g *Gateway, c userRef) (any, error) {
 	u, err := g.api.User(ctx, c.UserID)
 	if err != nil {
 		return nil, err
@@ -376,13 +365,7 @@ func originalUser(c projections.ClientView) OriginalUser {
 		AvgDisconnectionPerRound: c.Attributes.AvgDisconnectionPerRound, Sensors: orEmpty(c.Attributes.Sensors)}
 }
 
-func rpcGetUser(ctx context.Context, g *Gateway, body []byte) (any, error) {
-	var c struct {
-		UserID string `json:"user_id"`
-	}
-	if err := unmarshal(body, &c); err != nil {
-		return nil, err
-	}
+func rpcGetUser(ctx context.Context, g *Gateway, c userRef) (any, error) {
 	u, err := g.api.User(ctx, c.UserID)
 	if err != nil {
 		return nil, err

@@ -69,10 +69,16 @@ func (o sseOut) end(reason string) {
 	}
 }
 
-// serveStream subscribes to a feed from sequence from (0: from now on)
-// and streams it until the client leaves. A feed that cannot be
-// followed is answered with an error, not with an empty stream.
-func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, f feed, from uint64) {
+// serveStream subscribes to a feed from where the request resumes it
+// (see resumeFrom; else from fallback, 0: from now on) and streams it
+// until the client leaves. A feed that cannot be followed is answered
+// with an error, not with an empty stream.
+func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, f feed, fallback uint64) {
+	from, err := resumeFrom(r, fallback)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
 	ctx := r.Context()
 	sub, err := g.hubs.join(ctx, f, from)
 	if err != nil {
@@ -235,12 +241,7 @@ func (g *Gateway) eventsStream(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	from, err := resumeFrom(r, 0)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	g.serveStream(w, r, feed{kind: "events", stream: g.events.Config().Stream, filter: filter, render: renderEvent}, from)
+	g.serveStream(w, r, feed{kind: "events", stream: g.events.Config().Stream, filter: filter, render: renderEvent}, 0)
 }
 
 // renderRound is a completed round as the rounds stream sends it.
@@ -267,13 +268,8 @@ func (g *Gateway) metricsStream(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, fault.Invalid("id", "invalid task id"))
 		return
 	}
-	from, err := resumeFrom(r, 1)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
 	filter := g.events.EventSubject(events.Task(id), events.TaskRoundCompletedV1)
-	g.serveStream(w, r, feed{kind: "rounds", stream: g.events.Config().Stream, filter: filter, render: renderRound}, from)
+	g.serveStream(w, r, feed{kind: "rounds", stream: g.events.Config().Stream, filter: filter, render: renderRound}, 1)
 }
 
 // renderLog is a line of output as the logs stream sends it; what is not
@@ -311,11 +307,6 @@ func (g *Gateway) logsStream(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, fault.Invalid("run", "invalid run"))
 		return
 	}
-	from, err := resumeFrom(r, 1)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
 	filter := logs.Prefix + "." + id + "." + run + ".>"
-	g.serveStream(w, r, feed{kind: "logs", stream: logs.Stream, filter: filter, render: renderLog}, from)
+	g.serveStream(w, r, feed{kind: "logs", stream: logs.Stream, filter: filter, render: renderLog}, 1)
 }

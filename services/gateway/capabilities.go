@@ -112,6 +112,15 @@ func (g *Gateway) capabilityFor(ctx context.Context, u projections.ClientView, o
 	return c.secret, nil
 }
 
+// unlessNotFound is err, or nil when err says that what was read does not
+// exist: a capability for it opens nothing, which is no error.
+func unlessNotFound(err error) error {
+	if fault.KindOf(err) == fault.KindNotFound {
+		return nil
+	}
+	return err
+}
+
 // checkCapability reports whether a capability, with the task's
 // username, opens task id's files now.
 func (g *Gateway) checkCapability(ctx context.Context, id, user, secret string) (api.Task, bool, error) {
@@ -121,20 +130,14 @@ func (g *Gateway) checkCapability(ctx context.Context, id, user, secret string) 
 	}
 	t, err := g.api.Task(ctx, id)
 	if err != nil {
-		if fault.KindOf(err) == fault.KindNotFound {
-			return api.Task{}, false, nil
-		}
-		return api.Task{}, false, err
+		return api.Task{}, false, unlessNotFound(err)
 	}
 	if subtle.ConstantTimeCompare([]byte(user), []byte(t.Spec.Username)) != 1 {
 		return api.Task{}, false, nil
 	}
 	u, err := g.api.User(ctx, client)
 	if err != nil {
-		if fault.KindOf(err) == fault.KindNotFound {
-			return api.Task{}, false, nil
-		}
-		return api.Task{}, false, err
+		return api.Task{}, false, unlessNotFound(err)
 	}
 	c, ok := u.Capability(id, capID)
 	if !ok || !u.Live(c) {

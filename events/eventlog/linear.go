@@ -19,10 +19,7 @@ import (
 // as the stream's leader knows it (zero when there is none): a read no
 // lagging replica answers.
 func (l *Log) LeaderLastSeqOf(ctx context.Context, filter string) (uint64, error) {
-	ctx, cancel := l.bound(ctx)
-	defer cancel()
-	req, _ := json.Marshal(map[string]string{"last_by_subj": filter})
-	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, req)
+	msg, err := l.requestLast(ctx, "$JS.API.STREAM.MSG.GET.", filter)
 	if err != nil {
 		return 0, fmt.Errorf("last event of %s at the stream leader: %w", filter, err)
 	}

@@ -444,10 +444,7 @@ func (l *Log) Size(ctx context.Context) (msgs, bytes uint64, err error) {
 // LastSeqOf returns the sequence of the last event matching a subject filter
 // (zero when there is none).
 func (l *Log) LastSeqOf(ctx context.Context, filter string) (uint64, error) {
-	ctx, cancel := l.bound(ctx)
-	defer cancel()
-	req, _ := json.Marshal(map[string]string{"last_by_subj": filter})
-	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+l.cfg.Stream, req)
+	msg, err := l.requestLast(ctx, "$JS.API.DIRECT.GET.", filter)
 	if err != nil {
 		return 0, fmt.Errorf("last event of %s: %w", filter, err)
 	}
@@ -462,6 +459,16 @@ func (l *Log) LastSeqOf(ctx context.Context, filter string) (uint64, error) {
 		return 0, fmt.Errorf("last event of %s: bad sequence header: %w", filter, err)
 	}
 	return seq, nil
+}
+
+// requestLast asks JetStream's API, api ("$JS.API.DIRECT.GET." or
+// "$JS.API.STREAM.MSG.GET."), for the stream's last message matching
+// filter.
+func (l *Log) requestLast(ctx context.Context, api, filter string) (*nats.Msg, error) {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	req, _ := json.Marshal(map[string]string{"last_by_subj": filter})
+	return l.nc.RequestWithContext(ctx, api+l.cfg.Stream, req)
 }
 
 // Get returns the event stored at seq.

@@ -428,22 +428,27 @@ func (p *Process) terminate(ctx context.Context) (Exit, error) {
 	default:
 	}
 	_ = syscall.Kill(-p.pid, p.cfg.StopSignal)
-	grace := time.NewTimer(p.cfg.Grace)
-	defer grace.Stop()
-	select {
-	case <-p.done:
+	if p.exitsWithin(p.cfg.Grace, ctx.Done()) {
 		return p.exit, nil
-	case <-grace.C:
-	case <-ctx.Done():
 	}
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	p.cg.kill()
-	kill := time.NewTimer(p.cfg.KillWait)
-	defer kill.Stop()
+	if p.exitsWithin(p.cfg.KillWait, nil) {
+		return p.exit, nil
+	}
+	return Exit{}, fmt.Errorf("taskd: pid %d still running %s after SIGKILL", p.pid, p.cfg.KillWait)
+}
+
+// exitsWithin waits at most d, or until stop closes, for the process to
+// exit, and reports whether it did.
+func (p *Process) exitsWithin(d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-p.done:
-		return p.exit, nil
-	case <-kill.C:
-		return Exit{}, fmt.Errorf("taskd: pid %d still running %s after SIGKILL", p.pid, p.cfg.KillWait)
+		return true
+	case <-t.C:
+	case <-stop:
 	}
+	return false
 }

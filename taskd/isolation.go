@@ -88,29 +88,26 @@ func (i IsolationInfo) enforcement(l Limits, values bool) string {
 		}
 		parts = append(parts, key+" "+how)
 	}
-	if l.CPU > 0 {
-		if i.Has("cpu") {
-			add("cpu", fmt.Sprint(l.CPU), "by cgroup cpu.max")
+	// byCgroup adds a limit the controller enforces when there is one.
+	byCgroup := func(controller, value, without string) {
+		if i.Has(controller) {
+			add(controller, value, "by cgroup "+controller+".max")
 		} else {
-			add("cpu", fmt.Sprint(l.CPU), "not enforced (no cpu controller; RLIMIT_CPU counts seconds, not cores)")
+			add(controller, value, without)
 		}
+	}
+	if l.CPU > 0 {
+		byCgroup("cpu", fmt.Sprint(l.CPU), "not enforced (no cpu controller; RLIMIT_CPU counts seconds, not cores)")
 	}
 	if l.Memory > 0 {
-		switch {
-		case i.Has("memory"):
-			add("memory", formatBytes(l.Memory), "by cgroup memory.max")
-		case rlimitFallback:
-			add("memory", formatBytes(l.Memory), "by RLIMIT_AS (address space, set just after the start)")
-		default:
-			add("memory", formatBytes(l.Memory), "not enforced (no memory controller)")
+		without := "not enforced (no memory controller)"
+		if rlimitFallback {
+			without = "by RLIMIT_AS (address space, set just after the start)"
 		}
+		byCgroup("memory", formatBytes(l.Memory), without)
 	}
 	if l.PIDs > 0 {
-		if i.Has("pids") {
-			add("pids", fmt.Sprint(l.PIDs), "by cgroup pids.max")
-		} else {
-			add("pids", fmt.Sprint(l.PIDs), "not enforced (no pids controller; RLIMIT_NPROC counts the whole user)")
-		}
+		byCgroup("pids", fmt.Sprint(l.PIDs), "not enforced (no pids controller; RLIMIT_NPROC counts the whole user)")
 	}
 	if l.WallTime > 0 {
 		add("walltime", formatDuration(l.WallTime), "by a timer")

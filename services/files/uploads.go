@@ -44,25 +44,17 @@ const UploadsMaxBytes = 4 << 30
 // OpenUploads creates or updates the staging stream, at most maxBytes (0:
 // UploadsMaxBytes); the cloud calls it.
 func OpenUploads(ctx context.Context, js jetstream.JetStream, replicas int, maxBytes int64) error {
-	if replicas == 0 {
-		replicas = 1
-	}
-	if maxBytes <= 0 {
-		maxBytes = UploadsMaxBytes
-	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := eventlog.OpenStream(ctx, js, jetstream.StreamConfig{
 		Name:        UploadsStream,
 		Description: "flmngr uploads in progress: parts of task files not committed yet",
 		Subjects:    []string{uploadsPrefix + ".>"},
-		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		MaxAge:      time.Hour,
 		MaxBytes:    maxBytes,
 		MaxMsgSize:  PartSize + 4<<10,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  2 * time.Minute,
-		AllowDirect: true,
-	})
+	}, UploadsMaxBytes)
 	if err != nil {
 		return fmt.Errorf("upload stream: %w", err)
 	}

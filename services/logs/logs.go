@@ -23,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/taskd"
 )
 
@@ -76,26 +77,18 @@ const MaxBytes = 1 << 30
 
 // Open creates or updates the log stream, at most maxBytes (0: MaxBytes).
 func Open(ctx context.Context, js jetstream.JetStream, replicas int, maxBytes int64) error {
-	if replicas == 0 {
-		replicas = 1
-	}
-	if maxBytes <= 0 {
-		maxBytes = MaxBytes
-	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := eventlog.OpenStream(ctx, js, jetstream.StreamConfig{
 		Name:              Stream,
 		Description:       "flmngr task process output, kept a day",
 		Subjects:          []string{Prefix + ".>"},
-		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		MaxAge:            24 * time.Hour,
 		MaxBytes:          maxBytes,
 		MaxMsgsPerSubject: MaxLinesPerProcess,
 		MaxMsgSize:        128 << 10,
 		Discard:           jetstream.DiscardOld,
-		AllowDirect:       true,
 		RePublish:         &jetstream.RePublish{Source: Prefix + ".>", Destination: LivePrefix + ".>", HeadersOnly: true},
-	})
+	}, MaxBytes)
 	if err != nil {
 		return fmt.Errorf("log stream: %w", err)
 	}

@@ -384,24 +384,18 @@ func applyTxn(txn *badgerdb.Txn, batch []item) error {
 		e := it.env
 		switch e.Aggregate.Kind {
 		case events.KindTask:
-			v, ok := tasks[e.Aggregate.ID]
-			if !ok {
-				var err error
-				if v, err = getJSON[projections.TaskView](txn, taskKey(e.Aggregate.ID)); err != nil {
-					return err
-				}
-				if v != nil {
-					createdBefore[e.Aggregate.ID] = v.CreatedSeq
-				}
+			v, stored, err := batchView(txn, tasks, taskKey, e.Aggregate.ID)
+			if err != nil {
+				return err
+			}
+			if stored && v != nil {
+				createdBefore[e.Aggregate.ID] = v.CreatedSeq
 			}
 			tasks[e.Aggregate.ID] = projections.ApplyTask(v, e)
 		case events.KindClient:
-			v, ok := clients[e.Aggregate.ID]
-			if !ok {
-				var err error
-				if v, err = getJSON[projections.ClientView](txn, clientKey(e.Aggregate.ID)); err != nil {
-					return err
-				}
+			v, _, err := batchView(txn, clients, clientKey, e.Aggregate.ID)
+			if err != nil {
+				return err
 			}
 			clients[e.Aggregate.ID] = projections.ApplyClient(v, e)
 		}
@@ -437,6 +431,16 @@ func applyTxn(txn *badgerdb.Txn, batch []item) error {
 		}
 	}
 	return txn.Set(checkpointKey, seqBytes(batch[len(batch)-1].seq))
+}
+
+// batchView is the view of id as the batch left it, else as stored (then
+// stored is true; nil when there is none).
+func batchView[V any](txn *badgerdb.Txn, batch map[string]*V, key func(string) []byte, id string) (v *V, stored bool, err error) {
+	if v, ok := batch[id]; ok {
+		return v, false, nil
+	}
+	v, err = getJSON[V](txn, key(id))
+	return v, true, err
 }
 
 // getJSON decodes the JSON value at key, or returns nil when there is none.

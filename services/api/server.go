@@ -494,15 +494,20 @@ func settled[R interface{ consistency() Consistency }](ctx context.Context, s *S
 }
 
 func (s *Server) getTask(ctx context.Context, data []byte) (any, error) {
-	r, err := settled[GetRequest](ctx, s, data)
-	if err != nil {
-		return nil, err
-	}
-	v, err := existing(s.views.Task, "task", r.ID)
+	v, err := getView(ctx, s, data, s.views.Task, "task")
 	if err != nil {
 		return nil, err
 	}
 	return toTask(*v), nil
+}
+
+// getView answers a GetRequest with the view of the kind it names.
+func getView[V any](ctx context.Context, s *Server, data []byte, read func(string) (*V, error), kind string) (*V, error) {
+	r, err := settled[GetRequest](ctx, s, data)
+	if err != nil {
+		return nil, err
+	}
+	return existing(read, kind, r.ID)
 }
 
 // existing reads the view of the kind ("task", "client") with id; none is
@@ -541,16 +546,12 @@ func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) getClient(ctx context.Context, data []byte) (any, error) {
-	r, err := settled[GetRequest](ctx, s, data)
-	if err != nil {
-		return nil, err
-	}
-	v, err := existing(s.views.Client, "client", r.ID)
+	v, err := getView(ctx, s, data, s.views.Client, "client")
 	if err != nil {
 		return nil, err
 	}
 	if s.cfg.Decisions != nil {
-		if d, ok := s.cfg.Decisions.Decisions(r.ID); ok {
+		if d, ok := s.cfg.Decisions.Decisions(v.ID); ok {
 			v.Decisions = d
 		}
 	}

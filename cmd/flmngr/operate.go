@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/flmngr/flmngr/services/api"
@@ -89,6 +90,24 @@ func operate[T any](cf *connFlags, out io.Writer, call func(context.Context, *ap
 		return printJSON(out, v)
 	}
 	return text(out, v)
+}
+
+// showOne is a "get ID" command: it reads the one task or user (what) ID
+// names and prints it, as JSON with --json, else as text.
+func showOne[T any](args []string, out io.Writer, name, about, what string, get func(*api.Client, context.Context, string) (T, error), text func(io.Writer, T) error) error {
+	fs, cf := newOperatorFlags(name, name+" ID", about)
+	id, err := parseID(fs, args, what)
+	if err != nil {
+		return err
+	}
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (T, error) { return get(c, ctx, id) }, text)
+}
+
+// fieldTable writes the text of a get command: a "key  value" row per
+// field, aligned once the writer is flushed.
+func fieldTable(out io.Writer) (*tabwriter.Writer, func(key string, value any)) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	return w, func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 }
 
 // reported prints a command's reply as "<what> (event N)", or

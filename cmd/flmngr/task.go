@@ -215,17 +215,11 @@ func taskLifecycle(sub string, args []string, out io.Writer) error {
 }
 
 func taskGet(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("task get", "task get ID", "Shows one task.")
-	id, err := parseID(fs, args, "task")
-	if err != nil {
-		return err
-	}
-	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.Task, error) { return c.Task(ctx, id) }, printTask)
+	return showOne(args, out, "task get", "Shows one task.", "task", (*api.Client).Task, printTask)
 }
 
 func printTask(out io.Writer, t api.Task) error {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	w, row := fieldTable(out)
 	row("ID", t.ID)
 	row("status", t.Status)
 	row("running", t.Running)

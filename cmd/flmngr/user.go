@@ -92,17 +92,11 @@ func userWrite(sub string, args []string, out io.Writer) error {
 }
 
 func userGet(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("user get", "user get ID", "Shows one client (user).")
-	id, err := parseID(fs, args, "user")
-	if err != nil {
-		return err
-	}
-	return operate(cf, out, func(ctx context.Context, c *api.Client) (projections.ClientView, error) { return c.User(ctx, id) }, printUser)
+	return showOne(args, out, "user get", "Shows one client (user).", "user", (*api.Client).User, printUser)
 }
 
 func printUser(out io.Writer, u projections.ClientView) error {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	w, row := fieldTable(out)
 	row("ID", u.ID)
 	row("online", onlineText(u))
 	row("sensors", strings.Join(u.Attributes.Sensors, ", "))

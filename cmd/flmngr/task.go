@@ -108,73 +108,87 @@ func taskID(flagID string, pos []string) (string, error) {
 }
 
 func taskCreate(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("task create", "task create ID --host H --port P [flags]", "Registers a task. Nothing starts until 'flmngr task start'.")
-	s := registerSpec(fs)
-	signKey := signKeyFlag(fs)
-	id, set, serverCmd, clientCmd, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	cmd := commands.CreateTask{
-		TaskID: id, Host: *s.host, Port: *s.port, Username: *s.username, Password: *s.password,
-		FilesPaths: s.files.values, SelectionCriteria: *s.criterion, ServerArguments: *s.serverArgs,
-		Tags: s.tags.values, ServerCommand: serverCmd, ClientCommand: clientCmd, Kind: *s.kind,
-	}
-	if cmd.Password == "" {
-		cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
-	}
-	if set["client-args"] {
-		cmd.ClientArguments = s.clientArgs
-	}
-	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
-		r, err := c.CreateTask(ctx, cmd)
-		if err == nil {
-			err = signIfAsked(ctx, c, id, *signKey, cf.json, out)
-		}
-		return r, err
-	}, reported("task "+id+" created", ""))
+	return sendSpec(args, out, "task create", "task create ID --host H --port P [flags]", "Registers a task. Nothing starts until 'flmngr task start'.", "created", false,
+		func(ctx context.Context, c *api.Client, a specArgs) (api.CommandReply, error) {
+			cmd := commands.CreateTask{
+				TaskID: a.id, Host: *a.host, Port: *a.port, Username: *a.username, Password: *a.password,
+				FilesPaths: a.files.values, SelectionCriteria: *a.criterion, ServerArguments: *a.serverArgs,
+				Tags: a.tags.values, ServerCommand: a.serverCmd, ClientCommand: a.clientCmd, Kind: *a.kind,
+			}
+			if cmd.Password == "" {
+				cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
+			}
+			if a.set["client-args"] {
+				cmd.ClientArguments = a.clientArgs
+			}
+			return c.CreateTask(ctx, cmd)
+		})
 }
 
 func taskUpdate(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("task update", "task update ID [flags]", "Changes the given fields of a task; others stay as they are.")
+	return sendSpec(args, out, "task update", "task update ID [flags]", "Changes the given fields of a task; others stay as they are.", "updated", true,
+		func(ctx context.Context, c *api.Client, a specArgs) (api.CommandReply, error) {
+			cmd := commands.UpdateTask{TaskID: a.id}
+			str := func(name string, v *string) *string {
+				if a.set[name] {
+					return v
+				}
+				return nil
+			}
+			cmd.Host, cmd.Username, cmd.Password = str("host", a.host), str("username", a.username), str("password", a.password)
+			cmd.SelectionCriteria, cmd.ServerArguments, cmd.ClientArguments = str("criterion", a.criterion), str("server-args", a.serverArgs), str("client-args", a.clientArgs)
+			if a.set["port"] {
+				cmd.Port = a.port
+			}
+			if a.set["files"] {
+				cmd.FilesPaths = &a.files.values
+			}
+			if a.set["tags"] {
+				cmd.Tags = &a.tags.values
+			}
+			if a.set["server-cmd"] {
+				cmd.ServerCommand = &a.serverCmd
+			}
+			if a.set["client-cmd"] {
+				cmd.ClientCommand = &a.clientCmd
+			}
+			cmd.Kind = str("kind", a.kind)
+			return c.UpdateTask(ctx, cmd)
+		})
+}
+
+// specArgs is what task create and update parse: the spec's flags, the
+// task's ID, the flags given, and the server and client commands.
+type specArgs struct {
+	*specFlags
+	id                   string
+	set                  map[string]bool
+	serverCmd, clientCmd []string
+}
+
+// sendSpec is task create and update: it parses the spec's flags, sends
+// the command that send makes of them and, with --sign-key, signs the
+// task; it reports "task ID <did>" (or, when unchanged may be said and
+// nothing changed, "task ID unchanged").
+func sendSpec(args []string, out io.Writer, name, usage, about, did string, unchanged bool, send func(context.Context, *api.Client, specArgs) (api.CommandReply, error)) error {
+	fs, cf := newOperatorFlags(name, usage, about)
 	s := registerSpec(fs)
 	signKey := signKeyFlag(fs)
 	id, set, serverCmd, clientCmd, err := s.parse(args)
 	if err != nil {
 		return err
 	}
-	cmd := commands.UpdateTask{TaskID: id}
-	str := func(name string, v *string) *string {
-		if set[name] {
-			return v
-		}
-		return nil
+	same := ""
+	if unchanged {
+		same = "task " + id + " unchanged"
 	}
-	cmd.Host, cmd.Username, cmd.Password = str("host", s.host), str("username", s.username), str("password", s.password)
-	cmd.SelectionCriteria, cmd.ServerArguments, cmd.ClientArguments = str("criterion", s.criterion), str("server-args", s.serverArgs), str("client-args", s.clientArgs)
-	if set["port"] {
-		cmd.Port = s.port
-	}
-	if set["files"] {
-		cmd.FilesPaths = &s.files.values
-	}
-	if set["tags"] {
-		cmd.Tags = &s.tags.values
-	}
-	if set["server-cmd"] {
-		cmd.ServerCommand = &serverCmd
-	}
-	if set["client-cmd"] {
-		cmd.ClientCommand = &clientCmd
-	}
-	cmd.Kind = str("kind", s.kind)
 	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
-		r, err := c.UpdateTask(ctx, cmd)
+		r, err := send(ctx, c, specArgs{s, id, set, serverCmd, clientCmd})
 		if err == nil {
 			err = signIfAsked(ctx, c, id, *signKey, cf.json, out)
 		}
 		return r, err
-	}, reported("task "+id+" updated", "task "+id+" unchanged"))
+	}, reported("task "+id+" "+did, same))
 }
 
 func setFlags(fs *flag.FlagSet) map[string]bool {

@@ -51,27 +51,31 @@ func credentialsCreate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, done, err := cf.client()
-	if err != nil {
+	return operate(cf, out, func(ctx context.Context, c *api.Client) (issuedCreds, error) {
+		r, err := c.IssueClientKey(ctx, commands.IssueClientKey{ClientID: id, PublicKey: auth.PublicKey(kp)})
+		if err != nil {
+			return issuedCreds{}, err
+		}
+		if r.JWT == "" {
+			return issuedCreds{}, fmt.Errorf("client %s: key recorded (event %d), but this deployment runs without authentication and issues no credentials", id, r.Seq)
+		}
+		if err := (auth.Creds{JWT: r.JWT, Key: kp}).Write(*outFile, *force); err != nil {
+			return issuedCreds{}, fmt.Errorf("the key is recorded but its credentials could not be written (create them again): %w", err)
+		}
+		return issuedCreds{Creds: *outFile, PublicKey: auth.PublicKey(kp), Seq: r.Seq, UserID: id}, nil
+	}, func(out io.Writer, ic issuedCreds) error {
+		abs, _ := filepath.Abs(ic.Creds)
+		_, err := fmt.Fprintf(out, "client %s: key %s recorded (event %d)\n  credentials written to %s (mode 0600): copy them to the client and run\n    flmngr client --id %s --creds %s\n", ic.UserID, ic.PublicKey, ic.Seq, abs, ic.UserID, filepath.Base(ic.Creds))
 		return err
-	}
-	defer done()
-	r, err := c.IssueClientKey(context.Background(), commands.IssueClientKey{ClientID: id, PublicKey: auth.PublicKey(kp)})
-	if err != nil {
-		return err
-	}
-	if r.JWT == "" {
-		return fmt.Errorf("client %s: key recorded (event %d), but this deployment runs without authentication and issues no credentials", id, r.Seq)
-	}
-	if err := (auth.Creds{JWT: r.JWT, Key: kp}).Write(*outFile, *force); err != nil {
-		return fmt.Errorf("the key is recorded but its credentials could not be written (create them again): %w", err)
-	}
-	if cf.json {
-		return printJSON(out, map[string]any{"user_id": id, "public_key": auth.PublicKey(kp), "creds": *outFile, "seq": r.Seq})
-	}
-	abs, _ := filepath.Abs(*outFile)
-	fmt.Fprintf(out, "client %s: key %s recorded (event %d)\n  credentials written to %s (mode 0600): copy them to the client and run\n    flmngr client --id %s --creds %s\n", id, auth.PublicKey(kp), r.Seq, abs, id, filepath.Base(*outFile))
-	return nil
+	})
+}
+
+// issuedCreds is what client-credentials create did (its --json output).
+type issuedCreds struct {
+	Creds     string `json:"creds"`
+	PublicKey string `json:"public_key"`
+	Seq       uint64 `json:"seq"`
+	UserID    string `json:"user_id"`
 }
 
 func credentialsRevoke(args []string, out io.Writer) error {

@@ -162,12 +162,9 @@ func (s *Server) clientEndpoints() []endpoint {
 }
 
 func (s *Server) history(ctx context.Context, id string, data []byte) (any, error) {
-	var r HistoryRequest
-	if err := decode(data, &r); err != nil {
+	r, err := decodeFor[HistoryRequest](data, s.cfg.Events != nil, "serves no client history")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Events == nil {
-		return nil, fault.Unavailable(nil, "this deployment serves no client history")
 	}
 	evs, err := s.cfg.Events.LoadLatest(ctx, events.Client(id), r.After)
 	if err != nil {
@@ -232,12 +229,9 @@ func (s *Server) offers(ctx context.Context, id string, data []byte) (any, error
 // file serves a piece of a file of a task the client is offered now; any
 // other file is refused, whether it exists or not.
 func (s *Server) file(ctx context.Context, id string, data []byte) (any, error) {
-	var r FileRequest
-	if err := decode(data, &r); err != nil {
+	r, err := decodeFor[FileRequest](data, s.cfg.Chunks != nil, "serves no task files")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Chunks == nil {
-		return nil, fault.Unavailable(nil, "this deployment serves no task files")
 	}
 	e, ok, err := s.lastOffers(ctx, id, r.OffersSeq)
 	if err != nil {

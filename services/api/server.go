@@ -391,6 +391,20 @@ func decode(data []byte, v any) error {
 	return nil
 }
 
+// decodeFor decodes the request of an endpoint that needs a part of the
+// deployment: without it (has false) the endpoint is unavailable, as the
+// deployment says (what: "serves no process output").
+func decodeFor[R any](data []byte, has bool, what string) (R, error) {
+	var r R
+	if err := decode(data, &r); err != nil {
+		return r, err
+	}
+	if !has {
+		return r, fault.Unavailable(nil, "this deployment %s", what)
+	}
+	return r, nil
+}
+
 func command[C any](s *Server, pointer bool) func(context.Context, []byte) (any, error) {
 	return func(ctx context.Context, data []byte) (any, error) {
 		var c C
@@ -666,12 +680,9 @@ func (s *Server) rebuild(ctx context.Context, _ []byte) (any, error) {
 // taskFiles records uploaded files once the store confirms each one's
 // size and digest.
 func (s *Server) taskFiles(ctx context.Context, data []byte) (any, error) {
-	var c commands.RecordTaskFiles
-	if err := decode(data, &c); err != nil {
+	c, err := decodeFor[commands.RecordTaskFiles](data, s.cfg.Files != nil, "stores no task files")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Files == nil {
-		return nil, fault.Unavailable(nil, "this deployment stores no task files")
 	}
 	for _, f := range c.Files {
 		if err := commands.ValidateFileRef(f); err != nil {

@@ -46,12 +46,9 @@ func waitOf(ctx context.Context, ms int) time.Duration {
 }
 
 func (s *Server) events(ctx context.Context, data []byte) (any, error) {
-	var r EventsRequest
-	if err := decode(data, &r); err != nil {
+	r, err := decodeFor[EventsRequest](data, s.cfg.Reader != nil, "serves no event log")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Reader == nil {
-		return nil, fault.Unavailable(nil, "this deployment serves no event log")
 	}
 	if r.Task != "" || r.Client != "" {
 		if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
@@ -115,12 +112,9 @@ func (s *Server) events(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
-	var r LogsRequest
-	if err := decode(data, &r); err != nil {
+	r, err := decodeFor[LogsRequest](data, s.cfg.Logs != nil, "serves no process output")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Logs == nil {
-		return nil, fault.Unavailable(nil, "this deployment serves no process output")
 	}
 	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
 		return nil, err
@@ -148,12 +142,9 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) filePart(ctx context.Context, data []byte) (any, error) {
-	var r FilePart
-	if err := decode(data, &r); err != nil {
+	r, err := decodeFor[FilePart](data, s.cfg.Uploads != nil, "stores no task files")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Uploads == nil {
-		return nil, fault.Unavailable(nil, "this deployment stores no task files")
 	}
 	if err := s.cfg.Uploads.Part(ctx, r.Upload, r.Part, r.Data); err != nil {
 		return nil, err
@@ -162,12 +153,9 @@ func (s *Server) filePart(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) taskUpload(ctx context.Context, data []byte) (any, error) {
-	var r UploadRequest
-	if err := decode(data, &r); err != nil {
+	r, err := decodeFor[UploadRequest](data, s.cfg.Uploads != nil, "stores no task files")
+	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Uploads == nil {
-		return nil, fault.Unavailable(nil, "this deployment stores no task files")
 	}
 	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
 		return nil, err

@@ -23,20 +23,16 @@ const (
 
 // EnrolmentState is what the enrolment commands decide on.
 type EnrolmentState struct {
-	Exists     bool
-	TokenHash  string
-	TokenKey   string
-	ExpiresAt  time.Time
-	Uses       int
-	Used       int
-	Attributes map[string]string
+	Exists bool
+	events.EnrolmentTerms
+	Used int
 }
 
 // Apply folds one event of the token into the state.
 func (s *EnrolmentState) Apply(e events.Envelope) {
 	switch p := e.Event.(type) {
 	case *events.EnrolmentCreated:
-		*s = EnrolmentState{Exists: true, TokenHash: p.TokenHash, TokenKey: p.TokenKey, ExpiresAt: p.ExpiresAt, Uses: p.Uses, Attributes: p.Attributes}
+		*s = EnrolmentState{Exists: true, EnrolmentTerms: p.EnrolmentTerms}
 	case *events.EnrolmentUsed:
 		s.Used++
 	}
@@ -52,12 +48,8 @@ func TokenHash(token string) string {
 // made (and shown) by whoever runs the command; only its hash and the
 // public key of the NATS identity it carries are recorded.
 type CreateEnrolment struct {
-	ID         string            `json:"id"`
-	TokenHash  string            `json:"token_hash"`
-	TokenKey   string            `json:"token_key"`
-	ExpiresAt  time.Time         `json:"expires_at"`
-	Uses       int               `json:"uses"`
-	Attributes map[string]string `json:"attributes,omitempty"`
+	ID string `json:"id"`
+	events.EnrolmentTerms
 }
 
 // UseEnrolment spends one use of a token: a device enrols as ClientID
@@ -92,8 +84,9 @@ func (c CreateEnrolment) decide(s EnrolmentState) ([]events.Payload, error) {
 	if err := ValidateEnrolmentAttributes(c.Attributes); err != nil {
 		return nil, err
 	}
-	return []events.Payload{&events.EnrolmentCreated{TokenHash: c.TokenHash, TokenKey: c.TokenKey, ExpiresAt: c.ExpiresAt.UTC(),
-		Uses: c.Uses, Attributes: maps.Clone(c.Attributes)}}, nil
+	terms := c.EnrolmentTerms
+	terms.ExpiresAt, terms.Attributes = terms.ExpiresAt.UTC(), maps.Clone(terms.Attributes)
+	return []events.Payload{&events.EnrolmentCreated{EnrolmentTerms: terms}}, nil
 }
 
 // ValidateEnrolmentAttributes checks the attributes a token gives the

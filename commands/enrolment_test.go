@@ -13,8 +13,8 @@ func TestUseEnrolment(t *testing.T) {
 	const pub = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	token := TokenHash("the-token")
-	valid := EnrolmentState{Exists: true, TokenHash: token, TokenKey: pub, ExpiresAt: at.Add(time.Hour), Uses: 2, Used: 1,
-		Attributes: map[string]string{"site": "a"}}
+	valid := EnrolmentState{Exists: true, Used: 1, EnrolmentTerms: events.EnrolmentTerms{TokenHash: token, TokenKey: pub, ExpiresAt: at.Add(time.Hour), Uses: 2,
+		Attributes: map[string]string{"site": "a"}}}
 	use := UseEnrolment{ID: "e1", Token: "the-token", ClientID: "dev1", PublicKey: pub, At: at}
 	for _, tc := range []struct {
 		name  string

@@ -28,6 +28,14 @@ func init() {
 // carries, when it expires, how many devices may use it and the
 // attributes an enrolled client is given.
 type EnrolmentCreated struct {
+	EnrolmentTerms
+}
+
+// EnrolmentTerms are a token's terms: its SHA-256 in hex, the public key
+// of the NATS identity it carries, when it expires, how many devices may
+// use it and the attributes an enrolled client is given. The command that
+// creates a token states them and its event records them.
+type EnrolmentTerms struct {
 	TokenHash  string            `json:"token_hash"`
 	TokenKey   string            `json:"token_key"`
 	ExpiresAt  time.Time         `json:"expires_at"`

@@ -107,8 +107,8 @@ func (s *Server) createEnrolment(ctx context.Context, data []byte) (any, error) 
 	if err != nil {
 		return nil, fault.Internal(err, "make the token's identity")
 	}
-	res, err := s.exec.Execute(ctx, commands.CreateEnrolment{ID: id, TokenHash: commands.TokenHash(token), TokenKey: pub,
-		ExpiresAt: expires, Uses: r.Uses, Attributes: r.Attributes})
+	res, err := s.exec.Execute(ctx, commands.CreateEnrolment{ID: id, EnrolmentTerms: events.EnrolmentTerms{
+		TokenHash: commands.TokenHash(token), TokenKey: pub, ExpiresAt: expires, Uses: r.Uses, Attributes: r.Attributes}})
 	if err != nil {
 		return nil, err
 	}

@@ -36,15 +36,8 @@ here and copied to it:
 The token connects to NATS as an identity that may do nothing but enrol.`
 
 func runEnrol(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, enrolUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a subcommand is required", errUsage)
-		}
-		return nil
-	}
-	if args[0] != "create" {
-		return fmt.Errorf("%w: unknown subcommand %q (create)", errUsage, args[0])
+	if help, err := createOnly(args, out, enrolUsage); help || err != nil {
+		return err
 	}
 	fs := newFlags("enrol create", "enrol create [--ttl 1h] [--uses 1] [--attr k=v]...", "Prints a token a device enrols with (flmngr client --enrol TOKEN).")
 	var cf connFlags

@@ -48,6 +48,23 @@ func subcommands(args []string, out io.Writer, usage, what string, subs ...subco
 	return fmt.Errorf("%w: unknown %s %q (%s)", errUsage, what, args[0], strings.Join(names, ", "))
 }
 
+// createOnly checks the subcommand of a command whose one subcommand is
+// create. Without one, or with -h, it prints usage and says so (help);
+// none is a usage error, and so is any other subcommand.
+func createOnly(args []string, out io.Writer, usage string) (help bool, err error) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(out, usage)
+		if len(args) == 0 {
+			return true, fmt.Errorf("%w: a subcommand is required", errUsage)
+		}
+		return true, nil
+	}
+	if args[0] != "create" {
+		return false, fmt.Errorf("%w: unknown subcommand %q (create)", errUsage, args[0])
+	}
+	return false, nil
+}
+
 // parseNone parses flags and refuses positional arguments.
 func parseNone(fs *flag.FlagSet, args []string) error {
 	pos, err := parse(fs, args)

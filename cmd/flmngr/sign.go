@@ -25,15 +25,8 @@ The key never leaves this machine: the cloud stores and forwards the
 signatures and cannot make them.`
 
 func runSigningKey(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(out, signingKeyUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a subcommand is required", errUsage)
-		}
-		return nil
-	}
-	if args[0] != "create" {
-		return fmt.Errorf("%w: unknown subcommand %q (create)", errUsage, args[0])
+	if help, err := createOnly(args, out, signingKeyUsage); help || err != nil {
+		return err
 	}
 	fs := newFlags("signing-key create", "signing-key create [--out FILE] [--force]", "Makes an operator signing key and prints its public key.")
 	outFile := fs.String("out", "signing.nk", "where to keep the key's seed (mode 0600)")

@@ -537,6 +537,15 @@ func existing[V any](read func(string) (*V, error), kind, id string) (*V, error)
 	return v, nil
 }
 
+// latestTask reads task id's view once the views hold every event
+// appended so far; none is a not-found error.
+func (s *Server) latestTask(ctx context.Context, id string) (*projections.TaskView, error) {
+	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
+		return nil, err
+	}
+	return existing(s.views.Task, "task", id)
+}
+
 func (s *Server) listTasks(ctx context.Context, data []byte) (any, error) {
 	var r ListTasksRequest
 	if err := decode(data, &r); err != nil {

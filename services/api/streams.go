@@ -116,10 +116,7 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
-		return nil, err
-	}
-	v, err := existing(s.views.Task, "task", r.Task)
+	v, err := s.latestTask(ctx, r.Task)
 	if err != nil {
 		return nil, err
 	}
@@ -157,10 +154,7 @@ func (s *Server) taskUpload(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.settle(ctx, Consistency{Latest: true}); err != nil {
-		return nil, err
-	}
-	if _, err := existing(s.views.Task, "task", r.TaskID); err != nil {
+	if _, err := s.latestTask(ctx, r.TaskID); err != nil {
 		return nil, err
 	}
 	return s.cfg.Uploads.Commit(ctx, r.TaskID, r.Upload, r.Name, r.Parts, r.Size, r.SHA256)

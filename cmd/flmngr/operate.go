@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/flmngr/flmngr/services/api"
@@ -118,13 +117,6 @@ func showOne[T any](args []string, out io.Writer, name, about, what string, get 
 		return err
 	}
 	return operate(cf, out, func(ctx context.Context, c *api.Client) (T, error) { return get(c, ctx, id) }, text)
-}
-
-// fieldTable writes the text of a get command: a "key  value" row per
-// field, aligned once the writer is flushed.
-func fieldTable(out io.Writer) (*tabwriter.Writer, func(key string, value any)) {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	return w, func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 }
 
 // reported prints a command's reply as "<what> (event N)", or

@@ -232,6 +232,13 @@ func taskGet(args []string, out io.Writer) error {
 	return showOne(args, out, "task get", "Shows one task.", "task", (*api.Client).Task, printTask)
 }
 
+// fieldTable writes the text of a get command: a "key  value" row per
+// field, aligned once the writer is flushed.
+func fieldTable(out io.Writer) (*tabwriter.Writer, func(key string, value any)) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	return w, func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+}
+
 func printTask(out io.Writer, t api.Task) error {
 	w, row := fieldTable(out)
 	row("ID", t.ID)

@@ -28,7 +28,7 @@ func TestAppendEachDecidesEachEventOnItsOwn(t *testing.T) {
 		env(t, a, &events.TaskStartRequested{Run: "1"}), // right: after sa
 		env(t, b, created("h")),                         // right: b is new
 		env(t, a, &events.TaskStopRequested{Run: "1"}),  // wrong: a moved on by the first
-		again,                                           // already stored
+		again, // already stored
 	}
 	seqs, errs := l.AppendEach(ctx, []uint64{sa, 0, sa, sc - 1}, envs)
 	if errs[0] != nil || errs[1] != nil || seqs[0] <= sc || seqs[1] <= sc || seqs[0] == seqs[1] {

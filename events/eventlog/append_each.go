@@ -12,9 +12,11 @@ import (
 	"github.com/flmngr/flmngr/events"
 )
 
-// appendWindow bounds the appends of AppendEach awaiting their
-// acknowledgement (below nats.go's own bound on pending async publishes).
-const appendWindow = 1024
+// appendWindow bounds the appends of one AppendEach awaiting their
+// acknowledgement, so that several at once stay below nats.go's own bound
+// on a connection's pending async publishes (4,000), past which it
+// refuses to publish.
+const appendWindow = 256
 
 // AppendEach stores events of different aggregates, envs[i] if its
 // aggregate's last stored sequence is expected[i] (zero: none), pipelined: an event is sent before the ones ahead of
@@ -55,6 +57,15 @@ func (l *Log) AppendEach(ctx context.Context, expected []uint64, envs []events.E
 		m, err := l.message(expected[i], e)
 		if err == nil {
 			futures[i], err = l.js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
+			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				// Other callers fill the connection's pipeline: wait for
+				// this call's own appends, then try again.
+				for j := max(0, i-appendWindow+1); j < i; j++ {
+					await(j)
+					futures[j] = nil
+				}
+				futures[i], err = l.js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
+			}
 		}
 		if err != nil {
 			errs[i] = fmt.Errorf("append: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/flmngr/flmngr/events"
@@ -66,4 +67,39 @@ func BenchmarkAppendEach(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// Callers appending at once on one connection, more than nats.go lets
+// wait for acknowledgements, still have every event stored.
+func TestAppendEachConcurrently(t *testing.T) {
+	ctx := context.Background()
+	l := startLog(t)
+	const callers, each = 6, 1500
+	var wg sync.WaitGroup
+	failed := make(chan error, callers*each)
+	for c := range callers {
+		wg.Go(func() {
+			envs, expected := make([]events.Envelope, each), make([]uint64, each)
+			for i := range envs {
+				envs[i] = env(t, events.Client(fmt.Sprintf("c%d-%d", c, i)), &events.ClientRegistered{})
+			}
+			_, errs := l.AppendEach(ctx, expected, envs)
+			for _, err := range errs {
+				if err != nil {
+					failed <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(failed)
+	n := 0
+	for err := range failed {
+		if n++; n == 1 {
+			t.Errorf("first of the refused appends: %v", err)
+		}
+	}
+	if n > 0 {
+		t.Fatalf("%d of %d appends refused", n, callers*each)
+	}
 }

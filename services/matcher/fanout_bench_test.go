@@ -72,7 +72,7 @@ func BenchmarkFanOut(b *testing.B) {
 const (
 	fanOutShards   = 16  // connections the other simulated clients share
 	fanOutOwnConns = 200 // clients on their own connection, with their own credentials
-	fanOutInflight = 64 // requests in flight while keys are issued and attributes reported
+	fanOutInflight = 64  // requests in flight while keys are issued and attributes reported
 )
 
 func fanOut(b *testing.B, n int) {

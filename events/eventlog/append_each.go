@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,15 +31,24 @@ const appendWindow = 256
 // (its id makes that safe).
 func (l *Log) AppendEach(ctx context.Context, expected []uint64, envs []events.Envelope) (seqs []uint64, errs []error) {
 	seqs, errs = make([]uint64, len(envs)), make([]error, len(envs))
-	ctx, cancel := l.bound(ctx)
-	defer cancel()
+	// Without a deadline, each acknowledgement is awaited for the log's
+	// timeout: thousands of appends take longer than one does.
+	_, bounded := ctx.Deadline()
 	futures := make([]jetstream.PubAckFuture, len(envs))
 	await := func(i int) {
 		f := futures[i]
 		if f == nil {
 			return
 		}
+		var timeout <-chan time.Time
+		if !bounded {
+			t := time.NewTimer(l.cfg.Timeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
+		case <-timeout:
+			errs[i] = fmt.Errorf("append: %w", context.DeadlineExceeded)
 		case ack := <-f.Ok():
 			seqs[i] = ack.Sequence
 			if ack.Duplicate {

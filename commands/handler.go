@@ -74,7 +74,7 @@ type Config struct {
 	// MaxAttempts bounds retries after a concurrent append (default 8).
 	MaxAttempts int
 	// MaxCached bounds how many aggregate states are kept in memory
-	// (default 100,000).
+	// (default 250,000: a fleet of 100,000 clients and its tasks fit).
 	MaxCached int
 	// OnAppend, when set, is told about every batch of events appended.
 	OnAppend func([]events.Envelope)
@@ -182,7 +182,7 @@ func NewHandler(store Store, cfg Config) *Handler {
 		cfg.MaxAttempts = 8
 	}
 	if cfg.MaxCached <= 0 {
-		cfg.MaxCached = 100_000
+		cfg.MaxCached = 250_000
 	}
 	return &Handler{store: store, cfg: cfg, seed: maphash.MakeSeed(), cache: map[events.Aggregate]*cached{}}
 }
@@ -451,11 +451,20 @@ func (h *Handler) remember(agg events.Aggregate, st *cached, envs []events.Envel
 	h.mu.Unlock()
 }
 
-// put stores a state; when the cache is full it is emptied first, which
-// costs reloads but keeps memory bounded. Callers hold h.mu.
+// put stores a state; when the cache is full an eighth of it, chosen at
+// random, is dropped first, which costs those reloads but keeps memory
+// bounded (emptying it all would make every aggregate of a fleet
+// slightly larger than the cache reload at once). Callers hold h.mu.
 func (h *Handler) put(agg events.Aggregate, c *cached) {
-	if len(h.cache) >= h.cfg.MaxCached {
-		clear(h.cache)
+	if _, ok := h.cache[agg]; !ok && len(h.cache) >= h.cfg.MaxCached {
+		drop := max(1, len(h.cache)/8)
+		for k := range h.cache {
+			if drop == 0 {
+				break
+			}
+			delete(h.cache, k)
+			drop--
+		}
 	}
 	h.cache[agg] = c
 }

@@ -44,6 +44,9 @@ var Limits = map[string]Limit{
 	"BenchmarkClientReports1000 cmds/s":          {Value: 30_000, AtLeast: true},
 	"BenchmarkOfferFanOut/100000 all-offered-s":  {Value: 3},
 	"BenchmarkOfferFanOut/100000 cloud-peak-MiB": {Value: 1024},
+	// The same with identities on, against flmngr up (services/matcher).
+	"BenchmarkFanOut/clients=100000 all-offered-s":  {Value: 3},
+	"BenchmarkFanOut/clients=100000 cloud-peak-MiB": {Value: 1024},
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 )
 
 const credentialsUsage = `Usage: flmngr client-credentials create|revoke ID [flags]
+       flmngr client-credentials create --count N --prefix P --out DIR
 
 Gives a client agent its own identity on NATS, or takes it away.
 
@@ -23,6 +24,12 @@ Gives a client agent its own identity on NATS, or takes it away.
               0600). Copy that file to the client's machine and run:
               flmngr client --id ID --creds ID.creds
               Creating again replaces the key (the old one stops working).
+  create --count N --prefix P --out DIR
+              the same for N clients at once, named P1 … PN (numbers
+              zero-padded to N's width), each credentials file in DIR: a
+              fleet's keys in one command, thousands a second. Nothing on
+              the NATS servers changes per key: every client key is a JWT
+              the cloud signs under the flmngr account.
   revoke ID   stop the client's key from connecting, on every NATS server
               at once; its connections are closed.
 
@@ -34,12 +41,23 @@ func runCredentials(args []string, out io.Writer) error {
 }
 
 func credentialsCreate(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force]", "Makes client ID's key pair, records its public key and writes its credentials to --out.")
-	outFile := fs.String("out", "", "where to write the client's credentials (default ./ID.creds)")
+	fs, cf := newOperatorFlags("client-credentials create", "client-credentials create ID [--out FILE] [--force] | --count N --prefix P [--out DIR]",
+		"Makes client ID's key pair, records its public key and writes its credentials to --out; with --count, N clients' at once.")
+	outFile := fs.String("out", "", "where to write the client's credentials (default ./ID.creds); with --count, the directory (default .)")
 	force := fs.Bool("force", false, "replace --out if it exists")
-	id, err := parseID(fs, args, "client")
+	count := fs.Int("count", 0, "issue keys for this many clients, named --prefix followed by 1 … N")
+	prefix := fs.String("prefix", "", "with --count: the start of every client's ID (site- gives site-001 … site-100)")
+	parallel := fs.Int("parallel", 64, "with --count: requests in flight at once")
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if *count != 0 || *prefix != "" {
+		return credentialsCreateMany(cf, out, bulkKeys{pos: pos, count: *count, prefix: *prefix, dir: *outFile, force: *force, parallel: *parallel})
+	}
+	id, err := taskID("", pos)
+	if err != nil {
+		return fmt.Errorf("%w: a client ID is required", errUsage)
 	}
 	if *outFile == "" {
 		*outFile = id + ".creds"

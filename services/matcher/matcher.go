@@ -19,11 +19,21 @@ type Executor interface {
 	Execute(ctx context.Context, cmd commands.Command) (commands.Result, error)
 }
 
+// EachExecutor runs many commands on different aggregates at once, their
+// appends pipelined (commands.Handler.ExecuteEach).
+type EachExecutor interface {
+	ExecuteEach(ctx context.Context, cmds []commands.Command) ([]commands.Result, []error)
+}
+
 // Config configures a matcher.
 type Config struct {
-	// Workers append offers concurrently (default 64).
+	// Workers record offers concurrently, each a batch at a time
+	// (default 4).
 	Workers int
-	Logger  *slog.Logger
+	// Batch bounds the clients whose offers one worker records at once
+	// (default 1024).
+	Batch  int
+	Logger *slog.Logger
 }
 
 // Matcher keeps offers up to date.
@@ -48,17 +58,31 @@ type task struct {
 	state      commands.TaskState
 	createdSeq uint64
 	crit       *commands.Criterion
+	// cached is the task's offer, computed once per change of the task
+	// and shared by every client offered it.
+	cached   events.Offer
+	isCached bool
 }
 
+// client is what the matcher must know of a client: its attributes and
+// the offers last recorded for it (each the very offer of its task when
+// equal to it, so 100,000 clients offered one task hold one copy of its
+// files and arguments), not its history.
 type client struct {
-	id    string
-	state commands.ClientState
+	id      string
+	exists  bool
+	attrs   events.ClientAttributes
+	attrSeq uint64
+	offers  []events.Offer
 }
 
 // New returns a matcher; Run runs it.
 func New(log *eventlog.Log, cmds Executor, cfg Config) *Matcher {
 	if cfg.Workers == 0 {
-		cfg.Workers = 64
+		cfg.Workers = 4
+	}
+	if cfg.Batch == 0 {
+		cfg.Batch = 1024
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -96,7 +120,7 @@ func (m *Matcher) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.ready = true
 	for id, c := range m.clients {
-		if offers, _ := m.desired(c); !slices.EqualFunc(offers, c.state.Offers, commands.OfferEqual) {
+		if offers, _ := m.desired(c); !slices.EqualFunc(offers, c.offers, commands.OfferEqual) {
 			m.mark(id, "reconcile")
 		}
 	}
@@ -131,6 +155,7 @@ func (m *Matcher) apply(e events.Envelope) {
 		}
 		wasActive := t.state.Exists && t.state.Status.Active()
 		t.state.Apply(e)
+		t.isCached = false
 		switch e.Event.(type) {
 		case *events.TaskCreated:
 			t.createdSeq = e.Seq
@@ -146,7 +171,7 @@ func (m *Matcher) apply(e events.Envelope) {
 		}
 		// Clients offered the task, and clients that now match it.
 		for id, c := range m.clients {
-			offered := slices.ContainsFunc(c.state.Offers, func(o events.Offer) bool { return o.TaskID == t.id })
+			offered := slices.ContainsFunc(c.offers, func(o events.Offer) bool { return o.TaskID == t.id })
 			if offered || (isActive && t.matches(c)) {
 				m.mark(id, cause)
 			}
@@ -157,12 +182,19 @@ func (m *Matcher) apply(e events.Envelope) {
 			c = &client{id: e.Aggregate.ID}
 			m.clients[c.id] = c
 		}
-		c.state.Apply(e)
-		switch e.Event.(type) {
-		case *events.ClientRegistered, *events.ClientInfoReported:
-			if m.ready {
-				m.mark(c.id, cause)
-			}
+		switch p := e.Event.(type) {
+		case *events.ClientRegistered:
+			c.exists, c.attrs, c.attrSeq, c.offers = true, p.Attributes, e.Seq, nil
+		case *events.ClientInfoReported:
+			c.attrs, c.attrSeq = p.Attributes, e.Seq
+		case *events.ClientOffersChanged:
+			c.offers = m.shared(p.Offers)
+			return
+		default:
+			return
+		}
+		if m.ready {
+			m.mark(c.id, cause)
 		}
 	}
 }
@@ -178,7 +210,22 @@ func (t *task) compile() {
 }
 
 func (t *task) matches(c *client) bool {
-	return t.crit.Decide(c.id, c.state.Attributes).Matched
+	return t.crit.Decide(c.id, c.attrs).Matched
+}
+
+// shared returns offers as recorded, each replaced by its task's own
+// offer when equal to it. Callers hold m.mu.
+func (m *Matcher) shared(offers []events.Offer) []events.Offer {
+	out := make([]events.Offer, len(offers))
+	for i, o := range offers {
+		out[i] = o
+		if t := m.tasks[o.TaskID]; t != nil {
+			if mine := t.offer(); commands.OfferEqual(mine, o) && slices.Equal(mine.Signatures, o.Signatures) {
+				out[i] = mine
+			}
+		}
+	}
+	return out
 }
 
 // Decisions are why each active task is or is not offered to a client,
@@ -220,8 +267,8 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 	offers := []events.Offer{}
 	decisions := make([]events.Decision, 0, len(active))
 	for _, t := range active {
-		d := t.crit.Decide(c.id, c.state.Attributes)
-		d.TaskID, d.Criterion, d.AttributesSeq = t.id, t.state.Spec.SelectionCriteria, c.state.AttributesSeq
+		d := t.crit.Decide(c.id, c.attrs)
+		d.TaskID, d.Criterion, d.AttributesSeq = t.id, t.state.Spec.SelectionCriteria, c.attrSeq
 		decisions = append(decisions, d)
 		if d.Matched {
 			offers = append(offers, t.offer())
@@ -232,21 +279,25 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 
 // offer is what a client needs to fetch and run the task: the files it
 // lists in files_paths (all its files when it lists none), never a
-// password.
+// password. Every client is given the same copy.
 func (t *task) offer() events.Offer {
+	if t.isCached {
+		return t.cached
+	}
 	spec := t.state.Spec
-	o := events.Offer{TaskID: t.id, Run: t.state.Run, SpecSeq: t.state.SpecSeq, Host: spec.Host, Port: spec.Port,
+	t.cached = events.Offer{TaskID: t.id, Run: t.state.Run, SpecSeq: t.state.SpecSeq, Host: spec.Host, Port: spec.Port,
 		Tags: spec.Tags, ClientArguments: spec.ClientArguments, ClientCommand: spec.ClientCommand,
 		// A name never uploaded has no digest: the client will say so.
 		Files: events.OfferedFiles(spec.FilesPaths, t.state.Files), Signatures: t.state.Signatures}
-	return o
+	t.isCached = true
+	return t.cached
 }
 
 // finishedWithdrawals names the tasks a client is offered now, will not be
 // offered any more, and whose run finished. Callers hold m.mu.
 func (m *Matcher) finishedWithdrawals(c *client, next []events.Offer) []string {
 	var out []string
-	for _, o := range c.state.Offers {
+	for _, o := range c.offers {
 		if slices.ContainsFunc(next, func(n events.Offer) bool { return n.TaskID == o.TaskID && n.Run == o.Run }) {
 			continue
 		}
@@ -257,30 +308,22 @@ func (m *Matcher) finishedWithdrawals(c *client, next []events.Offer) []string {
 	return out
 }
 
-// work appends offers for queued clients, one client at a time per
-// client: a client updated while its previous update is in flight is
-// queued again, so its last offers always win.
+// update is the offers a worker records for one client.
+type update struct {
+	id    string
+	cause string
+	cmd   commands.RecordOffers
+}
+
+// work records the offers of queued clients, a batch at a time, one
+// update at a time per client: a client updated while its previous
+// update is in flight is queued again, so its last offers always win.
 func (m *Matcher) work(ctx context.Context) {
 	for {
 		m.mu.Lock()
-		id, cause, ok := m.take()
-		var offers []events.Offer
-		var decisions []events.Decision
-		var finished []string
-		unchanged := false
-		if ok {
-			m.inflight[id] = true
-			if c := m.clients[id]; c != nil {
-				offers, decisions = m.desired(c)
-				finished = m.finishedWithdrawals(c, offers)
-				// Most reports change no offers: then there is nothing to
-				// record (the log has what this matcher has seen, or later
-				// events that will mark the client again).
-				unchanged = c.state.Exists && slices.EqualFunc(offers, c.state.Offers, commands.OfferEqual)
-			}
-		}
+		batch := m.takeBatch()
 		m.mu.Unlock()
-		if !ok {
+		if len(batch) == 0 {
 			select {
 			case <-m.wake:
 				continue
@@ -288,23 +331,81 @@ func (m *Matcher) work(ctx context.Context) {
 				return
 			}
 		}
-		if !unchanged {
-			// Sent now: the offers event keeps when the matcher decided,
-			// so a timeline splits the matcher's hop from the append's.
-			rctx, cancel := context.WithTimeout(commands.WithRequestedAt(commands.WithSource(ctx, "matcher"), time.Now()), 15*time.Second)
-			_, err := m.cmds.Execute(rctx, commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions, Cause: cause, Finished: finished})
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				m.cfg.Logger.Warn("record offers", "client_id", id, "err", err)
-			}
-		}
+		m.record(ctx, batch)
 		m.mu.Lock()
-		delete(m.inflight, id)
-		if m.again[id] {
-			delete(m.again, id)
-			m.mark(id, cause)
+		for _, u := range batch {
+			m.release(u.id, u.cause)
 		}
 		m.mu.Unlock()
+	}
+}
+
+// takeBatch takes up to a batch of queued clients whose offers changed,
+// and marks them in flight; a client whose offers did not change (most
+// reports change none) needs nothing recorded: the log has what this
+// matcher has seen, or later events that will mark the client again.
+// Callers hold m.mu.
+func (m *Matcher) takeBatch() []update {
+	var batch []update
+	for len(batch) < m.cfg.Batch {
+		id, cause, ok := m.take()
+		if !ok {
+			break
+		}
+		c := m.clients[id]
+		if c == nil {
+			continue
+		}
+		offers, decisions := m.desired(c)
+		if c.exists && slices.EqualFunc(offers, c.offers, commands.OfferEqual) {
+			continue
+		}
+		m.inflight[id] = true
+		batch = append(batch, update{id: id, cause: cause, cmd: commands.RecordOffers{ClientID: id, Offers: offers, Decisions: decisions,
+			Cause: cause, Finished: m.finishedWithdrawals(c, offers)}})
+	}
+	if len(m.queue) > 0 {
+		// More for the other workers.
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+	return batch
+}
+
+// record appends a batch of offers, pipelined when the executor can.
+func (m *Matcher) record(ctx context.Context, batch []update) {
+	// Sent now: the offers events keep when the matcher decided, so a
+	// timeline splits the matcher's hop from the append's.
+	rctx, cancel := context.WithTimeout(commands.WithRequestedAt(commands.WithSource(ctx, "matcher"), time.Now()), time.Minute)
+	defer cancel()
+	errs := make([]error, len(batch))
+	if each, ok := m.cmds.(EachExecutor); ok {
+		cmds := make([]commands.Command, len(batch))
+		for i, u := range batch {
+			cmds[i] = u.cmd
+		}
+		_, errs = each.ExecuteEach(rctx, cmds)
+	} else {
+		for i, u := range batch {
+			_, errs[i] = m.cmds.Execute(rctx, u.cmd)
+		}
+	}
+	for i, err := range errs {
+		if err != nil && ctx.Err() == nil {
+			m.cfg.Logger.Warn("record offers", "client_id", batch[i].id, "err", err)
+		}
+	}
+}
+
+// release ends a client's update, queueing it again when it was marked
+// meanwhile. Callers hold m.mu.
+func (m *Matcher) release(id, cause string) {
+	delete(m.inflight, id)
+	if m.again[id] {
+		delete(m.again, id)
+		m.mark(id, cause)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/taskd"
 )
 
 const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|start|stop|wait> [flags] [ID]
@@ -41,7 +42,7 @@ func runTask(args []string, out io.Writer) error {
 
 // specFlags are the create-task form of the original, as flags.
 type specFlags struct {
-	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd, kind *string
+	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd, kind, limits *string
 	port                                                                                        *int
 	files, tags                                                                                 *listFlag
 	fs                                                                                          *flag.FlagSet
@@ -60,6 +61,7 @@ func registerSpec(fs *flag.FlagSet) *specFlags {
 		serverCmd:  fs.String("server-cmd", "", "server command replacing 'python3 server.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
 		clientCmd:  fs.String("client-cmd", "", "client command replacing 'python3 client.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
 		kind:       fs.String("kind", "", "what the task runs: process (the default: server.py/client.py or the commands) or flower-app (its files are a Flower App, run on a SuperLink and SuperNodes; see docs/flower.md)"),
+		limits:     fs.String("limits", "", "resource limits of each client process on its site, e.g. cpu=2,memory=2GiB,pids=256,walltime=2h (a limit left out is none; \"\" on update removes them); a site's --max-limits caps them"),
 		files:      &listFlag{},
 		tags:       &listFlag{},
 	}
@@ -77,6 +79,12 @@ func (s *specFlags) parse(args []string) (id string, set map[string]bool, server
 	}
 	if err == nil {
 		server, client, err = s.commands()
+	}
+	if err == nil {
+		_, err = taskd.ParseLimits(*s.limits)
+		if err != nil {
+			err = fault.Invalid("limits", "--%v", err)
+		}
 	}
 	return id, setFlags(s.fs), server, client, err
 }
@@ -118,7 +126,7 @@ func taskCreate(args []string, out io.Writer) error {
 	cmd := commands.CreateTask{
 		TaskID: id, Host: *s.host, Port: *s.port, Username: *s.username, Password: *s.password,
 		FilesPaths: s.files.values, SelectionCriteria: *s.criterion, ServerArguments: *s.serverArgs,
-		Tags: s.tags.values, ServerCommand: serverCmd, ClientCommand: clientCmd, Kind: *s.kind,
+		Tags: s.tags.values, ServerCommand: serverCmd, ClientCommand: clientCmd, Kind: *s.kind, Limits: *s.limits,
 	}
 	if cmd.Password == "" {
 		cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
@@ -167,7 +175,7 @@ func taskUpdate(args []string, out io.Writer) error {
 	if set["client-cmd"] {
 		cmd.ClientCommand = &clientCmd
 	}
-	cmd.Kind = str("kind", s.kind)
+	cmd.Kind, cmd.Limits = str("kind", s.kind), str("limits", s.limits)
 	return operate(cf, out, func(ctx context.Context, c *api.Client) (api.CommandReply, error) {
 		r, err := c.UpdateTask(ctx, cmd)
 		if err == nil {
@@ -246,6 +254,9 @@ func printTask(out io.Writer, t api.Task) error {
 	}
 	if len(t.Spec.ClientCommand) > 0 {
 		row("client_command", argvText(t.Spec.ClientCommand))
+	}
+	if t.Spec.Limits != "" {
+		row("limits", t.Spec.Limits)
 	}
 	row("username", t.Spec.Username)
 	row("password", map[bool]string{true: "(set, stored hashed)", false: "(none)"}[t.HasPassword])

@@ -43,9 +43,9 @@ func runTask(args []string, out io.Writer) error {
 // specFlags are the create-task form of the original, as flags.
 type specFlags struct {
 	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd, kind, limits *string
-	port                                                                                        *int
-	files, tags                                                                                 *listFlag
-	fs                                                                                          *flag.FlagSet
+	port                                                                                                *int
+	files, tags                                                                                         *listFlag
+	fs                                                                                                  *flag.FlagSet
 }
 
 func registerSpec(fs *flag.FlagSet) *specFlags {

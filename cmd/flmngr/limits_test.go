@@ -136,7 +136,7 @@ func TestBadLimitsAreRefused(t *testing.T) {
 		{"walltime=forever", "not a duration"},
 	} {
 		code, out, errOut := s.cliRun("", "task", "create", "bad", "--host", "h", "--port", "9", "--limits", tc.limits)
-		if code == 0 || !strings.Contains(errOut, "--limits: ") || !strings.Contains(errOut, tc.says) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		if code != 2 || !strings.HasPrefix(errOut, "flmngr task create: --limits: ") || !strings.Contains(errOut, tc.says) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Fatalf("--limits %s: exit %d, stdout %q, stderr %q; want one line saying %q", tc.limits, code, out, errOut, tc.says)
 		}
 	}

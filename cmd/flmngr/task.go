@@ -83,7 +83,7 @@ func (s *specFlags) parse(args []string) (id string, set map[string]bool, server
 	if err == nil {
 		_, err = taskd.ParseLimits(*s.limits)
 		if err != nil {
-			err = fault.Invalid("limits", "--%v", err)
+			err = fmt.Errorf("%w: --%v", errUsage, err)
 		}
 	}
 	return id, setFlags(s.fs), server, client, err

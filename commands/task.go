@@ -26,6 +26,9 @@ type CreateTask struct {
 	ClientCommand     []string `json:"client_command,omitempty"`
 	// Kind is process (the default) or flower-app.
 	Kind string `json:"kind,omitempty"`
+	// Limits bound each client process of the task on its site:
+	// "cpu=2,memory=2GiB,pids=256,walltime=2h" (taskd.ParseLimits).
+	Limits string `json:"limits,omitempty"`
 
 	passwordHash string
 }
@@ -45,6 +48,8 @@ type UpdateTask struct {
 	ServerCommand     *[]string `json:"server_command,omitempty"`
 	ClientCommand     *[]string `json:"client_command,omitempty"`
 	Kind              *string   `json:"kind,omitempty"`
+	// Limits replaces the task's limits; "" removes them.
+	Limits *string `json:"limits,omitempty"`
 
 	passwordHash *string
 }
@@ -101,6 +106,7 @@ func (c CreateTask) spec() (events.TaskSpec, error) {
 		ServerCommand:     c.ServerCommand,
 		ClientCommand:     c.ClientCommand,
 		Kind:              c.Kind,
+		Limits:            c.Limits,
 	}
 	return validSpec(spec, c.Password)
 }
@@ -145,6 +151,11 @@ func validSpec(s events.TaskSpec, password string) (events.TaskSpec, error) {
 	if err := validateArgv("client_command", s.ClientCommand); err != nil {
 		return s, err
 	}
+	limits, err := validLimits(s.Limits)
+	if err != nil {
+		return s, err
+	}
+	s.Limits = limits
 	return withKind(s)
 }
 
@@ -191,6 +202,7 @@ func (c UpdateTask) decide(s TaskState) ([]events.Payload, error) {
 	set(&next.ServerCommand, c.ServerCommand)
 	set(&next.ClientCommand, c.ClientCommand)
 	set(&next.Kind, c.Kind)
+	set(&next.Limits, c.Limits)
 	next, err := validSpec(next, password)
 	if err != nil {
 		return nil, err
@@ -228,6 +240,7 @@ func specChanges(a, b events.TaskSpec) []string {
 	add("server_command", !slices.Equal(a.ServerCommand, b.ServerCommand))
 	add("client_command", !slices.Equal(a.ClientCommand, b.ClientCommand))
 	add("kind", a.Kind != b.Kind)
+	add("limits", a.Limits != b.Limits)
 	return out
 }
 

@@ -28,7 +28,7 @@ const maxSignatures = 8
 // signature covers.
 func (s TaskState) Statement(id string) events.Offer {
 	return events.Offer{TaskID: id, Host: s.Spec.Host, Port: s.Spec.Port, ClientCommand: s.Spec.ClientCommand,
-		ClientArguments: s.Spec.ClientArguments, Files: events.OfferedFiles(s.Spec.FilesPaths, s.Files)}
+		ClientArguments: s.Spec.ClientArguments, Files: events.OfferedFiles(s.Spec.FilesPaths, s.Files), Limits: s.Spec.Limits}
 }
 
 func (c SignTask) decide(s TaskState) ([]events.Payload, error) {

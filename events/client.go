@@ -84,6 +84,8 @@ type Offer struct {
 	ClientArguments *string   `json:"client_arguments"`
 	ClientCommand   []string  `json:"client_command,omitempty"`
 	Files           []FileRef `json:"files"`
+	// Limits are the task's resource limits (TaskSpec.Limits).
+	Limits string `json:"limits,omitempty"`
 	// Signatures are the operators' signatures over what the client runs
 	// (TaskStatement); an agent that trusts keys runs only what one of
 	// them signed.

@@ -43,12 +43,18 @@ type statement struct {
 	ClientCommand   []string  `json:"client_command"`
 	ClientArguments *string   `json:"client_arguments"`
 	Files           []FileRef `json:"files"`
+	// Limits is left out when empty, so that the statements of tasks
+	// without limits, and their signatures, are what they were before
+	// tasks had limits.
+	Limits string `json:"limits,omitempty"`
 }
 
 // TaskStatement is the bytes a task's signature covers: the task id, the
-// server it connects to, the client command and arguments, and every
-// file the client fetches with its size and SHA-256 (not the run, the
-// tags or the criterion, which choose when and where, not what runs).
+// server it connects to, the client command and arguments, every file
+// the client fetches with its size and SHA-256, and the resource limits
+// it runs under, so that no one but the signer can loosen them (not the
+// run, the tags or the criterion, which choose when and where, not what
+// runs).
 func TaskStatement(o Offer) []byte {
 	files := slices.Clone(o.Files)
 	slices.SortFunc(files, func(a, b FileRef) int {
@@ -63,7 +69,7 @@ func TaskStatement(o Offer) []byte {
 	if files == nil {
 		files = []FileRef{}
 	}
-	b, _ := json.Marshal(statement{Task: o.TaskID, Host: o.Host, Port: o.Port, ClientCommand: o.ClientCommand, ClientArguments: o.ClientArguments, Files: files})
+	b, _ := json.Marshal(statement{Task: o.TaskID, Host: o.Host, Port: o.Port, ClientCommand: o.ClientCommand, ClientArguments: o.ClientArguments, Files: files, Limits: o.Limits})
 	return append([]byte("flmngr task statement v1\n"), b...)
 }
 

@@ -64,6 +64,11 @@ type TaskSpec struct {
 	// Flower App run on a SuperLink and SuperNodes flmngr supervises.
 	// Events written before kinds existed have none: they are processes.
 	Kind string `json:"kind,omitempty"`
+	// Limits bound what each client process of the task may use on its
+	// site, in the canonical form of taskd.Limits
+	// ("cpu=2,memory=2GiB,pids=256,walltime=2h"); "" limits nothing. A
+	// site's ceiling caps them.
+	Limits string `json:"limits,omitempty"`
 }
 
 // TaskCreated registers a new task.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/auth"
+	"github.com/flmngr/flmngr/taskd"
 )
 
 func runClient(args []string, out io.Writer) error {
@@ -28,6 +29,7 @@ func runClient(args []string, out io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	trust := &listFlag{}
 	fs.Var(trust, "trust", "run only tasks signed by one of these operator signing keys (public NKeys, comma-separated; flmngr signing-key create); others are refused and recorded")
+	maxLimits := fs.String("max-limits", os.Getenv("FLMNGR_MAX_LIMITS"), "this site's ceiling on every task's client process, as in task create --limits: cpu=2,memory=2GiB,pids=256,walltime=2h; a task's own limits are capped by it, and a task without limits gets it ($FLMNGR_MAX_LIMITS)")
 	enrolToken := fs.String("enrol", os.Getenv("FLMNGR_ENROL_TOKEN"), "enrol this device with a token from flmngr enrol create: it makes its key pair here and keeps the seed in <workdir>/identity (mode 0600); later starts use it ($FLMNGR_ENROL_TOKEN)")
 	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
 	if err := parseNone(fs, args); err != nil {
@@ -35,6 +37,10 @@ func runClient(args []string, out io.Writer) error {
 	}
 	if *id == "" {
 		return fmt.Errorf("%w: --id is required", errUsage)
+	}
+	ceiling, err := taskd.ParseLimits(*maxLimits)
+	if err != nil {
+		return fmt.Errorf("%w: --max-%v", errUsage, err)
 	}
 	logger, err := (&serveFlags{logLevel: *logLevel}).logger()
 	if err != nil {
@@ -49,7 +55,7 @@ func runClient(args []string, out io.Writer) error {
 	}
 	cfg := agent.Config{
 		ClientID: *id, Info: info.info(), InfoFile: *infoFile, WorkDir: abs,
-		Policy: *policy, MaxTasks: *maxTasks, Trust: trust.values, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
+		Policy: *policy, MaxTasks: *maxTasks, Trust: trust.values, MaxLimits: ceiling, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
 		Logger: logger.With("component", "agent", "client_id", *id),
 	}
 	if err := cfg.Validate(); err != nil {
@@ -90,6 +96,9 @@ func runClient(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "client %s connected (%s; policy %s, work directory %s)\n", *id, conn.Where, cfg.Policy, abs)
 	printIsolation(out)
+	if !ceiling.IsZero() {
+		fmt.Fprintf(out, "  limits ceiling: %s (no task gets more)\n", ceiling)
+	}
 	err = a.Run(ctx)
 	if n := a.Pending(); n > 0 {
 		fmt.Fprintf(out, "client %s: %d reports not delivered within %s (the cloud is unreachable); they are kept in %s and go out at the next start\n", *id, n, cfg.Drain, a.JournalPlace())

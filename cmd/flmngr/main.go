@@ -15,6 +15,7 @@ import (
 	"github.com/flmngr/flmngr/commands/fault"
 )
 
+// version is stamped by make release (-ldflags -X main.version=...).
 var version = "0.1.0-dev"
 
 type command struct {
@@ -43,7 +44,7 @@ func commandsList() []command {
 		{"fl", "run a role of the built-in FedAvg task (server or client)", runFL},
 		{"flower", "run a driver of a Flower App task (superlink or supernode)", runFlower},
 		{"experiment", "run the original's experiments 1 and 2, or recompute their figures from a timeline", runExperiment},
-		{"version", "print the version", func([]string, io.Writer) error { fmt.Println("flmngr", version); return nil }},
+		{"version", "print the version", func(_ []string, out io.Writer) error { fmt.Fprintln(out, "flmngr", version); return nil }},
 	}
 }
 
@@ -70,6 +71,9 @@ func run(args []string, out, errOut io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
 	}
 	for _, c := range commandsList() {
 		if c.name != args[0] {

@@ -14,6 +14,7 @@ import (
 	"github.com/flmngr/flmngr/commands/fault"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/services/api"
+	"github.com/flmngr/flmngr/taskd"
 )
 
 const taskUsage = `Usage: flmngr task <create|get|list|update|delete|upload|start|stop|wait> [flags] [ID]
@@ -41,10 +42,10 @@ func runTask(args []string, out io.Writer) error {
 
 // specFlags are the create-task form of the original, as flags.
 type specFlags struct {
-	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd, kind *string
-	port                                                                                        *int
-	files, tags                                                                                 *listFlag
-	fs                                                                                          *flag.FlagSet
+	id, host, username, password, criterion, serverArgs, clientArgs, serverCmd, clientCmd, kind, limits *string
+	port                                                                                                *int
+	files, tags                                                                                         *listFlag
+	fs                                                                                                  *flag.FlagSet
 }
 
 func registerSpec(fs *flag.FlagSet) *specFlags {
@@ -60,6 +61,7 @@ func registerSpec(fs *flag.FlagSet) *specFlags {
 		serverCmd:  fs.String("server-cmd", "", "server command replacing 'python3 server.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
 		clientCmd:  fs.String("client-cmd", "", "client command replacing 'python3 client.py <workdir>', split into words as a shell would (quotes, backslashes; nothing is expanded)"),
 		kind:       fs.String("kind", "", "what the task runs: process (the default: server.py/client.py or the commands) or flower-app (its files are a Flower App, run on a SuperLink and SuperNodes; see docs/flower.md)"),
+		limits:     fs.String("limits", "", "resource limits of each client process on its site, e.g. cpu=2,memory=2GiB,pids=256,walltime=2h (a limit left out is none; \"\" on update removes them); a site's --max-limits caps them"),
 		files:      &listFlag{},
 		tags:       &listFlag{},
 	}
@@ -77,6 +79,12 @@ func (s *specFlags) parse(args []string) (id string, set map[string]bool, server
 	}
 	if err == nil {
 		server, client, err = s.commands()
+	}
+	if err == nil {
+		_, err = taskd.ParseLimits(*s.limits)
+		if err != nil {
+			err = fmt.Errorf("%w: --%v", errUsage, err)
+		}
 	}
 	return id, setFlags(s.fs), server, client, err
 }
@@ -113,7 +121,7 @@ func taskCreate(args []string, out io.Writer) error {
 			cmd := commands.CreateTask{
 				TaskID: a.id, Host: *a.host, Port: *a.port, Username: *a.username, Password: *a.password,
 				FilesPaths: a.files.values, SelectionCriteria: *a.criterion, ServerArguments: *a.serverArgs,
-				Tags: a.tags.values, ServerCommand: a.serverCmd, ClientCommand: a.clientCmd, Kind: *a.kind,
+				Tags: a.tags.values, ServerCommand: a.serverCmd, ClientCommand: a.clientCmd, Kind: *a.kind, Limits: *a.limits,
 			}
 			if cmd.Password == "" {
 				cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
@@ -152,7 +160,7 @@ func taskUpdate(args []string, out io.Writer) error {
 			if a.set["client-cmd"] {
 				cmd.ClientCommand = &a.clientCmd
 			}
-			cmd.Kind = str("kind", a.kind)
+			cmd.Kind, cmd.Limits = str("kind", a.kind), str("limits", a.limits)
 			return c.UpdateTask(ctx, cmd)
 		})
 }
@@ -261,6 +269,9 @@ func printTask(out io.Writer, t api.Task) error {
 	}
 	if len(t.Spec.ClientCommand) > 0 {
 		row("client_command", argvText(t.Spec.ClientCommand))
+	}
+	if t.Spec.Limits != "" {
+		row("limits", t.Spec.Limits)
 	}
 	row("username", t.Spec.Username)
 	row("password", map[bool]string{true: "(set, stored hashed)", false: "(none)"}[t.HasPassword])

@@ -109,6 +109,11 @@ func printUser(out io.Writer, u projections.ClientView) error {
 	row("running", dash(runningText(u)))
 	row("offers", dash(offersText(u)))
 	row("quarantined", dash(quarantinedText(u)))
+	for _, q := range u.Quarantined {
+		if q.Reason != "" {
+			row("  "+q.TaskID+"/"+q.Run, q.Reason)
+		}
+	}
 	for _, d := range u.Decisions {
 		why := "selected"
 		switch {

@@ -69,6 +69,10 @@ type Config struct {
 	// signatures the agent accepts: it runs only tasks one of them
 	// signed, and records a refusal for the others.
 	Trust []string
+	// MaxLimits is the site's ceiling: no task's client process gets more
+	// than it, whatever the task's own limits say (taskd.Limits.Min); a
+	// zero field is no ceiling.
+	MaxLimits taskd.Limits
 	// Output, when set, gets every line a client process prints.
 	Output func(task, run string, m taskd.Message)
 	Logger *slog.Logger
@@ -95,6 +99,9 @@ func (c Config) Validate() error {
 		if _, err := nkeys.FromPublicKey(k); err != nil {
 			return fmt.Errorf("trusted key %q is not a public NKey: %v", k, err)
 		}
+	}
+	if err := c.MaxLimits.Validate(); err != nil {
+		return fmt.Errorf("max limits: %w", err)
 	}
 	if c.WorkDir == "" && !c.simulate {
 		return errors.New("a work directory is required")

@@ -153,7 +153,7 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 			onStarted()
 			return false
 		case m.Kind == taskd.KindError:
-			fail(m.Text, nil)
+			fail(a.errorText(o, proc, m.Text), nil)
 		default:
 			finished = true
 			a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskFinished, TaskID: o.TaskID, Run: o.Run})
@@ -172,6 +172,9 @@ func (a *Agent) runTask(ctx context.Context, r *clientRun) {
 				}
 			}
 			ex := proc.Exit()
+			if ex.Limit != "" {
+				a.cfg.Output(o.TaskID, o.Run, limitLine(ex))
+			}
 			switch ex.Outcome {
 			case taskd.OutcomeFinished:
 				finished = true
@@ -275,6 +278,10 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 	remote := files.Remote{Get: func(ctx context.Context, task string, ref events.FileRef, offset int64) ([]byte, error) {
 		return a.conn.FileChunkOffered(ctx, r.offersSeq, task, ref, offset)
 	}}
+	limits, err := a.limits(o)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := remote.Materialize(ctx, o.TaskID, o.Files, dir); err != nil {
 		return nil, nil, fmt.Errorf("download: %w", err)
 	}
@@ -290,7 +297,7 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 	}
 	proc, err := taskd.Start(taskd.Config{
 		Argv: argv, Dir: dir, Env: launch.Env(vars), Grace: a.cfg.Grace,
-		PIDFile: filepath.Join(a.pidDir(), "task_"+o.TaskID+".pid"),
+		PIDFile: filepath.Join(a.pidDir(), "task_"+o.TaskID+".pid"), Limits: limits,
 		OnMessage: func(m taskd.Message) {
 			a.cfg.Output(o.TaskID, o.Run, m)
 			if m.Kind == taskd.KindError || (m.Kind == taskd.KindInfo && (m.IsFinished() || m.Text == "Started")) {
@@ -303,6 +310,9 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if !limits.IsZero() {
+		a.cfg.Logger.Info("task limits", "task_id", o.TaskID, "run", o.Run, "pid", proc.PID(), "limits", limits.String(), "enforcement", proc.Enforcement())
 	}
 	return proc, argv, nil
 }

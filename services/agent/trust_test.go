@@ -29,6 +29,10 @@ func TestAgentRunsOnlyWhatATrustedKeySigned(t *testing.T) {
 	otherArgs := "--exfiltrate"
 	newArgs := signed(trustedKey, offer)
 	newArgs.ClientArguments = &otherArgs
+	limited := offer
+	limited.Limits = "memory=64MiB"
+	loosened := signed(trustedKey, limited)
+	loosened.Limits = "memory=64GiB"
 	rerun := signed(trustedKey, offer)
 	rerun.Run, rerun.SpecSeq = "2", 9 // a new run of the same signed task
 	a := &Agent{cfg: Config{Trust: []string{trusted}}}
@@ -44,6 +48,8 @@ func TestAgentRunsOnlyWhatATrustedKeySigned(t *testing.T) {
 		{"wrong_key", signed(otherKey, offer), "does not trust"},
 		{"tampered_digest", tampered, "does not verify"},
 		{"changed_arguments", newArgs, "does not verify"},
+		{"limited", signed(trustedKey, limited), ""},
+		{"loosened_limits", loosened, "does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := a.trusted(tc.offer)

@@ -155,6 +155,15 @@ func TestRESTStatusCodes(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("update: %d %s", code, b)
 	}
+	code, b = e.json("PATCH", "/api/v1/tasks/t1", "admin", `{"limits":"memory=lots"}`)
+	e.expectError(code, b, 400, "invalid", "limits")
+	code, b = e.json("PATCH", "/api/v1/tasks/t1", "admin", `{"limits":"walltime=120m,memory=512MiB"}`)
+	if code != 200 {
+		t.Fatalf("update limits: %d %s", code, b)
+	}
+	if code, b = e.json("GET", "/api/v1/tasks/t1", "admin", ""); code != 200 || !strings.Contains(string(b), `"limits":"memory=512MiB,walltime=2h"`) {
+		t.Fatalf("the task's limits: %d %s", code, b)
+	}
 	code, b = e.json("GET", "/api/v1/nothing/here", "admin", "")
 	e.expectError(code, b, 404, "not_found", "")
 

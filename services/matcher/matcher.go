@@ -288,7 +288,7 @@ func (t *task) offer() events.Offer {
 	t.cached = events.Offer{TaskID: t.id, Run: t.state.Run, SpecSeq: t.state.SpecSeq, Host: spec.Host, Port: spec.Port,
 		Tags: spec.Tags, ClientArguments: spec.ClientArguments, ClientCommand: spec.ClientCommand,
 		// A name never uploaded has no digest: the client will say so.
-		Files: events.OfferedFiles(spec.FilesPaths, t.state.Files), Signatures: t.state.Signatures}
+		Files: events.OfferedFiles(spec.FilesPaths, t.state.Files), Limits: spec.Limits, Signatures: t.state.Signatures}
 	t.isCached = true
 	return t.cached
 }

@@ -109,6 +109,9 @@ func printUser(out io.Writer, u projections.ClientView) error {
 	row("running", dash(runningText(u)))
 	row("offers", dash(offersText(u)))
 	row("quarantined", dash(quarantinedText(u)))
+	for _, w := range u.Awaiting {
+		row("awaiting_approval", fmt.Sprintf("%s/%s at site %s since %s (statement sha256:%s)", w.TaskID, w.Run, u.ID, w.Since.Local().Format(dateLayout), w.Statement))
+	}
 	for _, d := range u.Decisions {
 		why := "selected"
 		switch {

@@ -168,7 +168,8 @@ func readStrict(path string, v any) error {
 }
 
 // writeAtomic writes v as JSON to a temporary file beside path and
-// renames it over path (mode 0600).
+// renames it over path (mode 0600, owned by the directory's owner when
+// root writes it).
 func writeAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -179,6 +180,10 @@ func writeAtomic(path string, v any) error {
 		return err
 	}
 	defer os.Remove(f.Name())
+	if err := ownLikeDir(f, filepath.Dir(path)); err != nil {
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return err

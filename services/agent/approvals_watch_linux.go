@@ -53,6 +53,20 @@ func watchFile(dir, name string, changed chan<- struct{}) (stop func(), err erro
 	return func() { f.Close(); <-done }, nil
 }
 
+// ownLikeDir gives a file written by root (sudo flmngr client approve)
+// to the owner of the directory it is in, the agent's user, who must be
+// able to read it; for anyone else it does nothing.
+func ownLikeDir(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
+}
+
 func notify(c chan<- struct{}) {
 	select {
 	case c <- struct{}{}:

@@ -449,6 +449,7 @@ func TestCorruptedApprovals(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.waitEvent(events.ClientTaskStoppedV1, "T", 1)
+		_ = os.Remove(s.marker("T")) // the approved run's
 		s.waitEvent(events.ClientTaskAwaitingApprovalV1, "T", 2)
 		s.held("T", 1)
 	})

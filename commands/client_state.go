@@ -68,6 +68,39 @@ type ClientState struct {
 	// Capabilities are the live download capabilities minted for the
 	// client: each for a run it is offered now (see Capability).
 	Capabilities []DownloadCapability `json:"capabilities,omitempty"`
+	// Awaiting are the runs the client's site holds back until it
+	// approves them (flmngr client --approval).
+	Awaiting []AwaitingApproval `json:"awaiting_approval,omitempty"`
+}
+
+// AwaitingApproval is a task run a client's site has not approved yet:
+// the statement it would approve and since when it waits.
+type AwaitingApproval struct {
+	TaskRun
+	SpecSeq   uint64           `json:"spec_seq"`
+	Statement string           `json:"statement_sha256"`
+	Files     []events.FileRef `json:"files"`
+	Signers   []string         `json:"signers,omitempty"`
+	Since     time.Time        `json:"since"`
+}
+
+// AwaitingApproval returns the client's wait for its site's approval of
+// a task run.
+func (s *ClientState) AwaitingApproval(task, run string) (AwaitingApproval, bool) {
+	i := slices.IndexFunc(s.Awaiting, func(a AwaitingApproval) bool { return a.TaskID == task && a.Run == run })
+	if i < 0 {
+		return AwaitingApproval{}, false
+	}
+	return s.Awaiting[i], true
+}
+
+// notAwaiting drops the wait for a run's approval.
+func (s *ClientState) notAwaiting(task, run string) []AwaitingApproval {
+	out := slices.DeleteFunc(slices.Clone(s.Awaiting), func(a AwaitingApproval) bool { return a.TaskID == task && a.Run == run })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // DownloadCapability is a capability to download a task run's files,
@@ -133,6 +166,12 @@ func (s *ClientState) Apply(e events.Envelope) {
 		s.Attributes, s.AttributesSeq, s.UpdatedAt = p.Attributes, e.Seq, e.Time
 	case *events.ClientOffersChanged:
 		s.Offers, s.Decisions = p.Offers, p.Decisions
+		// A run no longer offered waits for nothing.
+		for _, a := range s.Awaiting {
+			if !slices.ContainsFunc(p.Offers, func(o events.Offer) bool { return o.TaskID == a.TaskID && o.Run == a.Run }) {
+				s.Awaiting = s.notAwaiting(a.TaskID, a.Run)
+			}
+		}
 		// A capability lapses with the offer it was minted for.
 		s.Capabilities = slices.DeleteFunc(slices.Clone(s.Capabilities), func(c DownloadCapability) bool { return !s.Live(c) })
 	case *events.ClientDownloadCapabilityIssued:
@@ -149,7 +188,17 @@ func (s *ClientState) Apply(e events.Envelope) {
 		s.Capabilities = slices.DeleteFunc(slices.Clone(s.Capabilities), func(c DownloadCapability) bool {
 			return c.TaskID == p.TaskID && (p.ID == "" || c.ID == p.ID)
 		})
+	case *events.ClientTaskAwaitingApproval:
+		if w := s.notAwaiting(p.TaskID, p.Run); len(w) < maxDone {
+			s.Awaiting = append(w, AwaitingApproval{TaskRun: TaskRun{p.TaskID, p.Run}, SpecSeq: p.SpecSeq,
+				Statement: p.Statement, Files: p.Files, Signers: p.Signers, Since: e.Time})
+		}
+	case *events.ClientTaskApproved:
+		s.Awaiting = s.notAwaiting(p.TaskID, p.Run)
+	case *events.ClientTaskRefused:
+		s.Awaiting = s.notAwaiting(p.TaskID, p.Run)
 	case *events.ClientTaskStarted:
+		s.Awaiting = s.notAwaiting(p.TaskID, p.Run)
 		s.Running = append(s.without(p.TaskID, p.Run), RunningTask{TaskRun: TaskRun{p.TaskID, p.Run}, PID: p.PID, Started: e.Time})
 	case *events.ClientTaskFinished:
 		s.Running = s.without(p.TaskID, p.Run)

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +37,51 @@ func TestClientSeenOnlyThroughItsAgent(t *testing.T) {
 	s.Apply(events.Envelope{Seq: 6, Time: at(22), Source: "presence", Aggregate: events.Client("c"), Event: &events.ClientReconnected{}})
 	if !s.Online {
 		t.Fatal("reconnected but not online")
+	}
+}
+
+// A run waits for its site's approval from the agent's report until it
+// is approved, started, refused or no longer offered; a report that
+// changes nothing appends nothing.
+func TestAwaitingApproval(t *testing.T) {
+	st := func(s string) string { return strings.Repeat(s, 64) }
+	s := ClientState{Exists: true}
+	apply := func(p events.Payload) { s.Apply(events.Envelope{Aggregate: events.Client("c"), Event: p}) }
+	decide := func(kind, statement string) []events.Payload {
+		t.Helper()
+		got, err := ReportClientTask{ClientID: "c", Kind: kind, TaskID: "t", Run: "1", Statement: statement}.decide(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range got {
+			apply(p)
+		}
+		return got
+	}
+	if got := decide(ClientTaskApproved, st("a")); len(got) != 0 {
+		t.Fatalf("approved without a wait: %v", got)
+	}
+	if got := decide(ClientTaskAwaitingApproval, st("a")); len(got) != 1 {
+		t.Fatalf("awaiting: %v", got)
+	}
+	if got := decide(ClientTaskAwaitingApproval, st("a")); len(got) != 0 {
+		t.Fatalf("the same wait again appended %v", got)
+	}
+	if got := decide(ClientTaskAwaitingApproval, st("b")); len(got) != 1 || len(s.Awaiting) != 1 || s.Awaiting[0].Statement != st("b") {
+		t.Fatalf("a new statement: %v, awaiting %+v", got, s.Awaiting)
+	}
+	if got := decide(ClientTaskApproved, st("a")); len(got) != 0 {
+		t.Fatalf("the approval of another statement appended %v", got)
+	}
+	if got := decide(ClientTaskApproved, st("b")); len(got) != 1 || len(s.Awaiting) != 0 {
+		t.Fatalf("approved: %v, awaiting %+v", got, s.Awaiting)
+	}
+	if _, err := (ReportClientTask{ClientID: "c", Kind: ClientTaskAwaitingApproval, TaskID: "t", Run: "1", Statement: "x"}).decide(s); err == nil {
+		t.Fatal("a statement that is no digest was accepted")
+	}
+	decide(ClientTaskAwaitingApproval, st("c"))
+	apply(&events.ClientOffersChanged{Offers: []events.Offer{{TaskID: "u", Run: "1"}}})
+	if len(s.Awaiting) != 0 {
+		t.Fatalf("a run no longer offered still awaits: %+v", s.Awaiting)
 	}
 }

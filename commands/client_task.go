@@ -20,6 +20,11 @@ const (
 	ClientTaskRunning     = "running"
 	ClientTaskExited      = "exited"
 	ClientTaskRefused     = "refused"
+	// ClientTaskAwaitingApproval and ClientTaskApproved: the site holds
+	// back a run until it approves its statement (Statement), and
+	// approved it.
+	ClientTaskAwaitingApproval = "awaiting_approval"
+	ClientTaskApproved         = "approved"
 )
 
 // ReportClientTask is what a client's agent reports about a task it runs.
@@ -36,6 +41,11 @@ type ReportClientTask struct {
 	Exception string             `json:"exception,omitempty"`
 	Exit      *events.ExitStatus `json:"exit,omitempty"`
 	Reason    string             `json:"reason,omitempty"`
+	// Statement is the SHA-256 of the task statement a site approves
+	// (events.StatementDigest), and Signers the keys whose signatures
+	// over it verify.
+	Statement string   `json:"statement_sha256,omitempty"`
+	Signers   []string `json:"signers,omitempty"`
 }
 
 func (c ReportClientTask) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
@@ -90,6 +100,19 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		p = &events.ClientTaskExited{TaskID: c.TaskID, Run: c.Run, ExitStatus: st}
 	case ClientTaskRefused:
 		p = &events.ClientTaskRefused{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
+	case ClientTaskAwaitingApproval:
+		if len(c.Statement) != 64 {
+			return nil, fault.Invalid("statement_sha256", "statement_sha256 must be 64 hex digits")
+		}
+		if a, ok := s.AwaitingApproval(c.TaskID, c.Run); ok && a.Statement == c.Statement {
+			return nil, nil
+		}
+		p = &events.ClientTaskAwaitingApproval{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Statement: c.Statement, Files: c.Files, Signers: c.Signers}
+	case ClientTaskApproved:
+		if a, ok := s.AwaitingApproval(c.TaskID, c.Run); !ok || a.Statement != c.Statement {
+			return nil, nil
+		}
+		p = &events.ClientTaskApproved{TaskID: c.TaskID, Run: c.Run, Statement: c.Statement}
 	case ClientTaskQuarantined:
 		q := Quarantine{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq}
 		if s.IsQuarantined(events.Offer{TaskID: q.TaskID, Run: q.Run, SpecSeq: q.SpecSeq}) {
@@ -97,7 +120,7 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		}
 		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	default:
-		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused)", c.Kind)
+		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused, awaiting_approval, approved)", c.Kind)
 	}
 	return []events.Payload{p}, nil
 }

@@ -24,6 +24,8 @@ const (
 	ClientDownloadCapabilityIssuedV1  = "client.download_capability_issued.v1"
 	ClientDownloadCapabilityRevokedV1 = "client.download_capability_revoked.v1"
 	ClientTaskRefusedV1               = "client.task_refused.v1"
+	ClientTaskAwaitingApprovalV1      = "client.task_awaiting_approval.v1"
+	ClientTaskApprovedV1              = "client.task_approved.v1"
 )
 
 func init() {
@@ -47,6 +49,8 @@ func init() {
 		func() Payload { return &ClientDownloadCapabilityIssued{} },
 		func() Payload { return &ClientDownloadCapabilityRevoked{} },
 		func() Payload { return &ClientTaskRefused{} },
+		func() Payload { return &ClientTaskAwaitingApproval{} },
+		func() Payload { return &ClientTaskApproved{} },
 	)
 }
 
@@ -196,6 +200,33 @@ type ClientTaskRefused struct {
 
 func (*ClientTaskRefused) EventType() string { return ClientTaskRefusedV1 }
 
+// ClientTaskAwaitingApproval records that a client holds back a task run
+// until its site approves exactly what it would run: the SHA-256 of the
+// task's statement (TaskStatement: the files with their digests, the
+// command, arguments and server), which the files it fetches are then
+// checked against. Nothing was started; the run is neither failed nor
+// quarantined, and the agent may run other tasks meanwhile.
+type ClientTaskAwaitingApproval struct {
+	TaskID    string    `json:"task_id"`
+	Run       string    `json:"run"`
+	SpecSeq   uint64    `json:"spec_seq"`
+	Statement string    `json:"statement_sha256"`
+	Files     []FileRef `json:"files"`
+	// Signers are the keys whose signatures over the statement verify.
+	Signers []string `json:"signers,omitempty"`
+}
+
+// ClientTaskApproved records that the site approved a task run's
+// statement: the client may run it now.
+type ClientTaskApproved struct {
+	TaskID    string `json:"task_id"`
+	Run       string `json:"run"`
+	Statement string `json:"statement_sha256"`
+}
+
+func (*ClientTaskAwaitingApproval) EventType() string { return ClientTaskAwaitingApprovalV1 }
+func (*ClientTaskApproved) EventType() string         { return ClientTaskApprovedV1 }
+
 // ClientDisconnected records that the cloud stopped hearing from a client.
 type ClientDisconnected struct {
 	LastSeen time.Time `json:"last_seen"`
@@ -289,6 +320,10 @@ func TaskRunOf(p Payload) (task, run string, ok bool) {
 	case *ClientTaskExited:
 		return p.TaskID, p.Run, true
 	case *ClientTaskRefused:
+		return p.TaskID, p.Run, true
+	case *ClientTaskAwaitingApproval:
+		return p.TaskID, p.Run, true
+	case *ClientTaskApproved:
 		return p.TaskID, p.Run, true
 	}
 	return "", "", false

@@ -1,7 +1,9 @@
 package events
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +73,13 @@ func TaskStatement(o Offer) []byte {
 	}
 	b, _ := json.Marshal(statement{Task: o.TaskID, Host: o.Host, Port: o.Port, ClientCommand: o.ClientCommand, ClientArguments: o.ClientArguments, Files: files, Limits: o.Limits})
 	return append([]byte("flmngr task statement v1\n"), b...)
+}
+
+// StatementDigest is the SHA-256 (hex) of what a signature over o covers
+// (TaskStatement): what a site approves when it approves a task.
+func StatementDigest(o Offer) string {
+	sum := sha256.Sum256(TaskStatement(o))
+	return hex.EncodeToString(sum[:])
 }
 
 // OfferedFiles are the files a client of a task fetches: those its

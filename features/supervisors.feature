@@ -211,3 +211,23 @@ Feature: Running tasks on the cloud and on clients
       | client.task_running.v1     | A    |
       | client.task_interrupted.v1 | A    |
       | client.task_exited.v1      | A    |
+
+  Scenario: A site that approves tasks runs one only once it approved exactly what runs
+    Given a task "A" for every client
+    And a client "c1" with sensors "camera" that approves tasks manually
+    When the operator runs flmngr task start A
+    Then client "c1" awaits approval of task "A"
+    And client "c1" never started task "A"
+    And client "c1" has not quarantined task "A"
+    When the operator runs flmngr user get c1
+    Then the output contains "A/1 at site c1"
+    When the site of "c1" runs flmngr client approvals
+    Then the output contains "pending"
+    When the site of "c1" runs flmngr client approve ../A --yes
+    Then the command fails with "must be 1-64 letters"
+    And client "c1" never started task "A"
+    When the site of "c1" runs flmngr client approve A --yes
+    Then the command succeeds
+    And the output contains "approved task A"
+    And client "c1" runs task "A"
+    And the client process of task "A" on "c1" is running

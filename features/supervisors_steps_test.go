@@ -36,7 +36,14 @@ func initSupervisorSteps(sc *godog.ScenarioContext) {
 	})
 	sc.Step(`^the server of task "([^"]*)" fires trigger "([^"]*)" when it finishes(, and the trigger exists)?$`, withTrigger)
 	sc.Step(`^the stored file "([^"]*)" of task "([^"]*)" is tampered with$`, tamper)
-	sc.Step(`^a client "([^"]*)" with sensors "([^"]*)"(?: and policy "(one|all)")?(?: starts)?$`, startAgent)
+	sc.Step(`^a client "([^"]*)" with sensors "([^"]*)"(?: and policy "(one|all)")?(?: starts)?$`, func(ctx context.Context, id, sensors, policy string) error {
+		return startAgent(ctx, id, sensors, policy)
+	})
+	sc.Step(`^a client "([^"]*)" with sensors "([^"]*)" that approves tasks (manually)$`, startAgent)
+	sc.Step(`^client "([^"]*)" awaits approval of task "([^"]*)"$`, awaitsApproval)
+	sc.Step(`^the site of "([^"]*)" runs (flmngr .+)$`, func(ctx context.Context, id, line string) error {
+		return runCLI(ctx, line+" --workdir "+filepath.Join(w(ctx).dir, "agents", id))
+	})
 	sc.Step(`^the agent of "([^"]*)" is restarted$`, restartAgent)
 	sc.Step(`^the agent of "([^"]*)" gets SIGTERM$`, sigtermAgent)
 	sc.Step(`^task "([^"]*)" becomes "([^"]*)"$`, taskBecomes)
@@ -226,10 +233,16 @@ func tamper(ctx context.Context, name, task string) error {
 	return err
 }
 
+// startAgent starts client id's agent; policy is one, all or "manually"
+// (policy one, approval manual).
 func startAgent(ctx context.Context, id, sensors, policy string) error {
 	wd := w(ctx)
-	if policy == "" {
+	approval := "any"
+	switch policy {
+	case "":
 		policy = "one"
+	case "manually":
+		policy, approval = "one", "manual"
 	}
 	key := filepath.Join(wd.dir, "agents", id+".creds")
 	if _, err := os.Stat(key); err != nil {
@@ -240,7 +253,7 @@ func startAgent(ctx context.Context, id, sensors, policy string) error {
 		}
 	}
 	p, err := startProcess(wd.dir, "agent-"+id, "client", "--id", id, "--sensors", sensors, "--policy", policy, "--creds", key,
-		"--workdir", filepath.Join(wd.dir, "agents", id), "--nats", wd.url, "--heartbeat", "200ms", "--grace", "2s")
+		"--workdir", filepath.Join(wd.dir, "agents", id), "--nats", wd.url, "--heartbeat", "200ms", "--grace", "2s", "--approval", approval)
 	if err != nil {
 		return err
 	}
@@ -463,6 +476,23 @@ func lastClientError(ctx context.Context, task, c, text string) error {
 			}
 		}
 		return fmt.Errorf("no error of %s on %s yet", task, c)
+	})
+}
+
+// awaitsApproval waits until a client's agent reports that it holds a
+// task back for its site's approval.
+func awaitsApproval(ctx context.Context, c, task string) error {
+	return waitFor(ctx, func() error {
+		entries, err := clientTimeline(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Type == "client.task_awaiting_approval.v1" && e.Task == task {
+				return nil
+			}
+		}
+		return fmt.Errorf("client %s does not await approval of task %s", c, task)
 	})
 }
 

@@ -118,6 +118,10 @@ func describe(p events.Payload) (run, detail string) {
 		return "", "key " + p.PublicKey
 	case *events.ClientTaskRefused:
 		return p.Run, p.Reason
+	case *events.ClientTaskAwaitingApproval:
+		return p.Run, "awaiting the site's approval of statement sha256:" + p.Statement
+	case *events.ClientTaskApproved:
+		return p.Run, "the site approved statement sha256:" + p.Statement
 	case *events.TaskSigned:
 		return "", "signed by " + p.PublicKey
 	case *events.EnrolmentCreated:

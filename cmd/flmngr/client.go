@@ -13,7 +13,15 @@ import (
 )
 
 func runClient(args []string, out io.Writer) error {
-	fs, cf := newOperatorFlags("client", "client --id ID [--sensors a,b] [--data-qnt N] [--attr k=v]... [flags]",
+	if len(args) > 0 {
+		switch args[0] {
+		case "approve":
+			return clientApprove(args[1:], out)
+		case "approvals":
+			return clientApprovals(args[1:], out)
+		}
+	}
+	fs, cf := newOperatorFlags("client", "client --id ID [--sensors a,b] [--data-qnt N] [--attr k=v]... [flags]\n       flmngr client approve TASK [--workdir DIR] [--yes] [--revoke]\n       flmngr client approvals [--workdir DIR]",
 		"Runs a client agent: registers the client with its attributes, follows the tasks\n"+
 			"it is offered and runs them (download, verify, run the client process), with\n"+
 			"quarantine and failover when a task errors. Stop it with Ctrl-C.")
@@ -31,6 +39,7 @@ func runClient(args []string, out io.Writer) error {
 	fs.Var(trust, "trust", "run only tasks signed by one of these operator signing keys (public NKeys, comma-separated; flmngr signing-key create); others are refused and recorded")
 	maxLimits := fs.String("max-limits", os.Getenv("FLMNGR_MAX_LIMITS"), "this site's ceiling on every task's client process, as in task create --limits: cpu=2,memory=2GiB,pids=256,walltime=2h; a task's own limits are capped by it, and a task without limits gets it ($FLMNGR_MAX_LIMITS)")
 	enrolToken := fs.String("enrol", os.Getenv("FLMNGR_ENROL_TOKEN"), "enrol this device with a token from flmngr enrol create: it makes its key pair here and keeps the seed in <workdir>/identity (mode 0600); later starts use it ($FLMNGR_ENROL_TOKEN)")
+	approval := fs.String("approval", agent.ApprovalAny, "any: run what is offered; manual: run a task only once this site approved its exact files and spec (flmngr client approve); trusted: run tasks signed by a --trust key at once, hold the others for approval")
 	leaf := fs.String("leaf", "", "run a NATS leaf node in the agent linked to the cloud's leaf node port (nats-leaf://cloud:7422[,…]): the agent's own connection never drops on a bad link, and the reports that wait for the cloud are kept in the leaf's own JetStream under the work directory; needs --creds")
 	if err := parseNone(fs, args); err != nil {
 		return err
@@ -55,7 +64,7 @@ func runClient(args []string, out io.Writer) error {
 	}
 	cfg := agent.Config{
 		ClientID: *id, Info: info.info(), InfoFile: *infoFile, WorkDir: abs,
-		Policy: *policy, MaxTasks: *maxTasks, Trust: trust.values, MaxLimits: ceiling, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
+		Policy: *policy, MaxTasks: *maxTasks, Trust: trust.values, MaxLimits: ceiling, Approval: *approval, Heartbeat: *heartbeat, Grace: *grace, Drain: *drain,
 		Logger: logger.With("component", "agent", "client_id", *id),
 	}
 	if err := cfg.Validate(); err != nil {
@@ -95,6 +104,9 @@ func runClient(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "client %s connected (%s; policy %s, work directory %s)\n", *id, conn.Where, cfg.Policy, abs)
+	if cfg.Approval != agent.ApprovalAny {
+		fmt.Fprintf(out, "approval %s: tasks held back are listed by flmngr client approvals --workdir %s\n", cfg.Approval, abs)
+	}
 	printIsolation(out)
 	if !ceiling.IsZero() {
 		fmt.Fprintf(out, "  limits ceiling: %s (no task gets more)\n", ceiling)

@@ -80,7 +80,7 @@ func run(args []string, out, errOut io.Writer) int {
 			continue
 		}
 		name := c.name
-		if len(args) > 1 && (c.name == "task" || c.name == "user" || c.name == "client-credentials" || c.name == "enrol") && !strings.HasPrefix(args[1], "-") {
+		if len(args) > 1 && (c.name == "task" || c.name == "user" || c.name == "client-credentials" || c.name == "enrol" || c.name == "client") && !strings.HasPrefix(args[1], "-") {
 			name += " " + args[1]
 		}
 		err := c.run(args[1:], out)

@@ -237,7 +237,31 @@ func taskLifecycle(sub string, args []string, out io.Writer) error {
 }
 
 func taskGet(args []string, out io.Writer) error {
-	return showOne(args, out, "task get", "Shows one task.", "task", (*api.Client).Task, printTask)
+	return showOne(args, out, "task get", "Shows one task.", "task", taskWithSites, printTask)
+}
+
+// taskSites is a task with the sites (clients) that hold its run back
+// until they approve it.
+type taskSites struct {
+	api.Task
+	AwaitingApproval []string `json:"awaiting_approval,omitempty"`
+}
+
+// taskWithSites reads a task and, while it runs, the sites that hold its
+// run back until they approve it.
+func taskWithSites(c *api.Client, ctx context.Context, id string) (taskSites, error) {
+	t, err := c.Task(ctx, id)
+	if err != nil || !t.Running {
+		return taskSites{Task: t}, err
+	}
+	users, err := c.Users(ctx)
+	var sites []string
+	for _, u := range users {
+		if _, ok := u.AwaitingApproval(t.ID, t.Run); ok {
+			sites = append(sites, u.ID)
+		}
+	}
+	return taskSites{Task: t, AwaitingApproval: sites}, err
 }
 
 // fieldTable writes the text of a get command: a "key  value" row per
@@ -247,7 +271,7 @@ func fieldTable(out io.Writer) (*tabwriter.Writer, func(key string, value any)) 
 	return w, func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 }
 
-func printTask(out io.Writer, t api.Task) error {
+func printTask(out io.Writer, t taskSites) error {
 	w, row := fieldTable(out)
 	row("ID", t.ID)
 	row("status", t.Status)
@@ -291,6 +315,9 @@ func printTask(out io.Writer, t api.Task) error {
 	}
 	if t.LastError != "" {
 		row("last_error", t.LastError)
+	}
+	for _, site := range t.AwaitingApproval {
+		row("awaiting_approval", "at site "+site)
 	}
 	return w.Flush()
 }

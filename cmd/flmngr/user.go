@@ -114,6 +114,9 @@ func printUser(out io.Writer, u projections.ClientView) error {
 			row("  "+q.TaskID+"/"+q.Run, q.Reason)
 		}
 	}
+	for _, w := range u.Awaiting {
+		row("awaiting_approval", fmt.Sprintf("%s/%s at site %s since %s (statement sha256:%s)", w.TaskID, w.Run, u.ID, w.Since.Local().Format(dateLayout), w.Statement))
+	}
 	for _, d := range u.Decisions {
 		why := "selected"
 		switch {

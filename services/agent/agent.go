@@ -73,6 +73,10 @@ type Config struct {
 	// than it, whatever the task's own limits say (taskd.Limits.Min); a
 	// zero field is no ceiling.
 	MaxLimits taskd.Limits
+	// Approval is ApprovalAny (default), ApprovalManual or
+	// ApprovalTrusted: whether a task waits for the site's approval in
+	// WorkDir's approvals file before it runs (see approvals.go).
+	Approval string
 	// Output, when set, gets every line a client process prints.
 	Output func(task, run string, m taskd.Message)
 	Logger *slog.Logger
@@ -102,6 +106,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.MaxLimits.Validate(); err != nil {
 		return fmt.Errorf("max limits: %w", err)
+	}
+	switch c.Approval {
+	case "", ApprovalAny, ApprovalManual:
+	case ApprovalTrusted:
+		if len(c.Trust) == 0 {
+			return errors.New("approval trusted needs the keys to trust (--trust)")
+		}
+	default:
+		return fmt.Errorf("approval %q: want any, manual or trusted", c.Approval)
 	}
 	if c.WorkDir == "" && !c.simulate {
 		return errors.New("a work directory is required")
@@ -156,8 +169,12 @@ type Agent struct {
 	quarantined map[key]bool
 	done        map[commands.TaskRun]bool
 	procs       map[commands.TaskRun]*clientRun
-	stopping    bool
-	runs        sync.WaitGroup
+	// Local approval (approval.go).
+	approvals      Approvals
+	awaiting       map[commands.TaskRun]awaiting
+	pendingWritten []byte
+	stopping       bool
+	runs           sync.WaitGroup
 }
 
 // New returns an agent over nc; Run runs it.
@@ -173,7 +190,8 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 	conn := api.NewClient(nc, 15*time.Second).WithSource(commands.AgentSource(cfg.ClientID)).ForClient(cfg.ClientID)
 	return &Agent{nc: nc, conn: conn, outbox: newOutbox(sendTo(conn), sendManyTo(conn), cfg.Logger),
 		cfg: cfg, post: make(chan func(), 256),
-		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{}}, nil
+		quarantined: map[key]bool{}, done: map[commands.TaskRun]bool{}, procs: map[commands.TaskRun]*clientRun{},
+		awaiting: map[commands.TaskRun]awaiting{}}, nil
 }
 
 // JournalPlace says where the reports that wait are kept.
@@ -250,6 +268,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.restore(ctx); err != nil {
 		return err
 	}
+	var approvalsChanged <-chan struct{}
+	if a.approving() {
+		changed, stop, err := a.openApprovals()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		approvalsChanged = changed
+	}
 	sub, err := a.nc.Subscribe(a.offersLive(), func(m *nats.Msg) {
 		live, err := eventlog.ParseLive(m)
 		if err != nil {
@@ -302,6 +329,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.resync(ctx, 0) // reconnected: catch up on offers missed meanwhile
 		case <-heartbeat.C:
 			a.beat()
+		case <-approvalsChanged:
+			a.reloadApprovals(ctx)
 		case <-watch:
 			info, stamp, err := a.readInfo()
 			if err != nil {
@@ -404,6 +433,9 @@ func (a *Agent) restore(ctx context.Context) error {
 	}
 	for _, d := range st.Done {
 		a.done[d] = true
+	}
+	for _, w := range st.Awaiting {
+		a.awaiting[w.TaskRun] = awaiting{statement: w.Statement, since: w.Since}
 	}
 	a.offers = st.Offers
 	for _, r := range st.Running {

@@ -62,23 +62,37 @@ func (g *Gateway) routes() {
 	g.consoleRoutes()
 }
 
-// Task is a task as the REST API returns it: the view without secrets
-// and the clients running it now.
+// Task is a task as the REST API returns it: the view without secrets,
+// the clients running it now and the sites (clients) that hold it back
+// until they approve it.
 type Task struct {
 	api.Task
-	Clients []string `json:"clients"`
+	Clients          []string `json:"clients"`
+	AwaitingApproval []string `json:"awaiting_approval"`
 }
 
-// runningBy maps task ids to the clients running them.
-func (g *Gateway) runningBy(ctx context.Context) (map[string][]string, error) {
+// taskClients are, by task id, the clients running each task and those
+// awaiting their site's approval of it.
+type taskClients struct{ running, awaiting map[string][]string }
+
+func (tc taskClients) of(t api.Task) Task {
+	return Task{Task: t, Clients: orEmpty(tc.running[t.ID]), AwaitingApproval: orEmpty(tc.awaiting[t.ID])}
+}
+
+// runningBy maps task ids to the clients running them and those awaiting
+// approval.
+func (g *Gateway) runningBy(ctx context.Context) (taskClients, error) {
 	clients, err := g.api.Users(ctx)
 	if err != nil {
-		return nil, err
+		return taskClients{}, err
 	}
-	out := map[string][]string{}
+	out := taskClients{running: map[string][]string{}, awaiting: map[string][]string{}}
 	for _, c := range clients {
 		for _, r := range c.Running {
-			out[r.TaskID] = append(out[r.TaskID], c.ID)
+			out.running[r.TaskID] = append(out.running[r.TaskID], c.ID)
+		}
+		for _, w := range c.Awaiting {
+			out.awaiting[w.TaskID] = append(out.awaiting[w.TaskID], c.ID)
 		}
 	}
 	return out, nil
@@ -111,7 +125,7 @@ func (g *Gateway) tasksPage(w http.ResponseWriter, r *http.Request) ([]Task, err
 	}
 	out := make([]Task, len(page.Tasks))
 	for i, t := range page.Tasks {
-		out[i] = Task{Task: t, Clients: orEmpty(running[t.ID])}
+		out[i] = running.of(t)
 	}
 	return out, nil
 }
@@ -125,11 +139,11 @@ func orEmpty(s []string) []string {
 
 func (g *Gateway) getTask(w http.ResponseWriter, r *http.Request) {
 	t, err := g.api.Task(r.Context(), r.PathValue("id"))
-	var running map[string][]string
+	var running taskClients
 	if err == nil {
 		running, err = g.runningBy(r.Context())
 	}
-	g.answer(w, r, http.StatusOK, Task{Task: t, Clients: orEmpty(running[t.ID])}, err)
+	g.answer(w, r, http.StatusOK, running.of(t), err)
 }
 
 // answer writes what a handler's one call returned: v as JSON with

@@ -104,7 +104,8 @@ function connectEvents() {
     "task.stopped.v1", "task.interrupted.v1", "client.registered.v1", "client.info_reported.v1", "client.offers_changed.v1",
     "client.task_started.v1", "client.task_running.v1", "client.task_finished.v1", "client.task_errored.v1",
     "client.task_stopped.v1", "client.task_quarantined.v1", "client.task_exited.v1", "client.disconnected.v1", "client.reconnected.v1",
-    "client.task_interrupted.v1", "task.server_exited.v1", "task.step_reported.v1", "task.signed.v1", "client.task_refused.v1"];
+    "client.task_interrupted.v1", "task.server_exited.v1", "task.step_reported.v1", "task.signed.v1", "client.task_refused.v1",
+    "client.task_awaiting_approval.v1", "client.task_approved.v1"];
   for (const t of types) {
     es.addEventListener(t, (ev) => {
       if (!refresh) return;
@@ -435,6 +436,7 @@ async function taskPage(id) {
         h("dt", {}, "Round"), h("dd", {}, t.round ? t.round + " — accuracy " + fmt.acc(t.metrics) : "—"),
         t.last_error ? [h("dt", {}, "Last error"), h("dd", {}, t.last_error)] : null,
         h("dt", {}, "Clients running it"), h("dd", {}, t.clients.join(", ") || "—"),
+        (t.awaiting_approval || []).length ? [h("dt", {}, "Awaiting approval"), h("dd", { id: "task-awaiting" }, t.awaiting_approval.map((c) => "at site " + c).join(", "))] : null,
         h("dt", {}, "Address"), h("dd", {}, s.host + ":" + s.port),
         h("dt", {}, "Selection criterion"), h("dd", {}, h("code", {}, s.selection_criteria || "(every client)")),
         h("dt", {}, "Server"), h("dd", {}, h("code", {}, (s.server_command && s.server_command.length ? s.server_command.join(" ") : "python3 server.py <workdir>") + " " + (s.server_arguments || ""))),
@@ -479,6 +481,8 @@ async function clientPage(id) {
         Object.entries(a.extra || {}).map(([k, v]) => [h("dt", {}, "attrs." + k), h("dd", {}, String(v))]),
         h("dt", {}, "Running"), h("dd", {}, (c.running || []).map((r) => r.task_id + " run " + r.run + " (pid " + r.pid + ")").join(", ") || "—"),
         h("dt", {}, "Quarantined"), h("dd", {}, (c.quarantined || []).map((q) => q.task_id + " run " + q.run + ": " + q.reason).join("; ") || "—"),
+        (c.awaiting_approval || []).length ? [h("dt", {}, "Awaiting approval"), h("dd", { id: "client-awaiting" }, c.awaiting_approval.map((w) =>
+          w.task_id + " run " + w.run + " (statement sha256:" + w.statement_sha256.slice(0, 12) + "…, " + (w.signers && w.signers.length ? "signed by " + w.signers.join(", ") : "unsigned") + ")").join("; "))] : null,
         h("dt", {}, "Registered"), h("dd", {}, fmt.time(c.created_at))),
       h("section", { "aria-labelledby": "why-h" }, h("h3", { id: "why-h" }, "Why each running task is or is not offered"),
         c.why.length === 0 ? h("p", { class: "empty" }, "No task is running.") : h("div", { class: "table-wrap" }, h("table", { id: "why" },

@@ -20,6 +20,9 @@ const (
 	ClientTaskRunning     = "running"
 	ClientTaskExited      = "exited"
 	ClientTaskRefused     = "refused"
+	// ClientTaskSuperNodeKey reports the public key of the SuperNode key
+	// pair the client made for a Flower App run it is offered.
+	ClientTaskSuperNodeKey = "supernode_key"
 )
 
 // ReportClientTask is what a client's agent reports about a task it runs.
@@ -36,6 +39,7 @@ type ReportClientTask struct {
 	Exception string             `json:"exception,omitempty"`
 	Exit      *events.ExitStatus `json:"exit,omitempty"`
 	Reason    string             `json:"reason,omitempty"`
+	PublicKey string             `json:"public_key,omitempty"`
 }
 
 func (c ReportClientTask) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
@@ -90,6 +94,16 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		p = &events.ClientTaskExited{TaskID: c.TaskID, Run: c.Run, ExitStatus: st}
 	case ClientTaskRefused:
 		p = &events.ClientTaskRefused{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
+	case ClientTaskSuperNodeKey:
+		// Only for a run the client is offered, and only a public key.
+		if o, ok := s.Offered(c.TaskID); !ok || o.Run != c.Run || o.SuperLinkCA == "" {
+			return nil, fault.Conflict("client %s is not offered run %s of Flower App task %s", c.ClientID, c.Run, c.TaskID)
+		}
+		key, err := SuperNodePublicKey(c.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		p = &events.ClientSuperNodeKeyReported{TaskID: c.TaskID, Run: c.Run, PublicKey: key}
 	case ClientTaskQuarantined:
 		q := Quarantine{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq}
 		if s.IsQuarantined(events.Offer{TaskID: q.TaskID, Run: q.Run, SpecSeq: q.SpecSeq}) {
@@ -97,7 +111,7 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		}
 		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	default:
-		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused)", c.Kind)
+		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused, supernode_key)", c.Kind)
 	}
 	return []events.Payload{p}, nil
 }
@@ -132,7 +146,7 @@ func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
 func OfferEqual(a, b events.Offer) bool {
 	return a.TaskID == b.TaskID && a.Run == b.Run && a.SpecSeq == b.SpecSeq && a.Host == b.Host && a.Port == b.Port &&
 		equalPtr(a.ClientArguments, b.ClientArguments) && slices.Equal(a.Tags, b.Tags) && slices.Equal(a.ClientCommand, b.ClientCommand) &&
-		slices.Equal(a.Files, b.Files)
+		slices.Equal(a.Files, b.Files) && a.SuperLinkCA == b.SuperLinkCA
 }
 
 // RecordPresence records that the cloud stopped or started hearing a

@@ -24,6 +24,7 @@ const (
 	ClientDownloadCapabilityIssuedV1  = "client.download_capability_issued.v1"
 	ClientDownloadCapabilityRevokedV1 = "client.download_capability_revoked.v1"
 	ClientTaskRefusedV1               = "client.task_refused.v1"
+	ClientSuperNodeKeyReportedV1      = "client.supernode_key_reported.v1"
 )
 
 func init() {
@@ -47,6 +48,7 @@ func init() {
 		func() Payload { return &ClientDownloadCapabilityIssued{} },
 		func() Payload { return &ClientDownloadCapabilityRevoked{} },
 		func() Payload { return &ClientTaskRefused{} },
+		func() Payload { return &ClientSuperNodeKeyReported{} },
 	)
 }
 
@@ -90,6 +92,9 @@ type Offer struct {
 	// (TaskStatement); an agent that trusts keys runs only what one of
 	// them signed.
 	Signatures []TaskSignature `json:"signatures,omitempty"`
+	// SuperLinkCA is, for a Flower App task, the CA certificate (PEM) of
+	// the run's SuperLink: the client's SuperNode trusts only it.
+	SuperLinkCA string `json:"superlink_ca,omitempty"`
 }
 
 // Decision explains why a task was or was not offered to a client.
@@ -196,6 +201,19 @@ type ClientTaskRefused struct {
 
 func (*ClientTaskRefused) EventType() string { return ClientTaskRefusedV1 }
 
+// ClientSuperNodeKeyReported records the public key (one line, OpenSSH
+// format, ECDSA) of the SuperNode key pair a client made for a run of a
+// Flower App task it is offered. The private key stays on the client.
+// The cloud registers the key with the run's SuperLink while the client
+// is offered the run.
+type ClientSuperNodeKeyReported struct {
+	TaskID    string `json:"task_id"`
+	Run       string `json:"run"`
+	PublicKey string `json:"public_key"`
+}
+
+func (*ClientSuperNodeKeyReported) EventType() string { return ClientSuperNodeKeyReportedV1 }
+
 // ClientDisconnected records that the cloud stopped hearing from a client.
 type ClientDisconnected struct {
 	LastSeen time.Time `json:"last_seen"`
@@ -289,6 +307,8 @@ func TaskRunOf(p Payload) (task, run string, ok bool) {
 	case *ClientTaskExited:
 		return p.TaskID, p.Run, true
 	case *ClientTaskRefused:
+		return p.TaskID, p.Run, true
+	case *ClientSuperNodeKeyReported:
 		return p.TaskID, p.Run, true
 	}
 	return "", "", false

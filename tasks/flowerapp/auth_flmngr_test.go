@@ -69,6 +69,7 @@ func TestFlowerAppRegistersOnlyMatchedClients(t *testing.T) {
 	if task.Status != commands.StatusFinished {
 		t.Fatalf("the run ended %s: %s", task.Status, task.LastError)
 	}
+	d.privateKeysStayHome(t, ctx, "linreg", "site-1", "site-2")
 	keys := d.reportedKeys(t, ctx, "linreg", "1")
 	if len(keys) != 2 || keys["site-1"] == "" || keys["site-2"] == "" || keys["site-1"] == keys["site-2"] {
 		t.Fatalf("SuperNode keys reported: %q", keys)
@@ -104,59 +105,6 @@ func TestFlowerAppRegistersOnlyMatchedClients(t *testing.T) {
 		}
 	}
 
-	// The private keys: 0600 in the client's work directory, and in no
-	// event, view or file of the cloud.
-	for _, site := range []string{"site-1", "site-2"} {
-		file := filepath.Join(d.dir, site, "flower", "task_linreg", "supernode.key")
-		fi, err := os.Stat(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v, want 0600", file, fi.Mode().Perm())
-		}
-		b, _ := os.ReadFile(file)
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		secret := []byte(strings.Join(lines[1:len(lines)-1], ""))
-		if len(secret) < 100 {
-			t.Fatalf("%s does not look like an OpenSSH private key:\n%s", file, b)
-		}
-		chunks := [][]byte{[]byte("PRIVATE KEY"), secret[:40], secret[len(secret)-40:]}
-		evs, _, err := d.api.Events(ctx, api.EventsRequest{Limit: 10000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stream bytes.Buffer
-		for _, e := range evs {
-			stream.Write(e.Payload)
-		}
-		tv, _ := d.api.Task(ctx, "linreg")
-		uv, _ := d.api.User(ctx, site)
-		views, _ := json.Marshal([]any{tv, uv})
-		for _, c := range chunks {
-			if bytes.Contains(stream.Bytes(), c) || bytes.Contains(views, c) {
-				t.Fatalf("%s's private key (%q) is in the event stream or the views", site, c)
-			}
-		}
-		err = filepath.WalkDir(filepath.Join(d.dir, "cloud"), func(p string, e os.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			for _, c := range chunks[1:] {
-				if bytes.Contains(b, c) {
-					t.Errorf("%s's private key is in the cloud's %s", site, p)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The cloud's own keys are its own: 0600.
 	fi, err := os.Stat(filepath.Join(d.dir, "cloud", "work", "flower", "task_linreg", "tls", "server.key"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -210,4 +158,62 @@ func TestFlowerAppUnregistersClientThatStopsMatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitTask(t, ctx, "linreg", "the run stopped", func(x api.Task) bool { return !x.Status.Busy() })
+}
+
+// privateKeysStayHome checks the sites' SuperNode private keys: 0600 in
+// the client's work directory, and in no event, view or file of the
+// cloud.
+func (d *deployment) privateKeysStayHome(t *testing.T, ctx context.Context, task string, sites ...string) {
+	t.Helper()
+	for _, site := range sites {
+		file := filepath.Join(d.dir, site, "flower", "task_"+task, "supernode.key")
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", file, fi.Mode().Perm())
+		}
+		b, _ := os.ReadFile(file)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		secret := []byte(strings.Join(lines[1:len(lines)-1], ""))
+		if len(secret) < 100 {
+			t.Fatalf("%s does not look like an OpenSSH private key:\n%s", file, b)
+		}
+		chunks := [][]byte{[]byte("PRIVATE KEY"), secret[:40], secret[len(secret)-40:]}
+		evs, _, err := d.api.Events(ctx, api.EventsRequest{Limit: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stream bytes.Buffer
+		for _, e := range evs {
+			stream.Write(e.Payload)
+		}
+		tv, _ := d.api.Task(ctx, task)
+		uv, _ := d.api.User(ctx, site)
+		views, _ := json.Marshal([]any{tv, uv})
+		for _, c := range chunks {
+			if bytes.Contains(stream.Bytes(), c) || bytes.Contains(views, c) {
+				t.Fatalf("%s's private key (%q) is in the event stream or the views", site, c)
+			}
+		}
+		err = filepath.WalkDir(filepath.Join(d.dir, "cloud"), func(p string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for _, c := range chunks[1:] {
+				if bytes.Contains(b, c) {
+					t.Errorf("%s's private key is in the cloud's %s", site, p)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -306,10 +306,19 @@ func TestFlowerAppWithRealFlower(t *testing.T) {
 		t.Fatalf("the Flower App ended %s after round %d: %s", task.Status, task.Round, task.LastError)
 	}
 	t.Logf("real Flower: %s after round %d in %s, metrics %v", task.Status, task.Round, total.Round(time.Millisecond), task.Metrics)
-	for _, s := range d.steps(t, ctx, "linreg", "1") {
+	steps := d.steps(t, ctx, "linreg", "1")
+	for _, s := range steps {
 		t.Log("step:", s)
 	}
 	if ty := d.clientTypes(t, ctx, "site-3", "linreg"); contains(ty, events.ClientTaskStartedV1) {
 		t.Errorf("site-3 started the task: %q", ty)
+	}
+	if keys := d.reportedKeys(t, ctx, "linreg", "1"); len(keys) != 2 || keys["site-3"] != "" {
+		t.Errorf("SuperNode keys reported: %q", keys)
+	}
+	for _, site := range []string{"site-1", "site-2"} {
+		if !contains(steps, "supernode_registered client "+site+" node ") {
+			t.Errorf("%s's SuperNode was not registered", site)
+		}
 	}
 }

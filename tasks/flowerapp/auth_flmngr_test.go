@@ -217,3 +217,44 @@ func (d *deployment) privateKeysStayHome(t *testing.T, ctx context.Context, task
 		}
 	}
 }
+
+// TestFlowerAppUnregistersQuarantinedClient: a client whose SuperNode
+// keeps failing quarantines the run; the cloud then unregisters its key
+// and the run goes on without it.
+func TestFlowerAppUnregistersQuarantinedClient(t *testing.T) {
+	state := useFakeFlower(t)
+	t.Setenv("FAKE_FLOWER_ROUND_MS", "60000")
+	t.Setenv("FAKE_FLOWER_MIN_NODES", "1")
+	t.Setenv("FAKE_FLOWER_REFUSE", "site-2")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d := deploy(t, ctx)
+	d.createApp(t, ctx, "linreg", "--poll 100ms")
+	if _, err := d.api.UpdateTask(ctx, commands.UpdateTask{TaskID: "linreg", ClientCommand: &[]string{"{flmngr}", "flower", "supernode",
+		"--superlink", "{host}:{port}", "--client", "{client}", "--state", "{workdir}/flower/task_{task}", "--fast-failures", "2", "--admit-wait", "1s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.api.StartTask(ctx, commands.StartTask{TaskID: "linreg"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "site-2 quarantined", func() bool {
+		return contains(d.clientTypes(t, ctx, "site-2", "linreg"), events.ClientTaskQuarantinedV1)
+	})
+	waitFor(t, time.Minute, "site-2 unregistered", func() bool {
+		return contains(d.steps(t, ctx, "linreg", "1"), "supernode_unregistered client site-2 node ")
+	})
+	keys := d.reportedKeys(t, ctx, "linreg", "1")
+	if st := d.fakeNodes(t, "linreg")[keys["site-2"]]; st != "unregistered" {
+		t.Fatalf("site-2's node is %q, want unregistered", st)
+	}
+	if un := calls(state, "flwr supernode unregister"); len(un) != 1 {
+		t.Fatalf("flwr supernode unregister calls: %q", un)
+	}
+	if task, _ := d.api.Task(ctx, "linreg"); task.Status != commands.StatusRunning {
+		t.Fatalf("the run is %s after a client was quarantined: %s", task.Status, task.LastError)
+	}
+	if _, err := d.api.StopTask(ctx, "linreg"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitTask(t, ctx, "linreg", "the run stopped", func(x api.Task) bool { return !x.Status.Busy() })
+}

@@ -65,7 +65,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.StringVar(&cfg.State, "state", "flower-state", "Flower's home `directory` for this SuperNode, with the SuperLink's CA certificate (ca.pem) and the SuperNode's key (supernode.key), written by the agent")
 		fs.Var(&nc, "node-config", "node config `key=value` pairs (repeatable)")
 		fs.IntVar(&cfg.FastFailures, "fast-failures", 5, "failed starts in a row that fail the task")
-		fs.DurationVar(&cfg.AdmitWait, "admit-wait", 3*time.Minute, "how long a SuperNode the SuperLink refuses (its key not registered yet) is restarted without counting as a failure")
+		fs.DurationVar(&cfg.AdmitWait, "admit-wait", 3*time.Minute, "how long a SuperNode the SuperLink refuses (its key not registered yet, or its node still online after a crash) is restarted without counting as a failure")
 		run = func() error { cfg.NodeConfig = nc; return RunClient(ctx, cfg) }
 	default:
 		return fmt.Errorf("%w: unknown role %q (superlink or supernode)", ErrUsage, args[0])

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +29,13 @@ func (l *lines) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
+}
+
+// text is what was written so far.
+func (l *lines) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // messages parses the report lines written so far.
@@ -383,5 +392,74 @@ func TestNodeConfigCarriesTheClient(t *testing.T) {
 	c := flowerapp.ClientConfig{Client: "site-1", NodeConfig: []string{"partition-id=0 num-partitions=2"}}
 	if got, want := c.NodeConfigArg(), `flmngr-client-id="site-1" partition-id=0 num-partitions=2`; got != want {
 		t.Fatalf("node config %q, want %q", got, want)
+	}
+}
+
+// TestKilledSuperNodeIsLetBackIn: a SuperNode killed with SIGKILL stays
+// online for the SuperLink until its heartbeats time out, which refuses
+// its restarts meanwhile ("could not be activated"); the driver waits
+// that out, however long the SuperNode had run, and it joins again.
+func TestKilledSuperNodeIsLetBackIn(t *testing.T) {
+	state := useFakeFlower(t)
+	t.Setenv("FAKE_FLOWER_ROUND_MS", "60000")
+	t.Setenv("FAKE_FLOWER_PATIENCE_MS", "3000")
+	listen := freeAddr(t)
+	l := newLink(t)
+	n := startNode(t, listen, l, "site-1", 2, 5*time.Second)
+	l.admit(t, "site-1", n)
+	startAdmitted(t, listen, l, "site-2")
+	var out, log lines
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- flowerapp.RunServer(ctx, flowerapp.ServerConfig{Listen: listen, App: copyApp(t), State: l.state,
+			Poll: 50 * time.Millisecond, Report: flowerapp.NewReporter(&out), Log: &log})
+	}()
+	defer func() { cancel(); <-done }()
+	online := func() int {
+		var nodes []struct{ Status string }
+		_ = json.Unmarshal([]byte(readText(filepath.Join(l.state, "state.db.nodes.json"))), &nodes)
+		k := 0
+		for _, n := range nodes {
+			if n.Status == "online" {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor(t, 30*time.Second, "both SuperNodes online", func() bool { return online() == 2 })
+	// Past its admission wait: a refusal now is a new one.
+	time.Sleep(11 * time.Second)
+	var pid int
+	for _, s := range n.out.steps() {
+		if p, ok := strings.CutPrefix(s, "supernode_started pid "); ok {
+			pid, _ = strconv.Atoi(strings.Fields(p)[0])
+		}
+	}
+	before := len(n.out.steps())
+	logBefore := len(n.log.text())
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	after := func() string { return strings.Join(n.out.steps()[before:], "\n") }
+	waitFor(t, 30*time.Second, "a refused restart", func() bool { return strings.Contains(after(), "supernode_refused") })
+	waitFor(t, 30*time.Second, "the killed SuperNode back in", func() bool {
+		a := after()
+		return strings.Count(a, "supernode_started") >= 2 && strings.LastIndex(a, "supernode_started") > strings.LastIndex(a, "supernode_refused") && online() == 2 &&
+			strings.Count(readText(filepath.Join(state, "calls.log")), "flower-supernode") >= 4
+	})
+	// Back in: no exit after the last start for a while.
+	time.Sleep(time.Second)
+	if a := after(); strings.LastIndex(a, "supernode_started") < strings.LastIndex(a, "supernode_") || !strings.Contains(a, "supernode_exited exit code -1") {
+		t.Fatalf("steps after the kill: %s", a)
+	}
+	if !strings.Contains(n.log.text()[logBefore:], "could not be activated") {
+		t.Fatalf("no refusal while the node was still online:\n%s", n.log.text()[logBefore:])
+	}
+	if n.out.has(taskd.KindError, "") {
+		t.Fatalf("the driver of a killed SuperNode failed: %v\n%q", n.err, n.out.steps())
+	}
+	if !strings.Contains(n.log.text(), "could not be activated") {
+		t.Fatalf("no refusal while the node was still online:\n%s", n.log.text())
 	}
 }

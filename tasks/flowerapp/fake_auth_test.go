@@ -32,6 +32,9 @@ type fakeNode struct {
 	CreatedAt string `json:"created_at"`
 	OnlineAt  string `json:"online_at"`
 	DeletedAt string `json:"deleted_at"`
+	// OnlineUntil: a node whose SuperNode went away without a word
+	// stays online until its heartbeats time out.
+	OnlineUntil time.Time `json:"online_until"`
 }
 
 // registry is a SuperLink's registered SuperNodes, kept next to its
@@ -124,6 +127,9 @@ func (r *registry) activate(key string, auth bool, c net.Conn) (string, error) {
 		return "", errors.New("SuperNode authentication is enabled. All SuperNodes must be registered via the CLI.")
 	}
 	for _, n := range r.nodes {
+		if n.Key == key && n.Status == "online" && (r.conns[n.ID] != nil || time.Now().Before(n.OnlineUntil)) {
+			return "", fmt.Errorf("SuperNode with node ID %s could not be activated.", n.ID)
+		}
 		if n.Key == key && n.Status != "unregistered" {
 			n.Status, n.OnlineAt = "online", now()
 			r.conns[n.ID] = c
@@ -134,7 +140,10 @@ func (r *registry) activate(key string, auth bool, c net.Conn) (string, error) {
 	return "", errors.New("No SuperNode found with the given public key.")
 }
 
-func (r *registry) deactivate(id string, c net.Conn) {
+// deactivate records that a node's SuperNode went away: offline at once
+// if it said goodbye, else once its heartbeats time out
+// ($FAKE_FLOWER_PATIENCE_MS later).
+func (r *registry) deactivate(id string, c net.Conn, goodbye bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conns[id] != c {
@@ -143,7 +152,11 @@ func (r *registry) deactivate(id string, c net.Conn) {
 	delete(r.conns, id)
 	for _, n := range r.nodes {
 		if n.ID == id && n.Status == "online" {
-			n.Status = "offline"
+			if patience := envInt("FAKE_FLOWER_PATIENCE_MS", 0); !goodbye && patience > 0 {
+				n.OnlineUntil = time.Now().Add(time.Duration(patience) * time.Millisecond)
+			} else {
+				n.Status = "offline"
+			}
 			r.save()
 		}
 	}

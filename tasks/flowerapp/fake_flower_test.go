@@ -44,7 +44,11 @@ package flowerapp_test
 //     found", it exits 0) and refused from then on; an unknown id is
 //     "Node ID not found for this account." (success false, exit code
 //     0). `flwr supernode ls APP FED --format json` lists the nodes with
-//     their status: registered, online, offline or unregistered.
+//     their status: registered, online, offline or unregistered. A node
+//     whose SuperNode died without a word (SIGKILL) stays online until
+//     its heartbeats time out ($FAKE_FLOWER_PATIENCE_MS, 0 by default);
+//     a SuperNode with its key is refused meanwhile ("SuperNode with node
+//     ID N could not be activated.", exit code 1).
 //
 // The fake keeps its state in $FAKE_FLOWER_DIR: runs/N.json (the run),
 // N.status, N.stop, N.log, and calls.log (every command line); the
@@ -256,11 +260,11 @@ func fakeSuperLink(args []string) int {
 				mu.Lock()
 				nodes[c] = true
 				mu.Unlock()
-				_, _ = bufio.NewReader(c).ReadString('\n') // until it goes
+				bye, _ := bufio.NewReader(c).ReadString('\n') // until it goes
 				mu.Lock()
 				delete(nodes, c)
 				mu.Unlock()
-				reg.deactivate(id, c)
+				reg.deactivate(id, c, strings.TrimSpace(bye) == "bye")
 			}()
 		}
 	}()
@@ -429,6 +433,7 @@ func fakeSuperNode(args []string) int {
 		go func() { _, _ = bufio.NewReader(c).ReadString('\n'); close(gone) }()
 		select {
 		case <-sig:
+			fmt.Fprintln(c, "bye")
 			c.Close()
 			fmt.Println("INFO :      SuperNode terminated gracefully.")
 			return 0

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -118,30 +119,51 @@ func (m *members) sync(ctx context.Context) {
 		delete(m.nodes, client)
 		m.report.Step("supernode_unregistered", fmt.Sprintf("client %s node %s", client, n.node))
 	}
+	// Registrations run side by side: each is a flwr process that takes
+	// seconds to start.
+	type result struct {
+		client, key, node string
+		err               error
+	}
+	var todo []string
 	for _, client := range sortedKeys(want) {
-		key := want[client]
-		if _, ok := m.nodes[client]; ok || ctx.Err() != nil || time.Now().Before(m.retry[client]) {
+		if _, ok := m.nodes[client]; !ok && ctx.Err() == nil && !time.Now().Before(m.retry[client]) {
+			todo = append(todo, client)
+		}
+	}
+	results := make([]result, len(todo))
+	sem := make(chan struct{}, registerAtOnce)
+	var wg sync.WaitGroup
+	for i, client := range todo {
+		results[i] = result{client: client, key: want[client]}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := &results[i]
+			// The key as read: the cloud may replace the file meanwhile.
+			file := filepath.Join(m.state, "register-"+client+".pub")
+			if r.err = writeFile(file, []byte(r.key+"\n"), 0o600); r.err == nil {
+				r.node, r.err = m.cli.Register(ctx, file)
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.err != nil {
+			w := min(max(2*m.wait[r.client], 2*time.Second), time.Minute)
+			m.wait[r.client], m.retry[r.client] = w, time.Now().Add(w)
+			fmt.Fprintf(m.log, "client %s: %v (again in %s)\n", r.client, r.err, w)
 			continue
 		}
-		// The key as read: the cloud may replace the file meanwhile.
-		file := filepath.Join(m.state, "register.pub")
-		err := writeFile(file, []byte(key+"\n"), 0o600)
-		var node string
-		if err == nil {
-			node, err = m.cli.Register(ctx, file)
-		}
-		if err != nil {
-			w := min(max(2*m.wait[client], 2*time.Second), time.Minute)
-			m.wait[client], m.retry[client] = w, time.Now().Add(w)
-			fmt.Fprintf(m.log, "client %s: %v (again in %s)\n", client, err, w)
-			continue
-		}
-		delete(m.wait, client)
-		delete(m.retry, client)
-		m.nodes[client] = registered{key: key, node: node}
-		m.report.Step("supernode_registered", fmt.Sprintf("client %s node %s", client, node))
+		delete(m.wait, r.client)
+		delete(m.retry, r.client)
+		m.nodes[r.client] = registered{key: r.key, node: r.node}
+		m.report.Step("supernode_registered", fmt.Sprintf("client %s node %s", r.client, r.node))
 	}
 }
+
+// registerAtOnce bounds the flwr processes that register keys at once.
+const registerAtOnce = 4
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

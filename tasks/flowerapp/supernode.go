@@ -30,18 +30,21 @@ type ClientConfig struct {
 	// and with an error code, end the task as failed (default 5): a
 	// SuperNode the SuperLink refuses does not retry for ever.
 	FastFailures int
-	// AdmitWait is how long after the driver starts a SuperNode the
-	// SuperLink refuses (its key is not registered yet: the cloud
-	// registers it once the agent reported it) is started again without
-	// counting as a failure (default 3m).
+	// AdmitWait is how long a SuperNode the SuperLink refuses is started
+	// again without counting as a failure (default 3m), from the driver's
+	// start (the cloud registers the key once the agent reported it) or
+	// the last exit of a SuperNode that ran (one killed stays online for
+	// Flower until its heartbeats time out).
 	AdmitWait time.Duration
 	Report    *Reporter
 	Log       io.Writer
 }
 
-// refusals are what a SuperNode prints when the SuperLink does not know
-// its key.
-var refusals = []string{"No SuperNode found with the given public key", "All SuperNodes must be registered"}
+// refusals are what a SuperNode prints when the SuperLink does not let it
+// in yet: its key is not registered yet, or the node is still online
+// from a SuperNode that died without saying goodbye (SIGKILL: Flower
+// waits for its heartbeats to time out, about a minute).
+var refusals = []string{"No SuperNode found with the given public key", "All SuperNodes must be registered", "could not be activated"}
 
 // fastExit is how long a SuperNode must have run for its exit not to
 // count as a failure to start.
@@ -114,6 +117,9 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		}
 		<-p.read
 		ran, code := time.Since(at), p.code()
+		if !refused.Load() && ran >= fastExit {
+			begin = time.Now() // it was in: a refusal from now on is new
+		}
 		waiting := refused.Load() && time.Since(begin) < cfg.AdmitWait
 		switch {
 		case waiting:

@@ -58,7 +58,7 @@ func (d *deployment) fakeNodes(t *testing.T, task string) map[string]string {
 // a client's private key is nowhere but in its own work directory.
 func TestFlowerAppRegistersOnlyMatchedClients(t *testing.T) {
 	state := useFakeFlower(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	d := deploy(t, ctx)
 	d.createApp(t, ctx, "linreg", "--run-config num-server-rounds=2 --poll 100ms")
@@ -165,6 +165,15 @@ func TestFlowerAppUnregistersClientThatStopsMatching(t *testing.T) {
 // cloud.
 func (d *deployment) privateKeysStayHome(t *testing.T, ctx context.Context, task string, sites ...string) {
 	t.Helper()
+	evs, _, err := d.api.Events(ctx, api.EventsRequest{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	for _, e := range evs {
+		stream.Write(e.Payload)
+	}
+	tv, _ := d.api.Task(ctx, task)
 	for _, site := range sites {
 		file := filepath.Join(d.dir, site, "flower", "task_"+task, "supernode.key")
 		fi, err := os.Stat(file)
@@ -181,15 +190,6 @@ func (d *deployment) privateKeysStayHome(t *testing.T, ctx context.Context, task
 			t.Fatalf("%s does not look like an OpenSSH private key:\n%s", file, b)
 		}
 		chunks := [][]byte{[]byte("PRIVATE KEY"), secret[:40], secret[len(secret)-40:]}
-		evs, _, err := d.api.Events(ctx, api.EventsRequest{Limit: 10000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stream bytes.Buffer
-		for _, e := range evs {
-			stream.Write(e.Payload)
-		}
-		tv, _ := d.api.Task(ctx, task)
 		uv, _ := d.api.User(ctx, site)
 		views, _ := json.Marshal([]any{tv, uv})
 		for _, c := range chunks {

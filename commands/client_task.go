@@ -25,6 +25,9 @@ const (
 	// approved it.
 	ClientTaskAwaitingApproval = "awaiting_approval"
 	ClientTaskApproved         = "approved"
+	// ClientTaskSuperNodeKey reports the public key of the SuperNode key
+	// pair the client made for a Flower App run it is offered.
+	ClientTaskSuperNodeKey = "supernode_key"
 )
 
 // ReportClientTask is what a client's agent reports about a task it runs.
@@ -46,6 +49,7 @@ type ReportClientTask struct {
 	// over it verify.
 	Statement string   `json:"statement_sha256,omitempty"`
 	Signers   []string `json:"signers,omitempty"`
+	PublicKey string   `json:"public_key,omitempty"`
 }
 
 func (c ReportClientTask) Aggregate() events.Aggregate { return events.Client(c.ClientID) }
@@ -113,6 +117,16 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 			return nil, nil
 		}
 		p = &events.ClientTaskApproved{TaskID: c.TaskID, Run: c.Run, Statement: c.Statement}
+	case ClientTaskSuperNodeKey:
+		// Only for a run the client is offered, and only a public key.
+		if o, ok := s.Offered(c.TaskID); !ok || o.Run != c.Run || o.SuperLinkCA == "" {
+			return nil, fault.Conflict("client %s is not offered run %s of Flower App task %s", c.ClientID, c.Run, c.TaskID)
+		}
+		key, err := SuperNodePublicKey(c.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		p = &events.ClientSuperNodeKeyReported{TaskID: c.TaskID, Run: c.Run, PublicKey: key}
 	case ClientTaskQuarantined:
 		q := Quarantine{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq}
 		if s.IsQuarantined(events.Offer{TaskID: q.TaskID, Run: q.Run, SpecSeq: q.SpecSeq}) {
@@ -120,7 +134,7 @@ func (c ReportClientTask) decide(s ClientState) ([]events.Payload, error) {
 		}
 		p = &events.ClientTaskQuarantined{TaskID: c.TaskID, Run: c.Run, SpecSeq: c.SpecSeq, Reason: c.Reason}
 	default:
-		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused, awaiting_approval, approved)", c.Kind)
+		return nil, fault.Invalid("kind", "unknown kind %q (downloaded, started, running, finished, errored, stopped, interrupted, exited, quarantined, refused, awaiting_approval, approved, supernode_key)", c.Kind)
 	}
 	return []events.Payload{p}, nil
 }
@@ -155,7 +169,7 @@ func (c RecordOffers) decide(s ClientState) ([]events.Payload, error) {
 func OfferEqual(a, b events.Offer) bool {
 	return a.TaskID == b.TaskID && a.Run == b.Run && a.SpecSeq == b.SpecSeq && a.Host == b.Host && a.Port == b.Port &&
 		equalPtr(a.ClientArguments, b.ClientArguments) && slices.Equal(a.Tags, b.Tags) && slices.Equal(a.ClientCommand, b.ClientCommand) &&
-		slices.Equal(a.Files, b.Files)
+		slices.Equal(a.Files, b.Files) && a.SuperLinkCA == b.SuperLinkCA
 }
 
 // RecordPresence records that the cloud stopped or started hearing a

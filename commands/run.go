@@ -8,8 +8,8 @@ import (
 // RecordRun records what a run of a task's server did. The cloud's server
 // supervisor sends it; Event is one of TaskServerStarted,
 // TaskRoundCompleted, TaskTriggerFired, TaskTriggerRan, TaskServerExited,
-// TaskFinished, TaskErrored, TaskStopped, TaskInterrupted and
-// TaskStepReported.
+// TaskFinished, TaskErrored, TaskStopped, TaskInterrupted,
+// TaskStepReported and TaskSuperLinkCAIssued.
 type RecordRun struct {
 	TaskID string
 	Event  events.Payload
@@ -40,6 +40,8 @@ func runOf(p events.Payload) (string, bool) {
 		return p.Run, true
 	case *events.TaskStepReported:
 		return p.Run, true
+	case *events.TaskSuperLinkCAIssued:
+		return p.Run, true
 	}
 	return "", false
 }
@@ -59,6 +61,13 @@ func (c RecordRun) decide(s TaskState) ([]events.Payload, error) {
 	case *events.TaskServerStarted:
 		if s.Status != StatusStartRequested {
 			return nil, fault.Conflict("run %s of task %s is %s, not waiting to start", run, c.TaskID, s.Status)
+		}
+	case *events.TaskSuperLinkCAIssued:
+		if s.Status != StatusStartRequested {
+			return nil, fault.Conflict("run %s of task %s is %s, not waiting to start", run, c.TaskID, s.Status)
+		}
+		if TaskKind(s.Spec) != KindFlowerApp {
+			return nil, fault.Invalid("event", "task %s is not a Flower App", c.TaskID)
 		}
 	case *events.TaskFinished, *events.TaskErrored, *events.TaskStopped, *events.TaskInterrupted:
 		if !s.Status.Busy() {

@@ -66,6 +66,9 @@ type TaskState struct {
 	// Signatures are the operators' signatures over the task as it is
 	// now; a change of its spec or files voids them.
 	Signatures []events.TaskSignature `json:"signatures,omitempty"`
+	// SuperLinkCA is the CA certificate of the current run's SuperLink
+	// (a Flower App task; "" until the cloud issued it).
+	SuperLinkCA string `json:"superlink_ca,omitempty"`
 }
 
 // Apply folds one event of the task into the state.
@@ -87,8 +90,12 @@ func (s *TaskState) Apply(e events.Envelope) {
 		s.Files = mergeFiles(s.Files, p.Files)
 		s.UpdatedAt, s.Signatures = e.Time, nil
 	case *events.TaskStartRequested:
-		s.Status, s.Run, s.ServerBy = StatusStartRequested, p.Run, ""
+		s.Status, s.Run, s.ServerBy, s.SuperLinkCA = StatusStartRequested, p.Run, "", ""
 		s.Runs++
+	case *events.TaskSuperLinkCAIssued:
+		if p.Run == s.Run {
+			s.SuperLinkCA = p.Certificate
+		}
 	case *events.TaskServerStarted:
 		if p.Run == s.Run && s.Status == StatusStartRequested {
 			s.Status = StatusRunning

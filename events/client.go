@@ -26,6 +26,7 @@ const (
 	ClientTaskRefusedV1               = "client.task_refused.v1"
 	ClientTaskAwaitingApprovalV1      = "client.task_awaiting_approval.v1"
 	ClientTaskApprovedV1              = "client.task_approved.v1"
+	ClientSuperNodeKeyReportedV1      = "client.supernode_key_reported.v1"
 )
 
 func init() {
@@ -51,6 +52,7 @@ func init() {
 		func() Payload { return &ClientTaskRefused{} },
 		func() Payload { return &ClientTaskAwaitingApproval{} },
 		func() Payload { return &ClientTaskApproved{} },
+		func() Payload { return &ClientSuperNodeKeyReported{} },
 	)
 }
 
@@ -94,6 +96,9 @@ type Offer struct {
 	// (TaskStatement); an agent that trusts keys runs only what one of
 	// them signed.
 	Signatures []TaskSignature `json:"signatures,omitempty"`
+	// SuperLinkCA is, for a Flower App task, the CA certificate (PEM) of
+	// the run's SuperLink: the client's SuperNode trusts only it.
+	SuperLinkCA string `json:"superlink_ca,omitempty"`
 }
 
 // Decision explains why a task was or was not offered to a client.
@@ -227,6 +232,19 @@ type ClientTaskApproved struct {
 func (*ClientTaskAwaitingApproval) EventType() string { return ClientTaskAwaitingApprovalV1 }
 func (*ClientTaskApproved) EventType() string         { return ClientTaskApprovedV1 }
 
+// ClientSuperNodeKeyReported records the public key (one line, OpenSSH
+// format, ECDSA) of the SuperNode key pair a client made for a run of a
+// Flower App task it is offered. The private key stays on the client.
+// The cloud registers the key with the run's SuperLink while the client
+// is offered the run.
+type ClientSuperNodeKeyReported struct {
+	TaskID    string `json:"task_id"`
+	Run       string `json:"run"`
+	PublicKey string `json:"public_key"`
+}
+
+func (*ClientSuperNodeKeyReported) EventType() string { return ClientSuperNodeKeyReportedV1 }
+
 // ClientDisconnected records that the cloud stopped hearing from a client.
 type ClientDisconnected struct {
 	LastSeen time.Time `json:"last_seen"`
@@ -324,6 +342,7 @@ func TaskRunOf(p Payload) (task, run string, ok bool) {
 	case *ClientTaskAwaitingApproval:
 		return p.TaskID, p.Run, true
 	case *ClientTaskApproved:
+	case *ClientSuperNodeKeyReported:
 		return p.TaskID, p.Run, true
 	}
 	return "", "", false

@@ -20,6 +20,8 @@ const (
 	TaskStoppedV1        = "task.stopped.v1"
 	TaskInterruptedV1    = "task.interrupted.v1"
 	TaskStepReportedV1   = "task.step_reported.v1"
+
+	TaskSuperLinkCAIssuedV1 = "task.superlink_ca_issued.v1"
 )
 
 func init() {
@@ -40,6 +42,7 @@ func init() {
 		func() Payload { return &TaskStopped{} },
 		func() Payload { return &TaskInterrupted{} },
 		func() Payload { return &TaskStepReported{} },
+		func() Payload { return &TaskSuperLinkCAIssued{} },
 	)
 }
 
@@ -202,6 +205,18 @@ func (*TaskStopRequested) EventType() string  { return TaskStopRequestedV1 }
 func (*TaskStopped) EventType() string        { return TaskStoppedV1 }
 func (*TaskInterrupted) EventType() string    { return TaskInterruptedV1 }
 func (*TaskStepReported) EventType() string   { return TaskStepReportedV1 }
+func (*TaskSuperLinkCAIssued) EventType() string {
+	return TaskSuperLinkCAIssuedV1
+}
+
+// TaskSuperLinkCAIssued records the CA certificate (PEM) the cloud made
+// for one run of a Flower App task: the SuperLink's certificate is signed
+// by it, and the clients the run is offered to get it with their offer
+// to check they reach that SuperLink. No private key is recorded.
+type TaskSuperLinkCAIssued struct {
+	Run         string `json:"run"`
+	Certificate string `json:"certificate"`
+}
 
 // TaskStepReported records a step a run's server reported (the report
 // protocol's "step" line): for a Flower App, the SuperLink started, the

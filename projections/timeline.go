@@ -79,6 +79,10 @@ func describe(p events.Payload) (run, detail string) {
 		return p.Run, p.Reason
 	case *events.TaskStepReported:
 		return p.Run, strings.TrimSpace(p.Step + " " + p.Detail)
+	case *events.TaskSuperLinkCAIssued:
+		return p.Run, ""
+	case *events.ClientSuperNodeKeyReported:
+		return p.Run, p.PublicKey
 	case *events.ClientRegistered:
 		return "", fmt.Sprintf("sensors %v data_qnt %d", p.Attributes.Sensors, p.Attributes.DataQnt)
 	case *events.ClientInfoReported:

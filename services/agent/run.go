@@ -12,6 +12,7 @@ import (
 	"github.com/flmngr/flmngr/services/files"
 	"github.com/flmngr/flmngr/services/launch"
 	"github.com/flmngr/flmngr/taskd"
+	"github.com/flmngr/flmngr/tasks/flowerapp"
 )
 
 // clientRun is one task run on this client.
@@ -288,6 +289,16 @@ func (a *Agent) launch(ctx context.Context, r *clientRun) (*taskd.Process, []str
 		return nil, nil, fmt.Errorf("download: %w", err)
 	}
 	a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskDownloaded, TaskID: o.TaskID, Run: o.Run, Files: o.Files, Duration: time.Since(start)})
+	if o.SuperLinkCA != "" {
+		// A Flower App: a fresh SuperNode key pair for this run, made
+		// here; only its public key is reported, for the cloud to
+		// register with the SuperLink.
+		pub, err := flowerapp.PrepareNode(flowerapp.StateDir(a.cfg.WorkDir, o.TaskID), []byte(o.SuperLinkCA))
+		if err != nil {
+			return nil, nil, fmt.Errorf("supernode key: %w", err)
+		}
+		a.report(ctx, commands.ReportClientTask{Kind: commands.ClientTaskSuperNodeKey, TaskID: o.TaskID, Run: o.Run, PublicKey: pub})
+	}
 	args := ""
 	if o.ClientArguments != nil {
 		args = *o.ClientArguments

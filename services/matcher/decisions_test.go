@@ -323,3 +323,24 @@ func TestFinishedWithdrawals(t *testing.T) {
 		t.Fatalf("finished %v, want [done]", got)
 	}
 }
+
+// A Flower App's run is offered only once its SuperLink's CA certificate
+// is issued, and with it: the SuperNodes need it to connect. Marked
+// clients see the issue as a change.
+func TestFlowerAppIsOfferedWithItsCA(t *testing.T) {
+	h := newHistory(true).client("c", withSensors(1, "camera")).
+		task("f", &events.TaskCreated{TaskSpec: events.TaskSpec{SelectionCriteria: `"camera" in sensors`, Kind: "flower-app"}}).
+		task("f", &events.TaskStartRequested{Run: "1"})
+	if offers, _ := h.m.desired(h.m.clients["c"]); len(offers) != 0 {
+		t.Fatalf("a Flower App run without its CA is offered: %+v", offers)
+	}
+	delete(h.m.dirty, "c")
+	h.task("f", &events.TaskSuperLinkCAIssued{Run: "1", Certificate: "CA"})
+	if _, marked := h.m.dirty["c"]; !marked {
+		t.Fatal("the CA's issue does not mark the matching client")
+	}
+	offers, _ := h.m.desired(h.m.clients["c"])
+	if len(offers) != 1 || offers[0].SuperLinkCA != "CA" {
+		t.Fatalf("offers after the CA: %+v", offers)
+	}
+}

@@ -97,7 +97,7 @@ func (m *Matcher) filters() []string {
 	for _, t := range []string{
 		events.TaskCreatedV1, events.TaskUpdatedV1, events.TaskDeletedV1, events.TaskFilesUploadedV1,
 		events.TaskStartRequestedV1, events.TaskStopRequestedV1, events.TaskFinishedV1, events.TaskErroredV1,
-		events.TaskStoppedV1, events.TaskInterruptedV1, events.TaskSignedV1,
+		events.TaskStoppedV1, events.TaskInterruptedV1, events.TaskSignedV1, events.TaskSuperLinkCAIssuedV1,
 		events.ClientRegisteredV1, events.ClientInfoReportedV1, events.ClientOffersChangedV1,
 	} {
 		fs = append(fs, m.log.TypeFilter(t))
@@ -259,7 +259,7 @@ func (m *Matcher) mark(id, cause string) {
 func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 	active := make([]*task, 0, len(m.tasks))
 	for _, t := range m.tasks {
-		if t.state.Exists && t.state.Status.Active() {
+		if t.state.Exists && t.state.Status.Active() && t.ready() {
 			active = append(active, t)
 		}
 	}
@@ -277,6 +277,13 @@ func (m *Matcher) desired(c *client) ([]events.Offer, []events.Decision) {
 	return offers, decisions
 }
 
+// ready reports whether clients can be offered the task's run: a Flower
+// App's once its SuperLink's CA certificate is issued (the SuperNodes
+// need it to connect).
+func (t *task) ready() bool {
+	return commands.TaskKind(t.state.Spec) != commands.KindFlowerApp || t.state.SuperLinkCA != ""
+}
+
 // offer is what a client needs to fetch and run the task: the files it
 // lists in files_paths (all its files when it lists none), never a
 // password. Every client is given the same copy.
@@ -288,7 +295,8 @@ func (t *task) offer() events.Offer {
 	t.cached = events.Offer{TaskID: t.id, Run: t.state.Run, SpecSeq: t.state.SpecSeq, Host: spec.Host, Port: spec.Port,
 		Tags: spec.Tags, ClientArguments: spec.ClientArguments, ClientCommand: spec.ClientCommand,
 		// A name never uploaded has no digest: the client will say so.
-		Files: events.OfferedFiles(spec.FilesPaths, t.state.Files), Limits: spec.Limits, Signatures: t.state.Signatures}
+		Files: events.OfferedFiles(spec.FilesPaths, t.state.Files), Limits: spec.Limits, Signatures: t.state.Signatures,
+		SuperLinkCA: t.state.SuperLinkCA}
 	t.isCached = true
 	return t.cached
 }

@@ -127,6 +127,9 @@ type serverRun struct {
 	reason    string // why it stops; guarded by mu
 	stop      chan struct{}
 	lost      atomic.Bool // another supervisor owns the run: record nothing
+	// A Flower App run's SuperNode keys are kept until stopAdmit.
+	stopAdmit context.CancelFunc
+	admitted  chan struct{}
 }
 
 // stopping reports whether a stop was requested; what the process says
@@ -317,7 +320,7 @@ func (s *Supervisor) onStart(ctx context.Context, e events.Envelope) error {
 	if busy {
 		return errors.New("the previous run of this task is still stopping")
 	}
-	r, argv, err := s.spawn(ctx, task, st, req)
+	r, argv, err := s.spawn(ctx, task, st, req, e.Seq)
 	if err != nil {
 		s.cfg.Logger.Warn("cannot start server", "task_id", task, "run", req.Run, "err", err)
 		_ = s.record(task, &events.TaskErrored{Run: req.Run, Exception: "cannot start the server: " + err.Error()})
@@ -343,10 +346,16 @@ func (s *Supervisor) onStart(ctx context.Context, e events.Envelope) error {
 	return nil
 }
 
-func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskState, req *events.TaskStartRequested) (*serverRun, []string, error) {
+func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskState, req *events.TaskStartRequested, seq uint64) (*serverRun, []string, error) {
 	dir := launch.TaskDir(s.cfg.WorkDir, task)
 	if err := s.files.Materialize(ctx, task, st.Files, dir); err != nil {
 		return nil, nil, fmt.Errorf("task files: %w", err)
+	}
+	flower := st.Spec.Kind == commands.KindFlowerApp
+	if flower {
+		if err := s.flowerTLS(ctx, task, st, req.Run); err != nil {
+			return nil, nil, fmt.Errorf("the SuperLink's TLS certificate: %w", err)
+		}
 	}
 	args := st.Spec.ServerArguments
 	if req.Arguments != nil {
@@ -358,7 +367,7 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 		return nil, nil, err
 	}
 	grace := s.cfg.Grace
-	if st.Spec.Kind == commands.KindFlowerApp {
+	if flower {
 		grace = max(grace, commands.FlowerAppStopGrace)
 	}
 	r := &serverRun{task: task, run: req.Run, stop: make(chan struct{})}
@@ -380,6 +389,13 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	s.mu.Lock()
 	s.runs[task] = r
 	s.mu.Unlock()
+	if flower {
+		// The SuperNodes the SuperLink admits, until the run ends.
+		actx, stop := context.WithCancel(context.Background())
+		r.admitted = make(chan struct{})
+		r.stopAdmit = stop
+		s.wg.Go(func() { defer close(r.admitted); s.admitSuperNodes(actx, task, req.Run, seq) })
+	}
 	s.wg.Go(func() { s.monitor(r) })
 	return r, argv, nil
 }
@@ -433,6 +449,10 @@ func (s *Supervisor) monitor(r *serverRun) {
 		if _, err := r.proc.Stop(context.Background()); err != nil {
 			s.cfg.Logger.Error("server would not stop", "task_id", r.task, "run", r.run, "pid", r.proc.PID(), "err", err)
 		}
+	}
+	if r.stopAdmit != nil {
+		r.stopAdmit()
+		<-r.admitted
 	}
 	ex := r.proc.Exit()
 	// A stop asked for from now on comes too late to change the outcome.

@@ -53,7 +53,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		var rc pairs
 		fs.StringVar(&cfg.Listen, "listen", "", "the Fleet API's `host:port` (the task's); port+1 and port+2 on 127.0.0.1 serve ServerAppIo and Control")
 		fs.StringVar(&cfg.App, "app", ".", "the Flower App's `directory`")
-		fs.StringVar(&cfg.State, "state", "flower-state", "the SuperLink's state `directory` (database, storage)")
+		fs.StringVar(&cfg.State, "state", "flower-state", "the SuperLink's state `directory` (database, storage; TLS files in tls/ and the admitted SuperNode keys in supernodes/, written by the cloud)")
 		fs.Var(&rc, "run-config", "run config override `key=value` (repeatable)")
 		fs.DurationVar(&cfg.Poll, "poll", 2*time.Second, "how often the run's status is read")
 		run = func() error { cfg.RunConfig = rc; return RunServer(ctx, cfg) }
@@ -62,9 +62,10 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		var nc pairs
 		fs.StringVar(&cfg.SuperLink, "superlink", "", "the SuperLink's Fleet API `host:port` (the task's)")
 		fs.StringVar(&cfg.Client, "client", "", "this client's `id`, given to the ClientApp as node config flmngr-client-id")
-		fs.StringVar(&cfg.State, "state", "flower-state", "Flower's home `directory` for this SuperNode")
+		fs.StringVar(&cfg.State, "state", "flower-state", "Flower's home `directory` for this SuperNode, with the SuperLink's CA certificate (ca.pem) and the SuperNode's key (supernode.key), written by the agent")
 		fs.Var(&nc, "node-config", "node config `key=value` pairs (repeatable)")
 		fs.IntVar(&cfg.FastFailures, "fast-failures", 5, "failed starts in a row that fail the task")
+		fs.DurationVar(&cfg.AdmitWait, "admit-wait", 3*time.Minute, "how long a SuperNode the SuperLink refuses (its key not registered yet, or its node still online after a crash) is restarted without counting as a failure")
 		run = func() error { cfg.NodeConfig = nc; return RunClient(ctx, cfg) }
 	default:
 		return fmt.Errorf("%w: unknown role %q (superlink or supernode)", ErrUsage, args[0])

@@ -24,15 +24,43 @@ package flowerapp_test
 //   - A SuperNode retries until its SuperLink is up, exits 0 when its
 //     SuperLink goes away, and one the SuperLink refuses exits 1 at once.
 //   - SIGTERM ends both gracefully with exit code 0.
+//   - TLS: a SuperLink given --ssl-ca-certfile/--ssl-certfile/--ssl-keyfile
+//     serves its Fleet and Control APIs over TLS only: a plain connection
+//     gets nowhere (a plain SuperNode retries "Connection attempt failed",
+//     a plain flwr answers "Connection to the SuperLink is unavailable").
+//     flwr trusts the federation's root-certificates, a SuperNode its
+//     --root-certificates. --enable-supernode-auth with --insecure
+//     refuses to start (exit code 1).
+//   - SuperNode authentication (--enable-supernode-auth): a SuperNode
+//     proves the key of --auth-supernode-private-key (OpenSSH format, an
+//     ECDSA key); one whose public key is not registered is refused at
+//     once ("No SuperNode found with the given public key.", exit code
+//     1). `flwr supernode register KEY.pub APP FED --format json`
+//     answers {"success": true, "node-id": N}; a key registered before,
+//     even unregistered since, is "already in use" (success false, exit
+//     code 0); a key file that is not an OpenSSH EC public key exits 1.
+//     `flwr supernode unregister N APP FED --format json` takes a node
+//     id: the node's connected SuperNode is dropped ("Node ID … not
+//     found", it exits 0) and refused from then on; an unknown id is
+//     "Node ID not found for this account." (success false, exit code
+//     0). `flwr supernode ls APP FED --format json` lists the nodes with
+//     their status: registered, online, offline or unregistered. A node
+//     whose SuperNode died without a word (SIGKILL) stays online until
+//     its heartbeats time out ($FAKE_FLOWER_PATIENCE_MS, 0 by default);
+//     a SuperNode with its key is refused meanwhile ("SuperNode with node
+//     ID N could not be activated.", exit code 1).
 //
 // The fake keeps its state in $FAKE_FLOWER_DIR: runs/N.json (the run),
-// N.status, N.stop, N.log, and calls.log (every command line).
+// N.status, N.stop, N.log, and calls.log (every command line); the
+// SuperLink keeps its registered nodes next to its --database.
 
 import (
 	"bufio"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/big"
@@ -47,6 +75,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/flmngr/flmngr/tasks/flowerapp"
 )
@@ -128,11 +158,15 @@ func readText(path string) string {
 func now() string { return time.Now().UTC().Format("2006-01-02 15:04:05Z") }
 
 // fakeSuperLink serves the Fleet API (SuperNodes connect and stay) and
-// the Control API (accepts connections) and runs the submitted runs.
+// the Control API (node registration) and runs the submitted runs.
 func fakeSuperLink(args []string) int {
 	logCall("flower-superlink", args)
 	fs := flag.NewFlagSet("flower-superlink", flag.ContinueOnError)
-	fs.Bool("insecure", false, "")
+	insecure := fs.Bool("insecure", false, "")
+	caFile := fs.String("ssl-ca-certfile", "", "")
+	certFile := fs.String("ssl-certfile", "", "")
+	keyFile := fs.String("ssl-keyfile", "", "")
+	auth := fs.Bool("enable-supernode-auth", false, "")
 	db := fs.String("database", ":flwr-in-memory-state:", "")
 	fs.String("storage-dir", "", "")
 	fleet := fs.String("fleet-api-address", "0.0.0.0:9092", "")
@@ -142,16 +176,36 @@ func fakeSuperLink(args []string) int {
 		return 2
 	}
 	fmt.Println("INFO :      Starting Flower SuperLink")
+	tlsCfg, err := serverTLS(*caFile, *certFile, *keyFile)
+	switch {
+	case err != nil:
+		fmt.Println("ERROR :     Exit Code: 600 Failed to read the TLS files:", err)
+		return 1
+	case *auth && (*insecure || tlsCfg == nil):
+		fmt.Println("ERROR :     Exit Code: 104 The --enable-supernode-auth flag requires encrypted TLS communications. Please provide TLS certificates using the --ssl-certfile, --ssl-keyfile, and --ssl-ca-certfile arguments to your SuperLink.")
+		return 1
+	case !*insecure && tlsCfg == nil:
+		fmt.Println("ERROR :     Exit Code: 600 No TLS certificates: use --insecure or give --ssl-ca-certfile, --ssl-certfile and --ssl-keyfile")
+		return 1
+	}
 	_ = os.MkdirAll(runsDir(), 0o755)
 	if *db != ":flwr-in-memory-state:" {
 		_ = os.WriteFile(*db, []byte("fake state"), 0o600)
 	}
-	fl, err := net.Listen("tcp", *fleet)
+	reg := openRegistry(*db)
+	listen := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil || tlsCfg == nil {
+			return l, err
+		}
+		return tls.NewListener(l, tlsCfg), nil
+	}
+	fl, err := listen(*fleet)
 	if err != nil {
 		fmt.Println("ERROR :     Port in server address", *fleet, "is already in use.")
 		return 1
 	}
-	cl, err := net.Listen("tcp", *control)
+	cl, err := listen(*control)
 	if err != nil {
 		fmt.Println("ERROR :     Port in server address", *control, "is already in use.")
 		return 1
@@ -166,7 +220,15 @@ func fakeSuperLink(args []string) int {
 			if err != nil {
 				return
 			}
-			c.Close()
+			go func() {
+				defer c.Close()
+				// A plain connection to a TLS listener fails here.
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil {
+					return
+				}
+				fmt.Fprintln(c, reg.control(line))
+			}()
 		}
 	}()
 	go func() {
@@ -176,20 +238,33 @@ func fakeSuperLink(args []string) int {
 				return
 			}
 			go func() {
+				defer c.Close()
 				line, err := bufio.NewReader(c).ReadString('\n')
 				if err != nil {
-					c.Close()
 					return
 				}
-				fmt.Println("INFO :      [Fleet.ActivateNode] Activated", strings.TrimSpace(line))
+				// "node KEY|CONFIG": KEY is "" for a node without a key.
+				key, config, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "node "), "|")
+				id, err := reg.activate(key, *auth, c)
+				if m := regexp.MustCompile(`flmngr-client-id="([^"]*)"`).FindStringSubmatch(config); err == nil && m != nil &&
+					slicesContains(strings.Split(os.Getenv("FAKE_FLOWER_REFUSE"), ","), m[1]) {
+					err = errors.New("No SuperNode found with the given public key.")
+				}
+				if err != nil {
+					fmt.Println("ERROR :     [Fleet.ActivateNode] Activation failed:", err)
+					fmt.Fprintln(c, "refused "+err.Error())
+					return
+				}
+				fmt.Fprintln(c, "ok "+id)
+				fmt.Println("INFO :      [Fleet.ActivateNode] Activated node", id, config)
 				mu.Lock()
 				nodes[c] = true
 				mu.Unlock()
-				_, _ = bufio.NewReader(c).ReadString('\n') // until it goes
+				bye, _ := bufio.NewReader(c).ReadString('\n') // until it goes
 				mu.Lock()
 				delete(nodes, c)
 				mu.Unlock()
-				c.Close()
+				reg.deactivate(id, c, strings.TrimSpace(bye) == "bye")
 			}()
 		}
 	}()
@@ -288,7 +363,9 @@ func fakeSuperLink(args []string) int {
 func fakeSuperNode(args []string) int {
 	logCall("flower-supernode", args)
 	fs := flag.NewFlagSet("flower-supernode", flag.ContinueOnError)
-	fs.Bool("insecure", false, "")
+	insecure := fs.Bool("insecure", false, "")
+	rootCerts := fs.String("root-certificates", "", "")
+	keyFile := fs.String("auth-supernode-private-key", "", "")
 	superlink := fs.String("superlink", "0.0.0.0:9092", "")
 	appio := fs.String("clientappio-api-address", "0.0.0.0:9094", "")
 	nodeConfig := fs.String("node-config", "", "")
@@ -296,23 +373,53 @@ func fakeSuperNode(args []string) int {
 		return 2
 	}
 	fmt.Println("INFO :      Starting Flower SuperNode")
+	var key string
+	if *keyFile != "" {
+		k, err := nodePublicKey(*keyFile)
+		if err != nil {
+			fmt.Println("ERROR :     Exit Code: 301 Unable to parse the private key file.")
+			return 1
+		}
+		key = k
+	}
+	var tlsCfg *tls.Config
+	if !*insecure {
+		if *rootCerts == "" {
+			fmt.Println("ERROR :     Exit Code: 300 No --root-certificates: use --insecure or give the SuperLink's CA certificate")
+			return 1
+		}
+		cfg, err := clientTLS(*rootCerts, *superlink)
+		if err != nil {
+			fmt.Println("ERROR :     Exit Code: 300 Failed to read the root certificates:", err)
+			return 1
+		}
+		tlsCfg = cfg
+	}
 	l, err := net.Listen("tcp", *appio)
 	if err != nil {
 		fmt.Println("ERROR :     Port", *appio, "is already in use")
 		return 1
 	}
 	defer l.Close()
-	id := regexp.MustCompile(`flmngr-client-id="([^"]*)"`).FindStringSubmatch(*nodeConfig)
-	if id != nil && slicesContains(strings.Split(os.Getenv("FAKE_FLOWER_REFUSE"), ","), id[1]) {
-		time.Sleep(100 * time.Millisecond)
-		fmt.Println(`ERROR :     <_InactiveRpcError of RPC that terminated with: status = StatusCode.FAILED_PRECONDITION details = "No SuperNode found with the given public key.">`)
-		return 1
-	}
+	fmt.Println("INFO :      Flower Deployment Runtime: Starting ClientAppIo API on", *appio)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	for {
-		c, err := net.DialTimeout("tcp", *superlink, time.Second)
-		if err != nil {
+		c, err := dial(*superlink, tlsCfg)
+		var reply string
+		if err == nil {
+			reply, err = request(c, "node "+key+"|"+*nodeConfig)
+		}
+		if verb, why, _ := strings.Cut(reply, " "); verb == "refused" {
+			c.Close()
+			fmt.Printf("ERROR :     <_InactiveRpcError of RPC that terminated with: status = StatusCode.FAILED_PRECONDITION details = %q>\n", why)
+			fmt.Println("RuntimeError: generator didn't yield")
+			return 1
+		}
+		if err != nil || !strings.HasPrefix(reply, "ok ") {
+			if c != nil {
+				c.Close()
+			}
 			fmt.Println("WARNING :   Connection attempt failed, retrying in 0.2 seconds")
 			select {
 			case <-sig:
@@ -322,19 +429,80 @@ func fakeSuperNode(args []string) int {
 			}
 			continue
 		}
-		fmt.Fprintf(c, "node %s\n", *nodeConfig)
 		gone := make(chan struct{})
 		go func() { _, _ = bufio.NewReader(c).ReadString('\n'); close(gone) }()
 		select {
 		case <-sig:
+			fmt.Fprintln(c, "bye")
 			c.Close()
 			fmt.Println("INFO :      SuperNode terminated gracefully.")
 			return 0
 		case <-gone:
-			fmt.Println(`ERROR :     Exception calling application: Node ID not found`)
+			fmt.Printf("ERROR :     Exception calling application: Node ID %s not found\n", strings.TrimPrefix(reply, "ok "))
 			return 0
 		}
 	}
+}
+
+// fakeSupernodeCLI is `flwr supernode register|unregister|ls`.
+func fakeSupernodeCLI(sub string, pos []string, format, unavailable string) int {
+	switch sub {
+	case "register":
+		if len(pos) != 3 {
+			return 2
+		}
+		b, err := os.ReadFile(pos[0])
+		if err != nil {
+			fmt.Printf("❌ Public key file '%s' does not exist.\n", pos[0])
+			return 1
+		}
+		k, _, _, _, err := ssh.ParseAuthorizedKey(b)
+		if err != nil || !strings.HasPrefix(k.Type(), "ecdsa-sha2-nistp") {
+			fmt.Println("Exit Code: 500\nUnsupported key type\nNode authentication requires a valid elliptic curve public key in the SSH format")
+			return 1
+		}
+		reply, ok := controlRequest(pos[1], pos[2], "register "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
+		if !ok {
+			return answer(map[string]any{"success": false, "error-message": unavailable})
+		}
+		if format != "json" {
+			var a struct {
+				Success bool        `json:"success"`
+				NodeID  json.Number `json:"node-id"`
+				Error   string      `json:"error-message"`
+			}
+			_ = json.Unmarshal([]byte(reply), &a)
+			if !a.Success {
+				fmt.Println(a.Error)
+				return 0
+			}
+			fmt.Printf("Loading project configuration...\nSuccess\n✅ SuperNode %s registered successfully.\n", a.NodeID)
+			return 0
+		}
+		fmt.Println(reply)
+		return 0
+	case "unregister":
+		if len(pos) != 3 || format != "json" {
+			return 2
+		}
+		reply, ok := controlRequest(pos[1], pos[2], "unregister "+pos[0])
+		if !ok {
+			return answer(map[string]any{"success": false, "error-message": unavailable})
+		}
+		fmt.Println(reply)
+		return 0
+	case "ls", "list":
+		if len(pos) != 2 || format != "json" {
+			return 2
+		}
+		reply, ok := controlRequest(pos[0], pos[1], "ls")
+		if !ok {
+			return answer(map[string]any{"success": false, "error-message": unavailable})
+		}
+		fmt.Println(reply)
+		return 0
+	}
+	return 2
 }
 
 func slicesContains(list []string, s string) bool {
@@ -352,25 +520,14 @@ func answer(v map[string]any) int {
 	return 0 // flwr exits 0, success or not
 }
 
-// federationAddress reads the federation's address in the app's
-// pyproject.toml, as flwr does.
-func federationAddress(app, fed string) (string, bool) {
-	text := readText(filepath.Join(app, "pyproject.toml"))
-	_, after, ok := strings.Cut(text, "[tool.flwr.federations."+fed+"]")
-	if !ok {
-		return "", false
-	}
-	m := regexp.MustCompile(`address = "([^"]+)"`).FindStringSubmatch(after)
-	if m == nil {
-		return "", false
-	}
-	return m[1], true
-}
-
 func fakeFlwr(args []string) int {
 	logCall("flwr", args)
 	if len(args) < 1 {
 		return 2
+	}
+	sub := ""
+	if args[0] == "supernode" && len(args) > 1 {
+		sub, args = args[1], args[1:]
 	}
 	fs := flag.NewFlagSet("flwr", flag.ContinueOnError)
 	format := fs.String("format", "default", "")
@@ -390,16 +547,11 @@ func fakeFlwr(args []string) int {
 	_ = show
 	unavailable := "Connection to the SuperLink is unavailable. Please check your network connection and 'address' in the federation configuration."
 	reach := func(app, fed string) bool {
-		addr, ok := federationAddress(app, fed)
-		if !ok {
-			return false
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
+		_, ok := controlRequest(app, fed, "ping")
+		return ok
+	}
+	if sub != "" {
+		return fakeSupernodeCLI(sub, pos, *format, unavailable)
 	}
 	switch args[0] {
 	case "run":

@@ -14,10 +14,11 @@ const Federation = "flmngr"
 const federationMarker = "# --- written by flmngr: the task's SuperLink (do not edit below) ---\n"
 
 // WriteFederation declares, at the end of the app's pyproject.toml, the
-// federation that reaches the SuperLink's Control API at control. What an
-// earlier call wrote is replaced; a federation of that name the app
-// declares itself is refused.
-func WriteFederation(appDir, control string) error {
+// federation that reaches the SuperLink's Control API at control over
+// TLS, trusting the CA certificate in the file ca. What an earlier call
+// wrote is replaced; a federation of that name the app declares itself
+// is refused.
+func WriteFederation(appDir, control, ca string) error {
 	path := filepath.Join(appDir, "pyproject.toml")
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -36,6 +37,6 @@ func WriteFederation(appDir, control string) error {
 		b = append(b, '\n')
 	}
 	b = append(b, federationMarker...)
-	b = fmt.Appendf(b, "[tool.flwr.federations.%s]\naddress = %q\ninsecure = true\n", Federation, control)
+	b = fmt.Appendf(b, "[tool.flwr.federations.%s]\naddress = %q\nroot-certificates = %q\n", Federation, control, ca)
 	return os.WriteFile(path, b, 0o644)
 }

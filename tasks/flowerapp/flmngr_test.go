@@ -2,6 +2,7 @@ package flowerapp_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -43,7 +44,10 @@ func deploy(t *testing.T, ctx context.Context) *deployment {
 		if id == "site-3" {
 			sensors = []string{"lidar"}
 		}
-		a, err := agent.New(nc, agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, WorkDir: filepath.Join(dir, id)})
+		// Its attributes file: a test changes what it reports.
+		info := filepath.Join(dir, id+".json")
+		writeSensors(t, info, sensors...)
+		a, err := agent.New(nc, agent.Config{ClientID: id, Info: commands.ClientInfo{Sensors: &sensors}, InfoFile: info, WorkDir: filepath.Join(dir, id)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,6 +57,18 @@ func deploy(t *testing.T, ctx context.Context) *deployment {
 		t.Cleanup(func() { stop(); <-done })
 	}
 	return &deployment{cloud: c, api: api.NewClient(c.Conn(), time.Minute), dir: dir}
+}
+
+// writeSensors writes an agent's attributes file.
+func writeSensors(t *testing.T, file string, sensors ...string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"sensors": sensors})
+	if err := os.WriteFile(file+".tmp", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // freePorts returns a port whose next two ports are free as well (the
@@ -248,7 +264,7 @@ func TestFlowerAppFailsOver(t *testing.T) {
 	d := deploy(t, ctx)
 	d.createApp(t, ctx, "broken", "--poll 100ms")
 	if _, err := d.api.UpdateTask(ctx, commands.UpdateTask{TaskID: "broken", ClientCommand: &[]string{"{flmngr}", "flower", "supernode",
-		"--superlink", "{host}:{port}", "--client", "{client}", "--state", "{workdir}/flower/task_{task}", "--fast-failures", "2"}}); err != nil {
+		"--superlink", "{host}:{port}", "--client", "{client}", "--state", "{workdir}/flower/task_{task}", "--fast-failures", "2", "--admit-wait", "1s"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("FAKE_FLOWER_MIN_NODES", "1")
@@ -290,10 +306,19 @@ func TestFlowerAppWithRealFlower(t *testing.T) {
 		t.Fatalf("the Flower App ended %s after round %d: %s", task.Status, task.Round, task.LastError)
 	}
 	t.Logf("real Flower: %s after round %d in %s, metrics %v", task.Status, task.Round, total.Round(time.Millisecond), task.Metrics)
-	for _, s := range d.steps(t, ctx, "linreg", "1") {
+	steps := d.steps(t, ctx, "linreg", "1")
+	for _, s := range steps {
 		t.Log("step:", s)
 	}
 	if ty := d.clientTypes(t, ctx, "site-3", "linreg"); contains(ty, events.ClientTaskStartedV1) {
 		t.Errorf("site-3 started the task: %q", ty)
+	}
+	if keys := d.reportedKeys(t, ctx, "linreg", "1"); len(keys) != 2 || keys["site-3"] != "" {
+		t.Errorf("SuperNode keys reported: %q", keys)
+	}
+	for _, site := range []string{"site-1", "site-2"} {
+		if !contains(steps, "supernode_registered client "+site+" node ") {
+			t.Errorf("%s's SuperNode was not registered", site)
+		}
 	}
 }

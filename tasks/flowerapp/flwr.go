@@ -52,6 +52,7 @@ type answer struct {
 	Error   string      `json:"error-message"`
 	RunID   json.Number `json:"run-id"`
 	FabHash string      `json:"fab-hash"`
+	NodeID  json.Number `json:"node-id"`
 	Runs    []struct {
 		RunID     json.Number `json:"run-id"`
 		Status    string      `json:"status"`
@@ -141,6 +142,28 @@ func (c CLI) Status(ctx context.Context, runID string) (RunStatus, error) {
 // Stop stops a run (`flwr stop N APP FED --format json`).
 func (c CLI) Stop(ctx context.Context, runID string) error {
 	_, err := c.jsonCommand(ctx, "stop", runID, c.App, c.Federation)
+	return err
+}
+
+// Register registers a SuperNode's public key (an OpenSSH public key
+// file) with the SuperLink (`flwr supernode register KEY APP FED --format
+// json`) and returns its node id.
+func (c CLI) Register(ctx context.Context, keyFile string) (string, error) {
+	a, err := c.jsonCommand(ctx, "supernode", "register", keyFile, c.App, c.Federation)
+	if err != nil {
+		return "", err
+	}
+	if a.NodeID == "" {
+		return "", errors.New("flwr supernode register: the answer has no node-id")
+	}
+	return a.NodeID.String(), nil
+}
+
+// Unregister unregisters a SuperNode by its node id (`flwr supernode
+// unregister NODE APP FED --format json`): its SuperNode is refused from
+// then on, and its key can never be registered again.
+func (c CLI) Unregister(ctx context.Context, node string) error {
+	_, err := c.jsonCommand(ctx, "supernode", "unregister", node, c.App, c.Federation)
 	return err
 }
 

@@ -23,7 +23,10 @@ type ServerConfig struct {
 	// App is the Flower App's directory (the task's files).
 	App string
 	// State holds the SuperLink's database (node ids and runs survive its
-	// restarts), its storage and Flower's home directory.
+	// restarts during the run; each run starts with a fresh one), its
+	// storage, Flower's home directory, the TLS files the cloud issued
+	// (tls/, see IssueTLS) and the SuperNode keys it admits (supernodes/,
+	// see Admit).
 	State string
 	// RunConfig overrides the app's run config, "key=value" pairs.
 	RunConfig []string
@@ -72,14 +75,25 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if cfg.State, err = filepath.Abs(cfg.State); err != nil {
 		return err
 	}
+	ca, cert, key, err := tlsFiles(cfg.State)
+	if err != nil {
+		return err
+	}
+	// A fresh database: no SuperNode registered for an earlier run (with
+	// keys from then) is let in.
+	for _, f := range []string{"state.db", "state.db-journal", "state.db-wal", "state.db-shm"} {
+		if err := os.Remove(filepath.Join(cfg.State, f)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.State, "store"), 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	if err := WriteFederation(cfg.App, addrs.control); err != nil {
+	if err := WriteFederation(cfg.App, addrs.control, ca); err != nil {
 		return err
 	}
 	env := flowerEnv(cfg.State)
-	sl := &superlink{cfg: cfg, addrs: addrs, env: env, exited: make(chan struct{}, 1)}
+	sl := &superlink{cfg: cfg, addrs: addrs, env: env, exited: make(chan struct{}, 1), tls: [3]string{ca, cert, key}}
 	if err := sl.start(); err != nil {
 		return fmt.Errorf("cannot start the SuperLink: %w", err)
 	}
@@ -88,6 +102,13 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 	cli := CLI{App: cfg.App, Federation: Federation, Env: env}
+	// The SuperNodes the cloud admits are registered from now until the
+	// run ends.
+	mctx, stopMembers := context.WithCancel(ctx)
+	var membersDone sync.WaitGroup
+	membersDone.Go(func() { newMembers(cli, cfg.State, cfg.Report, cfg.Log).run(mctx, time.Second) })
+	defer membersDone.Wait()
+	defer stopMembers()
 	info, err := cli.Submit(ctx, cfg.RunConfig)
 	if err != nil {
 		return fmt.Errorf("the run was not submitted: %w", err)
@@ -103,6 +124,7 @@ type superlink struct {
 	cfg      ServerConfig
 	addrs    apiAddrs
 	env      []string
+	tls      [3]string // CA, certificate, key
 	mu       sync.Mutex
 	proc     *child
 	stopping bool
@@ -113,7 +135,9 @@ type superlink struct {
 }
 
 func (s *superlink) argv() []string {
-	return []string{"flower-superlink", "--insecure",
+	return []string{"flower-superlink",
+		"--ssl-ca-certfile", s.tls[0], "--ssl-certfile", s.tls[1], "--ssl-keyfile", s.tls[2],
+		"--enable-supernode-auth",
 		"--database", filepath.Join(s.cfg.State, "state.db"),
 		"--storage-dir", filepath.Join(s.cfg.State, "store"),
 		"--fleet-api-address", s.addrs.fleet,

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,15 +22,29 @@ type ClientConfig struct {
 	// NodeConfig adds "key=value" pairs to the node config
 	// (partition-id=0, say).
 	NodeConfig []string
-	// State holds Flower's home directory for this SuperNode.
+	// State holds Flower's home directory for this SuperNode, the
+	// SuperLink's CA certificate and the SuperNode's private key, which
+	// the agent wrote there (see PrepareNode).
 	State string
 	// FastFailures is how many exits in a row, each within a short run
 	// and with an error code, end the task as failed (default 5): a
 	// SuperNode the SuperLink refuses does not retry for ever.
 	FastFailures int
-	Report       *Reporter
-	Log          io.Writer
+	// AdmitWait is how long a SuperNode the SuperLink refuses is started
+	// again without counting as a failure (default 3m), from the driver's
+	// start (the cloud registers the key once the agent reported it) or
+	// the last exit of a SuperNode that ran (one killed stays online for
+	// Flower until its heartbeats time out).
+	AdmitWait time.Duration
+	Report    *Reporter
+	Log       io.Writer
 }
+
+// refusals are what a SuperNode prints when the SuperLink does not let it
+// in yet: its key is not registered yet, or the node is still online
+// from a SuperNode that died without saying goodbye (SIGKILL: Flower
+// waits for its heartbeats to time out, about a minute).
+var refusals = []string{"No SuperNode found with the given public key", "All SuperNodes must be registered", "could not be activated"}
 
 // fastExit is how long a SuperNode must have run for its exit not to
 // count as a failure to start.
@@ -54,24 +68,38 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if cfg.FastFailures == 0 {
 		cfg.FastFailures = 5
 	}
+	if cfg.AdmitWait == 0 {
+		cfg.AdmitWait = 3 * time.Minute
+	}
 	state, err := filepath.Abs(cfg.State)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	ca, key, err := nodeFiles(state)
+	if err != nil {
+		return err
 	}
 	env := flowerEnv(state)
+	begin := time.Now()
 	fast, backoff, started := 0, time.Second, false
 	for {
 		port, err := freePort()
 		if err != nil {
 			return err
 		}
-		argv := []string{"flower-supernode", "--insecure", "--superlink", cfg.SuperLink,
+		argv := []string{"flower-supernode", "--superlink", cfg.SuperLink,
+			"--root-certificates", ca, "--auth-supernode-private-key", key,
 			"--clientappio-api-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			"--node-config", cfg.NodeConfigArg()}
-		p, err := startChild(argv, env, func(l string) { fmt.Fprintln(cfg.Log, "supernode: "+l) })
+		var refused atomic.Bool
+		p, err := startChild(argv, env, func(l string) {
+			fmt.Fprintln(cfg.Log, "supernode: "+l)
+			for _, r := range refusals {
+				if strings.Contains(l, r) {
+					refused.Store(true)
+				}
+			}
+		})
 		if err != nil {
 			return fmt.Errorf("cannot start the SuperNode: %w", err)
 		}
@@ -89,21 +117,35 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		}
 		<-p.read
 		ran, code := time.Since(at), p.code()
-		if ran < fastExit && code != 0 {
+		if !refused.Load() && ran >= fastExit {
+			begin = time.Now() // it was in: a refusal from now on is new
+		}
+		waiting := refused.Load() && time.Since(begin) < cfg.AdmitWait
+		switch {
+		case waiting:
+			// Not registered yet: the cloud registers the key it was told.
+			fast, backoff = 0, 2*time.Second
+		case ran < fastExit && code != 0:
 			fast++
-		} else {
+		default:
 			fast, backoff = 0, time.Second
 		}
 		if fast >= cfg.FastFailures {
 			return fmt.Errorf("the SuperNode exited with code %d %d times in a row within %s of starting; is this client refused by the SuperLink at %s?", code, fast, fastExit, cfg.SuperLink)
 		}
-		cfg.Report.Step("supernode_exited", fmt.Sprintf("exit code %d after %s; restarting in %s", code, ran.Round(time.Millisecond), backoff))
+		what := "supernode_exited"
+		if waiting {
+			what = "supernode_refused"
+		}
+		cfg.Report.Step(what, fmt.Sprintf("exit code %d after %s; restarting in %s", code, ran.Round(time.Millisecond), backoff))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 20*time.Second)
+		if !waiting {
+			backoff = min(2*backoff, 20*time.Second)
+		}
 	}
 }
 

@@ -342,6 +342,7 @@ func TaskRunOf(p Payload) (task, run string, ok bool) {
 	case *ClientTaskAwaitingApproval:
 		return p.TaskID, p.Run, true
 	case *ClientTaskApproved:
+		return p.TaskID, p.Run, true
 	case *ClientSuperNodeKeyReported:
 		return p.TaskID, p.Run, true
 	}

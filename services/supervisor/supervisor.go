@@ -99,6 +99,9 @@ type Supervisor struct {
 	mu    sync.Mutex
 	runs  map[string]*serverRun // by task id
 	wg    sync.WaitGroup        // monitors and triggers
+	// closed is set, under mu, when the supervisor stops: no run is
+	// added after, so nothing is added to wg while shutdown waits on it.
+	closed bool
 	flush context.Context       // ends the recorders' retries at shutdown
 }
 
@@ -321,6 +324,9 @@ func (s *Supervisor) onStart(ctx context.Context, e events.Envelope) error {
 		return errors.New("the previous run of this task is still stopping")
 	}
 	r, argv, err := s.spawn(ctx, task, st, req, e.Seq)
+	if errors.Is(err, errShuttingDown) {
+		return err
+	}
 	if err != nil {
 		s.cfg.Logger.Warn("cannot start server", "task_id", task, "run", req.Run, "err", err)
 		_ = s.record(task, &events.TaskErrored{Run: req.Run, Exception: "cannot start the server: " + err.Error()})
@@ -387,8 +393,14 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	}
 	s.cfg.OnSpawn()
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		// The supervisor stopped while this server started: it ends
+		// here, and the start is left to whoever supervises next.
+		_, _ = r.proc.Stop(context.Background())
+		return nil, nil, errShuttingDown
+	}
 	s.runs[task] = r
-	s.mu.Unlock()
 	if flower {
 		// The SuperNodes the SuperLink admits, until the run ends.
 		actx, stop := context.WithCancel(context.Background())
@@ -399,6 +411,10 @@ func (s *Supervisor) spawn(ctx context.Context, task string, st commands.TaskSta
 	s.wg.Go(func() { s.monitor(r) })
 	return r, argv, nil
 }
+
+// errShuttingDown refuses a start that came as the supervisor stopped; it
+// is not acknowledged, so the start is delivered again.
+var errShuttingDown = errors.New("the supervisor is stopping")
 
 // onMessage turns what a server reports into events. It never waits for
 // the log: the events queue in the run's recorder.
@@ -521,6 +537,7 @@ func (s *Supervisor) onStop(ctx context.Context, e events.Envelope) error {
 // shutdown stops every server and waits for their monitors and triggers.
 func (s *Supervisor) shutdown() {
 	s.mu.Lock()
+	s.closed = true
 	for _, r := range s.runs {
 		r.requestStop(reasonShutdown)
 	}

@@ -96,13 +96,13 @@ type Supervisor struct {
 	cfg   Config
 	start func(taskd.Config) (process, error)
 
-	mu    sync.Mutex
-	runs  map[string]*serverRun // by task id
-	wg    sync.WaitGroup        // monitors and triggers
+	mu   sync.Mutex
+	runs map[string]*serverRun // by task id
+	wg   sync.WaitGroup        // monitors and triggers
 	// closed is set, under mu, when the supervisor stops: no run is
 	// added after, so nothing is added to wg while shutdown waits on it.
 	closed bool
-	flush context.Context       // ends the recorders' retries at shutdown
+	flush  context.Context // ends the recorders' retries at shutdown
 }
 
 // New returns a supervisor; Run runs it.

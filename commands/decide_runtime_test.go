@@ -102,22 +102,29 @@ func TestClientRuntimeCommands(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.cmd.decide(tc.state)
-			if tc.wantKind != "" {
-				if fault.KindOf(err) != tc.wantKind {
-					t.Fatalf("got %v, want %s", err, tc.wantKind)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("events:\n got %#v\nwant %#v", got, tc.want)
-			}
+			checkDecided(t, got, err, tc.want, tc.wantKind)
 		})
 	}
 	q := foldClient(reg, &events.ClientTaskQuarantined{TaskID: "E", Run: "1", SpecSeq: 3})
 	if !q.IsQuarantined(offer) || q.IsQuarantined(events.Offer{TaskID: "E", Run: "2", SpecSeq: 3}) || q.IsQuarantined(events.Offer{TaskID: "E", Run: "1", SpecSeq: 4}) {
 		t.Fatal("a quarantine must cover its run and spec only: a restart or an update lifts it")
+	}
+}
+
+// checkDecided checks what a decide function returned: an error of kind
+// wantKind when one is wanted, else the events want.
+func checkDecided(t *testing.T, got []events.Payload, err error, want []events.Payload, wantKind fault.Kind) {
+	t.Helper()
+	if wantKind != "" {
+		if fault.KindOf(err) != wantKind {
+			t.Fatalf("got %v, want %s", err, wantKind)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n got %#v\nwant %#v", got, want)
 	}
 }

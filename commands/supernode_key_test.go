@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -51,18 +50,7 @@ func TestSuperNodeKeyReport(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.cmd.decide(tc.state)
-			if tc.wantKind != "" {
-				if fault.KindOf(err) != tc.wantKind {
-					t.Fatalf("got %v, want %s", err, tc.wantKind)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("events:\n got %#v\nwant %#v", got, tc.want)
-			}
+			checkDecided(t, got, err, tc.want, tc.wantKind)
 		})
 	}
 }

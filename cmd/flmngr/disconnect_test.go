@@ -98,8 +98,9 @@ const quickClient = `echo '{"type":"info","info":"Started"}'; while [ ! -e go ];
 `
 
 // shellTask registers, uploads and starts a task whose client is the
-// shell script client (its server sleeps), for every camera client.
-func (s *site) shellTask(id, client string) {
+// shell script client (its server sleeps), for every camera client; more
+// are more flags of task create.
+func (s *site) shellTask(id, client string, more ...string) {
 	s.t.Helper()
 	src := filepath.Join(s.dir, id)
 	if err := os.MkdirAll(src, 0o755); err != nil {
@@ -108,8 +109,8 @@ func (s *site) shellTask(id, client string) {
 	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(client), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	s.cli("task", "create", id, "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
-		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh")
+	s.cli(append([]string{"task", "create", id, "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
+		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh"}, more...)...)
 	s.cli("task", "upload", id, filepath.Join(src, "client.sh"))
 	s.cli("task", "start", id)
 }

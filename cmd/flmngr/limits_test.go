@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,22 +13,10 @@ import (
 	"github.com/flmngr/flmngr/taskd"
 )
 
-// limitedTask registers, uploads and starts a task under limits whose
-// client is the shell script client (its server sleeps), for every
-// camera client.
+// limitedTask registers, uploads and starts a shell task under limits.
 func (s *site) limitedTask(id, limits, client string) {
 	s.t.Helper()
-	src := filepath.Join(s.dir, id)
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "client.sh"), []byte(client), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-	s.cli("task", "create", id, "--host", "127.0.0.1", "--port", "9", "--criterion", `"camera" in sensors`,
-		"--server-cmd", "sleep 600", "--client-cmd", "sh client.sh", "--files", "client.sh", "--limits", limits)
-	s.cli("task", "upload", id, filepath.Join(src, "client.sh"))
-	s.cli("task", "start", id)
+	s.shellTask(id, client, "--limits", limits)
 }
 
 // quarantinedFor waits until client's timeline holds task errored and

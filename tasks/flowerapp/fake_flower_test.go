@@ -214,60 +214,31 @@ func fakeSuperLink(args []string) int {
 	fmt.Println("INFO :      Flower Deployment Runtime: Starting Fleet API (gRPC-rere) on", *fleet)
 	var mu sync.Mutex
 	nodes := map[net.Conn]bool{}
-	go func() {
-		for {
-			c, err := cl.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				// A plain connection to a TLS listener fails here.
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				fmt.Fprintln(c, reg.control(line))
-			}()
+	serveLines(cl, func(c net.Conn, _ *bufio.Reader, line string) { fmt.Fprintln(c, reg.control(line)) })
+	serveLines(fl, func(c net.Conn, r *bufio.Reader, line string) {
+		// "node KEY|CONFIG": KEY is "" for a node without a key.
+		key, config, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "node "), "|")
+		id, err := reg.activate(key, *auth, c)
+		if m := regexp.MustCompile(`flmngr-client-id="([^"]*)"`).FindStringSubmatch(config); err == nil && m != nil &&
+			slicesContains(strings.Split(os.Getenv("FAKE_FLOWER_REFUSE"), ","), m[1]) {
+			err = errors.New("No SuperNode found with the given public key.")
 		}
-	}()
-	go func() {
-		for {
-			c, err := fl.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				// "node KEY|CONFIG": KEY is "" for a node without a key.
-				key, config, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "node "), "|")
-				id, err := reg.activate(key, *auth, c)
-				if m := regexp.MustCompile(`flmngr-client-id="([^"]*)"`).FindStringSubmatch(config); err == nil && m != nil &&
-					slicesContains(strings.Split(os.Getenv("FAKE_FLOWER_REFUSE"), ","), m[1]) {
-					err = errors.New("No SuperNode found with the given public key.")
-				}
-				if err != nil {
-					fmt.Println("ERROR :     [Fleet.ActivateNode] Activation failed:", err)
-					fmt.Fprintln(c, "refused "+err.Error())
-					return
-				}
-				fmt.Fprintln(c, "ok "+id)
-				fmt.Println("INFO :      [Fleet.ActivateNode] Activated node", id, config)
-				mu.Lock()
-				nodes[c] = true
-				mu.Unlock()
-				bye, _ := bufio.NewReader(c).ReadString('\n') // until it goes
-				mu.Lock()
-				delete(nodes, c)
-				mu.Unlock()
-				reg.deactivate(id, c, strings.TrimSpace(bye) == "bye")
-			}()
+		if err != nil {
+			fmt.Println("ERROR :     [Fleet.ActivateNode] Activation failed:", err)
+			fmt.Fprintln(c, "refused "+err.Error())
+			return
 		}
-	}()
+		fmt.Fprintln(c, "ok "+id)
+		fmt.Println("INFO :      [Fleet.ActivateNode] Activated node", id, config)
+		mu.Lock()
+		nodes[c] = true
+		mu.Unlock()
+		bye, _ := r.ReadString('\n') // until it goes
+		mu.Lock()
+		delete(nodes, c)
+		mu.Unlock()
+		reg.deactivate(id, c, strings.TrimSpace(bye) == "bye")
+	})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -630,4 +601,27 @@ func fakeFlwr(args []string) int {
 		return 0
 	}
 	return 2
+}
+
+// serveLines accepts connections on l until it closes and hands each
+// connection's first line to handle, with the reader that read it; a
+// connection that sends no line (a plain one to a TLS listener) is closed.
+func serveLines(l net.Listener, handle func(c net.Conn, r *bufio.Reader, line string)) {
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				handle(c, r, line)
+			}()
+		}
+	}()
 }

@@ -70,16 +70,7 @@ func TestOutboxSendsWaitingReportsTogether(t *testing.T) {
 	queued := slices.Clone(o.queue)
 	o.mu.Unlock()
 	before, _ := c.Log.LastSeq(ctx)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); o.run(rctx, nil) }()
-	select {
-	case <-o.drained():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%d reports still wait", o.Len())
-	}
-	stop()
-	<-done
+	drain(ctx, t, o)
 	if n := requests.Load(); n != 3 {
 		t.Fatalf("%d requests for 7 reports, want 3 (4 task reports, 1 attributes report, 2 task reports)", n)
 	}
@@ -121,18 +112,24 @@ func TestOutboxFallsBackToOneByOne(t *testing.T) {
 	o := newOutbox(sendTo(conn), old, slog.New(slog.DiscardHandler))
 	kinds := failover(o)
 	before, _ := c.Log.LastSeq(ctx)
+	drain(ctx, t, o)
+	evs, err := c.Log.Load(ctx, events.Client("edge"), before)
+	if err != nil || len(evs) != len(kinds) {
+		t.Fatalf("%d events stored, want %d: %v", len(evs), len(kinds), err)
+	}
+}
+
+// drain runs the outbox until it has sent every report it holds, then
+// stops it.
+func drain(ctx context.Context, t *testing.T, o *outbox) {
+	t.Helper()
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); o.run(rctx, nil) }()
+	defer func() { stop(); <-done }()
 	select {
 	case <-o.drained():
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%d reports still wait", o.Len())
-	}
-	stop()
-	<-done
-	evs, err := c.Log.Load(ctx, events.Client("edge"), before)
-	if err != nil || len(evs) != len(kinds) {
-		t.Fatalf("%d events stored, want %d: %v", len(evs), len(kinds), err)
 	}
 }

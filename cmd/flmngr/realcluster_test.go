@@ -86,8 +86,9 @@ func newRealCluster(t *testing.T) *realCluster {
 	}
 	c := &realCluster{t: t, bin: bin, nats: nb, dir: t.TempDir(), agents: map[string]*exec.Cmd{}, agentOut: map[string]*syncBuf{}}
 	c.data = filepath.Join(c.dir, "cloud")
+	ports := testkit.FreePorts(t, 6)
 	for i := 1; i <= 3; i++ {
-		n := &realNode{name: fmt.Sprintf("n%d", i), url: "nats://127.0.0.1:" + portOf(t), routeURL: "nats://127.0.0.1:" + portOf(t)}
+		n := &realNode{name: fmt.Sprintf("n%d", i), url: fmt.Sprintf("nats://127.0.0.1:%d", ports[2*i-2]), routeURL: fmt.Sprintf("nats://127.0.0.1:%d", ports[2*i-1])}
 		n.conf = filepath.Join(c.dir, n.name+".conf")
 		c.nodes = append(c.nodes, n)
 	}
@@ -123,7 +124,13 @@ func newRealCluster(t *testing.T) *realCluster {
 			c.opConn.Close()
 		}
 		if c.cloud != nil {
-			_ = c.cloud.Process.Signal(syscall.SIGTERM)
+			sig := syscall.SIGTERM
+			if t.Failed() {
+				// The Go runtime prints every goroutine's stack and
+				// exits: what the cloud was doing when the test failed.
+				sig = syscall.SIGQUIT
+			}
+			_ = c.cloud.Process.Signal(sig)
 			select {
 			case <-c.cloudDone:
 			case <-time.After(60 * time.Second):

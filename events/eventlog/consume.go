@@ -149,7 +149,11 @@ func followResuming(ctx context.Context, js jetstream.JetStream, stream string, 
 }
 
 func followStream(ctx context.Context, js jetstream.JetStream, stream string, timeout time.Duration, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: opts.Filters, InactiveThreshold: time.Minute}
+	// nats.go makes a lost ordered consumer again while holding a lock
+	// that Stop and Info also take; left to retry for ever it holds them
+	// for ever when JetStream cannot make the consumer. A few tries, then
+	// the error reaches the handler below and the follow starts anew.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: opts.Filters, InactiveThreshold: time.Minute, MaxResetAttempts: resetAttempts}
 	if opts.From > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = opts.From
@@ -167,52 +171,58 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 	var once sync.Once
 	done := make(chan error, 1)
 	finish := func(err error) { once.Do(func() { done <- err }) }
-	var failed bool // only touched by the consume goroutine
+	// The handler runs under mu, and not at all once ended is set: when
+	// followStream returns, fn is not running and will not run again,
+	// whether or not nats.go has stopped the consumer yet.
+	var mu sync.Mutex
+	var ended bool
 	var delivered, busy atomic.Int64
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		busy.Store(1)
 		defer busy.Store(0)
 		delivered.Add(1)
-		if failed {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
 			return
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			failed = true
+			ended = true
 			finish(fmt.Errorf("follow: message metadata: %w", err))
 			return
 		}
 		seq := meta.Sequence.Stream
 		if err := fn(seq, m.Data()); err != nil {
-			failed = true
+			ended = true
 			finish(err)
 			return
 		}
 		if until > 0 && seq >= until {
-			failed = true
+			ended = true
 			finish(errCaughtUp)
 		}
 	}, jetstream.PullMaxMessages(batch), jetstream.PullHeartbeat(Heartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		// The consumer could not be made again (its node is gone and the
-		// stream has no leader yet, say): start over from the next
-		// message instead of waiting on a consumer that will not come.
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-			errors.Is(err, jetstream.ErrOrderedConsumerReset) || errors.Is(err, jetstream.ErrNoHeartbeat) {
-			finish(fmt.Errorf("follow %v: %w", opts.Filters, err))
-		}
+		// The consumer is lost, or could not be made again (its node is
+		// gone and the stream has no leader yet, say): start over from
+		// the next message instead of waiting on a consumer that may
+		// not come. Any error will do: following anew is cheap and
+		// delivers nothing twice.
+		finish(fmt.Errorf("follow %v: %w", opts.Filters, err))
 	}))
 	if err != nil {
 		return fmt.Errorf("follow %v: %w", opts.Filters, err)
 	}
 	defer func() {
-		cc.Stop()
-		// A consumer whose node is gone may never say it closed: do not
-		// wait for it for ever.
-		select {
-		case <-cc.Closed():
-		case <-time.After(5 * time.Second):
-		}
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+		// Stop waits for a reset of the consumer under way (at most
+		// resetAttempts tries against a JetStream that may not answer):
+		// it is not waited for.
+		go cc.Stop()
 	}()
+	closed := cc.Closed()
 	// A consumer that has messages for us and delivers none (made again on
 	// a node that went away, say) is given up and followed anew.
 	watch := time.NewTicker(stallCheck)
@@ -224,7 +234,7 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 			return ctx.Err()
 		case err := <-done:
 			return err
-		case <-cc.Closed():
+		case <-closed:
 			return fmt.Errorf("follow %v: the consumer stopped", opts.Filters)
 		case <-watch.C:
 			n := delivered.Load()
@@ -232,18 +242,46 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 				seen = n
 				continue
 			}
-			ictx, cancel := context.WithTimeout(ctx, stallCheck)
-			info, err := cons.Info(ictx)
-			cancel()
+			pending, err := pendingOf(ctx, cons)
 			if err != nil {
 				return fmt.Errorf("follow %v: consumer info: %w", opts.Filters, err)
 			}
-			if info.NumPending > 0 {
-				return fmt.Errorf("follow %v: the consumer has %d messages and delivers none", opts.Filters, info.NumPending)
+			if pending > 0 {
+				return fmt.Errorf("follow %v: the consumer has %d messages and delivers none", opts.Filters, pending)
 			}
 		}
 	}
 }
+
+// pendingOf asks how many messages the consumer has for us, within
+// stallCheck: Info waits for the lock a reset of the consumer holds, and a
+// consumer that cannot answer that soon counts as stalled.
+func pendingOf(ctx context.Context, cons jetstream.Consumer) (uint64, error) {
+	ictx, cancel := context.WithTimeout(ctx, stallCheck)
+	defer cancel()
+	type answer struct {
+		info *jetstream.ConsumerInfo
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		info, err := cons.Info(ictx)
+		ch <- answer{info, err}
+	}()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return 0, a.err
+		}
+		return a.info.NumPending, nil
+	case <-ictx.Done():
+		return 0, fmt.Errorf("no answer in %s (the consumer is being made again)", stallCheck)
+	}
+}
+
+// resetAttempts is how many times nats.go tries to make a lost ordered
+// consumer again before the follow gives it up and starts anew.
+const resetAttempts = 2
 
 // stallCheck is how often a follower that received nothing checks that
 // its consumer has nothing for it.

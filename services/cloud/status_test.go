@@ -27,9 +27,20 @@ func TestStatusTellsLogSizeAndSnapshot(t *testing.T) {
 	if _, err := op.CreateTask(ctx, commands.CreateTask{TaskID: "t1", Host: "localhost", Port: 1, ServerCommand: []string{"sleep", "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := op.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The views take the event after the command is answered; the
+	// snapshot written at close holds what they had applied by then.
+	var st api.StatusReply
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if st, err = op.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st.ViewsSeq >= st.StreamSeq {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("views never reached the log: %+v", st)
+		}
 	}
 	if st.StreamBytes == 0 || st.SnapshotTaken != nil || st.SnapshotSeq != 0 {
 		t.Fatalf("new cloud: %+v", st)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flmngr/flmngr/services/testkit"
 	"github.com/flmngr/flmngr/taskd"
 	"github.com/flmngr/flmngr/tasks/flowerapp"
 )
@@ -67,16 +68,6 @@ func (l *lines) steps() []string {
 		}
 	}
 	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // link is the cloud's state directory of a SuperLink, with its TLS
@@ -146,7 +137,7 @@ func startAdmitted(t *testing.T, superlink string, l link, client string) *node 
 // round is reported with its metrics, the log is recorded, then Finished.
 func TestServerRunsAppToCompletion(t *testing.T) {
 	state := useFakeFlower(t)
-	listen := freeAddr(t)
+	listen := testkit.FreeAddr(t)
 	app := copyApp(t)
 	l := newLink(t)
 	startAdmitted(t, listen, l, "site-1")
@@ -219,7 +210,7 @@ func TestServerRunsAppToCompletion(t *testing.T) {
 func TestStopMapsToFlwrStop(t *testing.T) {
 	state := useFakeFlower(t)
 	t.Setenv("FAKE_FLOWER_ROUND_MS", "10000")
-	listen := freeAddr(t)
+	listen := testkit.FreeAddr(t)
 	l := newLink(t)
 	startAdmitted(t, listen, l, "site-1")
 	startAdmitted(t, listen, l, "site-2")
@@ -259,7 +250,7 @@ func TestStopMapsToFlwrStop(t *testing.T) {
 func TestFailedRunIsAnError(t *testing.T) {
 	useFakeFlower(t)
 	t.Setenv("FAKE_FLOWER_FAIL", "1")
-	listen := freeAddr(t)
+	listen := testkit.FreeAddr(t)
 	l := newLink(t)
 	startAdmitted(t, listen, l, "site-1")
 	startAdmitted(t, listen, l, "site-2")
@@ -279,7 +270,7 @@ func TestFailedRunIsAnError(t *testing.T) {
 func TestUnreachableSuperLinkIsAnError(t *testing.T) {
 	useFakeFlower(t)
 	cli := flowerapp.CLI{App: copyApp(t), Federation: flowerapp.Federation}
-	if err := flowerapp.WriteFederation(cli.App, freeAddr(t), filepath.Join(newLink(t).state, "tls", "ca.pem")); err != nil {
+	if err := flowerapp.WriteFederation(cli.App, testkit.FreeAddr(t), filepath.Join(newLink(t).state, "tls", "ca.pem")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := cli.Submit(context.Background(), nil)
@@ -296,7 +287,7 @@ func TestUnreachableSuperLinkIsAnError(t *testing.T) {
 // joins the SuperLink when it is back.
 func TestSuperNodeRestartsAlways(t *testing.T) {
 	state := useFakeFlower(t)
-	listen := freeAddr(t)
+	listen := testkit.FreeAddr(t)
 	l := newLink(t)
 	n := startNode(t, listen, l, "site-1", 0, 0)
 	linkOut := filepath.Join(t.TempDir(), "superlink.out")
@@ -342,7 +333,7 @@ func startSuperLink(t *testing.T, l link, listen, out string, extra ...string) *
 	defer f.Close()
 	tls := filepath.Join(l.state, "tls")
 	argv := append([]string{"flower-superlink", "--ssl-ca-certfile", filepath.Join(tls, "ca.pem"), "--ssl-certfile", filepath.Join(tls, "server.pem"),
-		"--ssl-keyfile", filepath.Join(tls, "server.key"), "--fleet-api-address", listen, "--control-api-address", freeAddr(t)}, extra...)
+		"--ssl-keyfile", filepath.Join(tls, "server.key"), "--fleet-api-address", listen, "--control-api-address", testkit.FreeAddr(t)}, extra...)
 	p, err := os.StartProcess(filepath.Join(filepath.Dir(firstOnPath(t, "flwr")), "flower-superlink"), argv,
 		&os.ProcAttr{Env: os.Environ(), Files: []*os.File{nil, f, f}})
 	if err != nil {
@@ -368,7 +359,7 @@ func firstOnPath(t *testing.T, name string) string {
 // quarantines the task and fails over).
 func TestRefusedSuperNodeFails(t *testing.T) {
 	useFakeFlower(t)
-	listen := freeAddr(t)
+	listen := testkit.FreeAddr(t)
 	l := newLink(t)
 	out := filepath.Join(t.TempDir(), "superlink.out")
 	startSuperLink(t, l, listen, out, "--enable-supernode-auth")
@@ -403,7 +394,7 @@ func TestKilledSuperNodeIsLetBackIn(t *testing.T) {
 	state := useFakeFlower(t)
 	t.Setenv("FAKE_FLOWER_ROUND_MS", "60000")
 	t.Setenv("FAKE_FLOWER_PATIENCE_MS", "3000")
-	listen := freeAddr(t)
+	listen := testkit.FreeAddr(t)
 	l := newLink(t)
 	n := startNode(t, listen, l, "site-1", 2, 5*time.Second)
 	l.admit(t, "site-1", n)

@@ -17,6 +17,7 @@ import (
 	"github.com/flmngr/flmngr/services/agent"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
+	"github.com/flmngr/flmngr/services/testkit"
 )
 
 // deployment is a cloud and three agents: site-1 and site-2 have a
@@ -76,7 +77,7 @@ func writeSensors(t *testing.T, file string, sensors ...string) {
 func freePorts(t *testing.T) int {
 	t.Helper()
 	for range 50 {
-		p, _ := strconv.Atoi(strings.TrimPrefix(freeAddr(t), "127.0.0.1:"))
+		p := testkit.FreePort(t)
 		ok := p+2 < 65536
 		for i := 1; ok && i <= 2; i++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+i))

@@ -1,0 +1,138 @@
+package eventlog_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/events/eventlog"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
+	"github.com/nats-io/nats.go"
+)
+
+// A follower whose consumer is lost while JetStream does not answer (its
+// server restarting, a cluster electing leaders after a node died)
+// neither hangs nor stops:
+// cancelled during the outage it returns at once, and a follower left
+// running delivers the events appended once JetStream is back.
+func TestFollowOutlivesJetStreamOutage(t *testing.T) {
+	dir := t.TempDir()
+	ns := jstest.Server(t, dir)
+	l := jstest.Open(t, jstest.Connect(t, ns))
+	ctx := context.Background()
+	if _, err := l.Append(ctx, 0, env(t, events.Task("a"), created("h"))); err != nil {
+		t.Fatal(err)
+	}
+	follow := func(ctx context.Context) (<-chan uint64, <-chan error) {
+		got, done := make(chan uint64, 16), make(chan error, 1)
+		go func() {
+			done <- l.Follow(ctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
+				got <- e.Seq
+				return nil
+			})
+		}()
+		return got, done
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got1, done1 := follow(cancelled)
+	kept, stop := context.WithCancel(ctx)
+	defer stop()
+	got2, done2 := follow(kept)
+	for _, got := range []<-chan uint64{got1, got2} {
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first event was not delivered")
+		}
+	}
+
+	addr := ns.Addr().String()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	// Long enough for the consumers to miss their heartbeats and fail to
+	// be made again.
+	time.Sleep(3 * eventlog.Heartbeat)
+	cancel()
+	select {
+	case <-done1:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a follower cancelled while JetStream was away did not return")
+	}
+
+	time.Sleep(5 * time.Second)
+	back, err := eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: dir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Shutdown(); back.WaitForShutdown() })
+	var seq uint64
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		if seq, err = l.Append(ctx, 1, env(t, events.Task("a"), &events.TaskStartRequested{Run: "r"})); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("appending after JetStream came back: %v", err)
+		}
+	}
+	select {
+	case s := <-got2:
+		if s != seq {
+			t.Fatalf("delivered %d after the outage, want %d", s, seq)
+		}
+	case err := <-done2:
+		t.Fatalf("the follower stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the event appended after the outage was not delivered within 30 s")
+	}
+	stop()
+	select {
+	case <-done2:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the follower did not return when cancelled")
+	}
+}
+
+// A follower cancelled while its cluster has lost its quorum (two nodes of
+// three gone: no consumer can be made) returns at once.
+func TestFollowCancelledWithoutQuorumReturns(t *testing.T) {
+	cl := jstest.NewCluster(t, 3)
+	nc, err := nats.Connect(cl.Servers[0].ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	l, err := eventlog.Open(ctx, nc, eventlog.Config{Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, 0, env(t, events.Task("a"), created("h"))); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got, done := make(chan uint64, 16), make(chan error, 1)
+	go func() {
+		done <- l.Follow(fctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
+			got <- e.Seq
+			return nil
+		})
+	}()
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first event was not delivered")
+	}
+	cl.Kill(cl.Servers[1])
+	cl.Kill(cl.Servers[2])
+	time.Sleep(4 * eventlog.Heartbeat)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a follower cancelled without a quorum did not return")
+	}
+}

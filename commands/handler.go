@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -169,9 +170,7 @@ func (c *cached) replayed(key string, agg events.Aggregate) (uint64, bool) {
 
 // NewHandler returns a Handler appending to store.
 func NewHandler(store Store, cfg Config) *Handler {
-	if cfg.Source == "" {
-		cfg.Source = "commands"
-	}
+	cfg.Source = cmp.Or(cfg.Source, "commands")
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

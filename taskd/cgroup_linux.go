@@ -4,6 +4,7 @@ package taskd
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -143,9 +144,7 @@ func handDown(ownDir, base string, offered []string) (got []string, note string)
 	}
 	if len(missing) > 0 {
 		list := strings.Join(offered, ", ")
-		if list == "" {
-			list = "none"
-		}
+		list = cmp.Or(list, "none")
 		notes = append(notes, fmt.Sprintf("%s not offered to %s (offered: %s)", strings.Join(missing, ", "), ownDir, list))
 	}
 	for _, dir := range []string{ownDir, base} {

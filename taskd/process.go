@@ -2,6 +2,7 @@ package taskd
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,24 +91,12 @@ func (c Config) name() string {
 }
 
 func (c Config) withDefaults() Config {
-	if c.StopSignal == 0 {
-		c.StopSignal = syscall.SIGTERM
-	}
-	if c.Grace == 0 {
-		c.Grace = 5 * time.Second
-	}
-	if c.KillWait == 0 {
-		c.KillWait = 5 * time.Second
-	}
-	if c.DrainWait == 0 {
-		c.DrainWait = 2 * time.Second
-	}
-	if c.MaxLine == 0 {
-		c.MaxLine = 64 << 10
-	}
-	if c.LastLogs == 0 {
-		c.LastLogs = 20
-	}
+	c.StopSignal = cmp.Or(c.StopSignal, syscall.SIGTERM)
+	c.Grace = cmp.Or(c.Grace, 5*time.Second)
+	c.KillWait = cmp.Or(c.KillWait, 5*time.Second)
+	c.DrainWait = cmp.Or(c.DrainWait, 2*time.Second)
+	c.MaxLine = cmp.Or(c.MaxLine, 64<<10)
+	c.LastLogs = cmp.Or(c.LastLogs, 20)
 	if c.OnMessage == nil {
 		c.OnMessage = func(Message) {}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -60,9 +61,7 @@ func credentialsCreateMany(cf *connFlags, out io.Writer, b bulkKeys) error {
 	case b.parallel < 1 || b.parallel > 1024:
 		return fmt.Errorf("%w: --parallel must be 1 to 1024, not %d", errUsage, b.parallel)
 	}
-	if b.dir == "" {
-		b.dir = "."
-	}
+	b.dir = cmp.Or(b.dir, ".")
 	ids := b.ids()
 	for _, id := range []string{ids[0], ids[len(ids)-1]} {
 		if !events.ValidID(id) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -144,9 +145,7 @@ func readStream(data, url string) ([]events.Envelope, error) {
 		nc, err = nats.Connect("", nats.InProcessServer(ns))
 	default:
 		url = os.Getenv("FLMNGR_NATS")
-		if url == "" {
-			url = defaultNATS
-		}
+		url = cmp.Or(url, defaultNATS)
 		nc, err = nats.Connect(url)
 	}
 	if err != nil {

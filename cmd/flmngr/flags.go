@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -79,9 +80,7 @@ type connFlags struct {
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	def := os.Getenv("FLMNGR_NATS")
-	if def == "" {
-		def = defaultNATS
-	}
+	def = cmp.Or(def, defaultNATS)
 	fs.StringVar(&c.url, "nats", def, "NATS URL(s) of the flmngr deployment, comma-separated ($FLMNGR_NATS)")
 	fs.StringVar(&c.creds, "creds", os.Getenv("FLMNGR_CREDS"), "credentials (.creds) of the identity to connect as ($FLMNGR_CREDS; default: operator.creds in the data directory, $FLMNGR_DATA)")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("FLMNGR_TLS_CA"), "CA certificate (PEM) to verify the NATS server's TLS certificate with ($FLMNGR_TLS_CA)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -123,9 +124,7 @@ func taskCreate(args []string, out io.Writer) error {
 				FilesPaths: a.files.values, SelectionCriteria: *a.criterion, ServerArguments: *a.serverArgs,
 				Tags: a.tags.values, ServerCommand: a.serverCmd, ClientCommand: a.clientCmd, Kind: *a.kind, Limits: *a.limits,
 			}
-			if cmd.Password == "" {
-				cmd.Password = os.Getenv("FLMNGR_TASK_PASSWORD")
-			}
+			cmd.Password = cmp.Or(cmd.Password, os.Getenv("FLMNGR_TASK_PASSWORD"))
 			if a.set["client-args"] {
 				cmd.ClientArguments = a.clientArgs
 			}

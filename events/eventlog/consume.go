@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -311,12 +312,8 @@ func (l *Log) Durable(ctx context.Context, opts DurableOptions, fn func(context.
 	if opts.Name == "" {
 		return errors.New("durable consumer: a name is required")
 	}
-	if opts.AckWait == 0 {
-		opts.AckWait = 30 * time.Second
-	}
-	if opts.MaxDeliver == 0 {
-		opts.MaxDeliver = 10
-	}
+	opts.AckWait = cmp.Or(opts.AckWait, 30*time.Second)
+	opts.MaxDeliver = cmp.Or(opts.MaxDeliver, 10)
 	onErr := opts.OnError
 	if onErr == nil {
 		onErr = func(error) {}

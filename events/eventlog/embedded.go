@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -57,9 +58,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		NoLog:      cfg.Logger == nil,
 		MaxPayload: 8 << 20,
 	}
-	if opts.ServerName == "" {
-		opts.ServerName = "flmngr"
-	}
+	opts.ServerName = cmp.Or(opts.ServerName, "flmngr")
 	switch cfg.Listen {
 	case "-":
 		opts.DontListen = true
@@ -71,9 +70,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: listen port %q: %w", port, err)
 		}
-		if p == 0 {
-			p = server.RANDOM_PORT
-		}
+		p = cmp.Or(p, server.RANDOM_PORT)
 		opts.Host, opts.Port = host, p
 	}
 	if cfg.Customize != nil {
@@ -90,9 +87,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	}
 	ns.Start()
 	timeout := cfg.ReadyTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
+	timeout = cmp.Or(timeout, 10*time.Second)
 	if !ns.ReadyForConnections(timeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()

@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,24 +45,12 @@ type Config struct {
 
 // Defaults fills in unset fields.
 func (c Config) Defaults() Config {
-	if c.Stream == "" {
-		c.Stream = "FLMNGR_EVENTS"
-	}
-	if c.Prefix == "" {
-		c.Prefix = "flmngr.ev"
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.Duplicates == 0 {
-		c.Duplicates = 2 * time.Minute
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 5 * time.Second
-	}
-	if c.LivePrefix == "" {
-		c.LivePrefix = "flmngr.live"
-	}
+	c.Stream = cmp.Or(c.Stream, "FLMNGR_EVENTS")
+	c.Prefix = cmp.Or(c.Prefix, "flmngr.ev")
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.Duplicates = cmp.Or(c.Duplicates, 2*time.Minute)
+	c.Timeout = cmp.Or(c.Timeout, 5*time.Second)
+	c.LivePrefix = cmp.Or(c.LivePrefix, "flmngr.live")
 	return c
 }
 

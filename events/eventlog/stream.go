@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,9 +11,7 @@ import (
 // process output, uploads in progress): on file, with direct gets, cfg's
 // Replicas 0 meaning 1 and its MaxBytes 0 or less meaning maxBytes.
 func OpenStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, maxBytes int64) error {
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
+	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = maxBytes
 	}

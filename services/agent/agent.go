@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,21 +124,13 @@ func (c Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Policy == "" {
-		c.Policy = PolicyOne
-	}
+	c.Policy = cmp.Or(c.Policy, PolicyOne)
 	if c.Policy == PolicyOne {
 		c.MaxTasks = 1
 	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = 5 * time.Second
-	}
-	if c.Grace == 0 {
-		c.Grace = 5 * time.Second
-	}
-	if c.Drain == 0 {
-		c.Drain = 5 * time.Second
-	}
+	c.Heartbeat = cmp.Or(c.Heartbeat, 5*time.Second)
+	c.Grace = cmp.Or(c.Grace, 5*time.Second)
+	c.Drain = cmp.Or(c.Drain, 5*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,9 +67,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*Conn, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Attempts == 0 {
-		cfg.Attempts = 5
-	}
+	cfg.Attempts = cmp.Or(cfg.Attempts, 5)
 	// Replies come to the client's own inbox: its identity may read no
 	// other.
 	opts := []nats.Option{nats.Name("flmngr-client " + cfg.ClientID), nats.CustomInboxPrefix(auth.InboxPrefix(cfg.ClientID)),

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -92,9 +93,7 @@ func StartLeaf(cfg LeafConfig) (*server.Server, error) {
 		remote.TLS, remote.TLSConfig, remote.TLSTimeout = true, tc, 5
 	}
 	interval := cfg.ReconnectInterval
-	if interval == 0 {
-		interval = time.Second
-	}
+	interval = cmp.Or(interval, time.Second)
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		DontListen: true,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -33,9 +34,7 @@ type Client struct {
 // NewClient returns a Client over nc; timeout bounds each call that has no
 // deadline of its own (default 15s).
 func NewClient(nc *nats.Conn, timeout time.Duration) *Client {
-	if timeout == 0 {
-		timeout = 15 * time.Second
-	}
+	timeout = cmp.Or(timeout, 15*time.Second)
 	return &Client{nc: nc, timeout: timeout}
 }
 

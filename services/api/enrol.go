@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"strings"
@@ -88,12 +89,8 @@ func (s *Server) createEnrolment(ctx context.Context, data []byte) (any, error) 
 	if s.cfg.Enrol == nil {
 		return nil, fault.Invalid("", "%v", auth.ErrNoTrust)
 	}
-	if r.TTL == 0 {
-		r.TTL = time.Hour
-	}
-	if r.Uses == 0 {
-		r.Uses = 1
-	}
+	r.TTL = cmp.Or(r.TTL, time.Hour)
+	r.Uses = cmp.Or(r.Uses, 1)
 	if r.TTL < time.Second || r.TTL > commands.MaxEnrolmentTTL {
 		return nil, fault.Invalid("ttl", "ttl must be from 1s to %s", commands.MaxEnrolmentTTL)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,27 +138,15 @@ type Server struct {
 
 // NewServer returns a Server; Run serves it.
 func NewServer(exec Executor, views Views, log StreamInfo, cfg Config) *Server {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = 512
-	}
-	if cfg.MaxRequest == 0 {
-		cfg.MaxRequest = 1 << 20
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 512)
+	cfg.MaxRequest = cmp.Or(cfg.MaxRequest, 1<<20)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Version == "" {
-		cfg.Version = "0.1.0"
-	}
-	if cfg.ClientRate == 0 {
-		cfg.ClientRate = 50
-	}
-	if cfg.ClientBurst == 0 {
-		cfg.ClientBurst = 500
-	}
+	cfg.Version = cmp.Or(cfg.Version, "0.1.0")
+	cfg.ClientRate = cmp.Or(cfg.ClientRate, 50)
+	cfg.ClientBurst = cmp.Or(cfg.ClientBurst, 500)
 	return &Server{exec: exec, views: views, log: log, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency),
 		limiter: limit.New(cfg.ClientRate, cfg.ClientBurst)}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -120,9 +121,7 @@ func (s *Server) logs(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Run == "" {
-		r.Run = v.Run
-	}
+	r.Run = cmp.Or(r.Run, v.Run)
 	if r.Run == "" {
 		return logs.Page{Lines: []logs.Line{}, Next: r.After}, nil // never started
 	}

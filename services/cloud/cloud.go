@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -482,9 +483,7 @@ func (c *Cloud) startEmbedded() error {
 		}
 	}
 	listen := cfg.Listen
-	if listen == "" {
-		listen = "127.0.0.1:4222"
-	}
+	listen = cmp.Or(listen, "127.0.0.1:4222")
 	if listen != "-" {
 		if err := addressFree(listen); err != nil {
 			return fmt.Errorf("NATS address %s: %w (another flmngr? choose one with --listen or $FLMNGR_LISTEN)", listen, err)

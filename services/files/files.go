@@ -2,6 +2,7 @@ package files
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -43,12 +44,8 @@ type Store struct {
 
 // Open creates or updates the object store; the cloud calls it.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int, maxSize int64) (*Store, error) {
-	if replicas == 0 {
-		replicas = 1
-	}
-	if maxSize == 0 {
-		maxSize = DefaultMaxSize
-	}
+	replicas = cmp.Or(replicas, 1)
+	maxSize = cmp.Or(maxSize, DefaultMaxSize)
 	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      Bucket,
 		Description: "flmngr task files, by task and SHA-256",

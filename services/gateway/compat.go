@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -409,9 +410,7 @@ func (g *Gateway) compatUpload(w http.ResponseWriter, r *http.Request) {
 	defer u.close()
 	// As r.FormValue did: the query's task_id first, then the form's.
 	id := r.URL.Query().Get("task_id")
-	if id == "" {
-		id = u.fields["task_id"]
-	}
+	id = cmp.Or(id, u.fields["task_id"])
 	switch {
 	case id == "":
 		fail(http.StatusBadRequest, "Task ID is required")

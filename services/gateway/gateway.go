@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,15 +54,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:9001"
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 15 * time.Second
-	}
-	if c.MaxBody == 0 {
-		c.MaxBody = 1 << 20
-	}
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1:9001")
+	c.Timeout = cmp.Or(c.Timeout, 15*time.Second)
+	c.MaxBody = cmp.Or(c.MaxBody, 1<<20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -319,9 +320,7 @@ func (g *Gateway) rounds(ctx context.Context, id, run string) ([]Round, error) {
 	if err != nil {
 		return nil, err
 	}
-	if run == "" {
-		run = t.Run
-	}
+	run = cmp.Or(run, t.Run)
 	out := []Round{}
 	err = g.events.Scan(ctx, g.events.EventSubject(events.Task(id), events.TaskRoundCompletedV1), 1, func(e events.Envelope) error {
 		if rd := roundOf(e); rd.Run == run {

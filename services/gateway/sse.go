@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -170,9 +171,7 @@ func (g *Gateway) pump(ctx context.Context, sub *subscription, out sseOut) {
 // (or ?since=), else fallback (0: from now on).
 func resumeFrom(r *http.Request, fallback uint64) (uint64, error) {
 	v := r.Header.Get("Last-Event-ID")
-	if v == "" {
-		v = r.URL.Query().Get("since")
-	}
+	v = cmp.Or(v, r.URL.Query().Get("since"))
 	if v == "" {
 		return fallback, nil
 	}
@@ -297,12 +296,8 @@ func (g *Gateway) logsStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run := r.URL.Query().Get("run")
-	if run == "" {
-		run = t.Run
-	}
-	if run == "" {
-		run = "1"
-	}
+	run = cmp.Or(run, t.Run)
+	run = cmp.Or(run, "1")
 	if !events.ValidID(run) {
 		g.writeError(w, r, fault.Invalid("run", "invalid run"))
 		return

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync"
@@ -44,15 +45,9 @@ const allowFor = time.Minute
 
 // NewIngest returns an Ingest reading from nc and storing through pub.
 func NewIngest(nc *nats.Conn, pub *Publisher, cfg IngestConfig) *Ingest {
-	if cfg.Rate == 0 {
-		cfg.Rate = 200
-	}
-	if cfg.Burst == 0 {
-		cfg.Burst = 2000
-	}
-	if cfg.MaxLine == 0 {
-		cfg.MaxLine = 64 << 10
-	}
+	cfg.Rate = cmp.Or(cfg.Rate, 200)
+	cfg.Burst = cmp.Or(cfg.Burst, 2000)
+	cfg.MaxLine = cmp.Or(cfg.MaxLine, 64<<10)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,12 +47,8 @@ const maxPage = 1000
 
 func (q Query) filter() string {
 	run, origin := q.Run, q.Origin
-	if run == "" {
-		run = "*"
-	}
-	if origin == "" {
-		origin = "*"
-	}
+	run = cmp.Or(run, "*")
+	origin = cmp.Or(origin, "*")
 	return Subject(q.Task, run, origin)
 }
 

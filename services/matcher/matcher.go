@@ -78,12 +78,8 @@ type client struct {
 
 // New returns a matcher; Run runs it.
 func New(log *eventlog.Log, cmds Executor, cfg Config) *Matcher {
-	if cfg.Workers == 0 {
-		cfg.Workers = 4
-	}
-	if cfg.Batch == 0 {
-		cfg.Batch = 1024
-	}
+	cfg.Workers = cmp.Or(cfg.Workers, 4)
+	cfg.Batch = cmp.Or(cfg.Batch, 1024)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -5,6 +5,7 @@
 package presence
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"strings"
@@ -50,9 +51,7 @@ type Monitor struct {
 
 // New returns a monitor; Run runs it.
 func New(nc *nats.Conn, cmds Executor, clients Clients, cfg Config) *Monitor {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 15 * time.Second
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,12 +50,8 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Grace == 0 {
-		c.Grace = 5 * time.Second
-	}
-	if c.TriggerTimeout == 0 {
-		c.TriggerTimeout = 5 * time.Minute
-	}
+	c.Grace = cmp.Or(c.Grace, 5*time.Second)
+	c.TriggerTimeout = cmp.Or(c.TriggerTimeout, 5*time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

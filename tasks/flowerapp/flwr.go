@@ -2,6 +2,7 @@ package flowerapp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,13 +66,9 @@ type answer struct {
 
 func (c CLI) command(ctx context.Context, args ...string) ([]byte, []byte, error) {
 	prog := c.Program
-	if prog == "" {
-		prog = "flwr"
-	}
+	prog = cmp.Or(prog, "flwr")
 	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
+	timeout = cmp.Or(timeout, 60*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)

@@ -1,6 +1,7 @@
 package flowerapp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,9 +66,7 @@ func flowerEnv(state string) []string {
 // completed (having reported Finished) or ctx ended (the run stopped
 // with `flwr stop`), and an error for a run that failed.
 func RunServer(ctx context.Context, cfg ServerConfig) error {
-	if cfg.Poll == 0 {
-		cfg.Poll = 2 * time.Second
-	}
+	cfg.Poll = cmp.Or(cfg.Poll, 2*time.Second)
 	addrs, err := cfg.addrs()
 	if err != nil {
 		return err

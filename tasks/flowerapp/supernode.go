@@ -1,6 +1,7 @@
 package flowerapp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -65,12 +66,8 @@ func (c ClientConfig) NodeConfigArg() string {
 // It returns an error once the SuperNode failed to start FastFailures
 // times in a row.
 func RunClient(ctx context.Context, cfg ClientConfig) error {
-	if cfg.FastFailures == 0 {
-		cfg.FastFailures = 5
-	}
-	if cfg.AdmitWait == 0 {
-		cfg.AdmitWait = 3 * time.Minute
-	}
+	cfg.FastFailures = cmp.Or(cfg.FastFailures, 5)
+	cfg.AdmitWait = cmp.Or(cfg.AdmitWait, 3*time.Minute)
 	state, err := filepath.Abs(cfg.State)
 	if err != nil {
 		return err

@@ -174,23 +174,22 @@ func (s *Store) rebuildFromSnapshot(ctx context.Context, src Source, gen int, ta
 	if err := os.RemoveAll(dir); err != nil {
 		return false, fmt.Errorf("rebuild: %w", err)
 	}
-	db, err := openDB(dir)
-	if err != nil {
-		return false, fmt.Errorf("rebuild: %w", err)
-	}
-	from, err := s.loadSnapshot(db, target)
-	if err == nil && from > 0 {
+	start := time.Now()
+	db, from, err := s.openSnapshot(dir, target)
+	loaded := time.Since(start)
+	if err == nil && db != nil {
 		var read int
 		read, err = tail(ctx, db, src, from, target)
 		s.TailRead.Store(int64(read))
 		if err == nil {
+			s.log.Info("views snapshot loaded", "seq", from, "load", loaded.Round(time.Millisecond), "tail", (time.Since(start) - loaded).Round(time.Millisecond), "events", read)
 			if err = s.switchTo(gen, db); err == nil {
 				s.setApplied(target)
 				return true, nil
 			}
 		}
+		db.Close()
 	}
-	db.Close()
 	os.RemoveAll(dir)
 	if err != nil && ctx.Err() != nil {
 		return false, fmt.Errorf("rebuild: %w", err)
@@ -210,12 +209,18 @@ func (s *Store) switchTo(gen int, db *badgerdb.DB) error {
 	old, oldGen := s.db, s.gen
 	s.db, s.gen = db, gen
 	s.dbMu.Unlock()
-	if err := old.Close(); err != nil {
-		s.log.Warn("close old views", "err", err)
-	}
-	if err := os.RemoveAll(generationDir(s.dir, oldGen)); err != nil {
-		s.log.Warn("remove old views", "err", err)
-	}
+	// Closing the old views flushes what they held in memory, and
+	// removing them deletes every file: neither is the new views'
+	// business, so neither is waited for (Close waits; Open removes a
+	// generation a crash left behind).
+	s.retiring.Go(func() {
+		if err := old.Close(); err != nil {
+			s.log.Warn("close old views", "err", err)
+		}
+		if err := os.RemoveAll(generationDir(s.dir, oldGen)); err != nil {
+			s.log.Warn("remove old views", "err", err)
+		}
+	})
 	return nil
 }
 
@@ -236,7 +241,11 @@ func newStreamWriter(db *badgerdb.DB) (*streamWriter, error) {
 }
 
 func (w *streamWriter) put(stream uint32, key, value []byte) error {
-	badgerdb.KVToBuffer(&pb.KV{Key: key, Value: value, Version: 1, StreamId: stream}, w.buf)
+	return w.putKV(&pb.KV{Key: key, Value: value, Version: 1, StreamId: stream})
+}
+
+func (w *streamWriter) putKV(kv *pb.KV) error {
+	badgerdb.KVToBuffer(kv, w.buf)
 	if w.buf.LenNoPadding() >= streamBuffer {
 		return w.write()
 	}

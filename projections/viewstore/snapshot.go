@@ -2,36 +2,56 @@ package viewstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
 
 	"github.com/flmngr/flmngr/events/eventlog"
 )
 
 // A snapshot is a copy of the views as they were at a log sequence (their
-// checkpoint is in it), in Badger's backup format, kept beside the
-// generations. A rebuild loads it and replays only the events after it:
-// the log is still the truth, the snapshot only spares reading it all
-// again. A snapshot of another layout is not used.
-// Its name carries the sequence: snapshot-<seq>.bak.
-const snapshotGlob = "snapshot-*.bak"
+// checkpoint is in it), kept beside the generations as a closed Badger
+// database: the directory snapshot-<seq>. A rebuild, or a store whose
+// views were lost, starts from a copy of it and replays only the events
+// after it: the log is still the truth, the snapshot only spares reading
+// it all again. A snapshot of another layout is not used.
+//
+// A store that stops closes its views and copies their files; one that
+// runs writes every key of one read transaction to a new database through
+// the stream writer, while events go on being applied. Either way the
+// copy is of files, not a replay: no event is decoded or folded again.
+const snapshotPrefix = "snapshot-"
 
 func snapshotPath(dir string, seq uint64) string {
-	return filepath.Join(dir, fmt.Sprintf("snapshot-%020d.bak", seq))
+	return filepath.Join(dir, fmt.Sprintf("%s%020d", snapshotPrefix, seq))
 }
 
-// lastSnapshot finds the snapshot file and its sequence (ok false: none).
+// snapshotSeq parses a snapshot directory's name.
+func snapshotSeq(name string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, snapshotPrefix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	return seq, err == nil
+}
+
+// lastSnapshot finds the snapshot directory and its sequence (ok false:
+// none).
 func lastSnapshot(dir string) (path string, seq uint64, ok bool) {
-	paths, _ := filepath.Glob(filepath.Join(dir, snapshotGlob))
-	for _, p := range paths {
-		var n uint64
-		if _, err := fmt.Sscanf(filepath.Base(p), "snapshot-%020d.bak", &n); err == nil && (!ok || n > seq) {
-			path, seq, ok = p, n, true
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if n, isSnap := snapshotSeq(e.Name()); isSnap && e.IsDir() && (!ok || n > seq) {
+			path, seq, ok = filepath.Join(dir, e.Name()), n, true
 		}
 	}
 	return path, seq, ok
@@ -44,45 +64,166 @@ type SnapshotInfo struct {
 	Bytes int64     `json:"bytes"`
 }
 
-// Snapshot writes the views as they are now to a snapshot file, replacing
-// the last one, and returns what it wrote. The views take no events while
-// it is written.
+// Snapshot writes the views as they are now to a new snapshot, replacing
+// the last one, and returns what it wrote. It reads one transaction, so
+// the views go on taking events while it is written.
 func (s *Store) Snapshot() (SnapshotInfo, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	tmp := filepath.Join(s.dir, "snapshot.tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := os.RemoveAll(tmp); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
 	}
-	defer os.Remove(tmp)
-	s.applyMu.Lock()
 	s.dbMu.RLock()
-	seq := s.Applied()
-	_, err = s.db.Backup(f, 0)
+	seq, err := copyViews(s.db, tmp)
 	s.dbMu.RUnlock()
-	s.applyMu.Unlock()
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	old, _, hadOld := lastSnapshot(s.dir)
-	if err == nil {
-		err = os.Rename(tmp, snapshotPath(s.dir, seq))
-	}
 	if err != nil {
+		os.RemoveAll(tmp)
 		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
 	}
-	if hadOld && old != snapshotPath(s.dir, seq) {
-		_ = os.Remove(old)
+	return s.keepSnapshot(tmp, seq)
+}
+
+// snapshotStopped takes a snapshot of the views by closing them, linking
+// their files, and opening them again: what a store that stops does.
+func (s *Store) snapshotStopped() (SnapshotInfo, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	tmp := filepath.Join(s.dir, "snapshot.tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
+	}
+	s.dbMu.Lock()
+	seq := s.Applied()
+	gen := generationDir(s.dir, s.gen)
+	err := s.db.Close()
+	if err == nil {
+		err = cloneDB(gen, tmp)
+	}
+	db, oerr := openDB(gen)
+	if oerr == nil {
+		s.db = db
+	}
+	s.dbMu.Unlock()
+	if err = errors.Join(err, oerr); err != nil {
+		os.RemoveAll(tmp)
+		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
+	}
+	return s.keepSnapshot(tmp, seq)
+}
+
+// keepSnapshot makes the snapshot written in tmp the store's, and drops
+// the one before (and a snapshot file of an older flmngr).
+func (s *Store) keepSnapshot(tmp string, seq uint64) (SnapshotInfo, error) {
+	old, _, hadOld := lastSnapshot(s.dir)
+	path := snapshotPath(s.dir, seq)
+	if err := os.RemoveAll(path); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
+	}
+	syncDir(s.dir)
+	if hadOld && old != path {
+		_ = os.RemoveAll(old)
+	}
+	legacy, _ := filepath.Glob(filepath.Join(s.dir, snapshotPrefix+"*.bak"))
+	for _, l := range legacy {
+		_ = os.Remove(l)
 	}
 	info, _, err := s.SnapshotInfo()
 	if err == nil {
 		s.log.Info("views snapshot written", "seq", info.Seq, "bytes", info.Bytes)
 	}
 	return info, err
+}
+
+// copyViews writes every key of db, as one read transaction sees them, to
+// a new database in dir (through the stream writer, which builds its
+// tables directly), and returns the checkpoint among them.
+func copyViews(db *badgerdb.DB, dir string) (uint64, error) {
+	out, err := openDB(dir)
+	if err != nil {
+		return 0, err
+	}
+	w, err := newStreamWriter(out)
+	if err != nil {
+		out.Close()
+		return 0, err
+	}
+	defer w.release()
+	txn := db.NewTransaction(false)
+	defer txn.Discard()
+	it := txn.NewIterator(badgerdb.DefaultIteratorOptions)
+	var seq uint64
+	for it.Rewind(); it.Valid() && err == nil; it.Next() {
+		item := it.Item()
+		kv := &pb.KV{Key: item.KeyCopy(nil), Version: 1, StreamId: 1}
+		if kv.Value, err = item.ValueCopy(nil); err != nil {
+			break
+		}
+		if m := item.UserMeta(); m != 0 {
+			kv.UserMeta = []byte{m}
+		}
+		if string(kv.Key) == string(checkpointKey) && len(kv.Value) == 8 {
+			seq = binary.BigEndian.Uint64(kv.Value)
+		}
+		err = w.putKV(kv)
+	}
+	it.Close()
+	if err == nil {
+		err = w.flush()
+	}
+	return seq, errors.Join(err, out.Close())
+}
+
+// cloneDB copies the closed database in src to dst, file by file. Not as
+// hard links: Badger truncates a table file it drops before removing it,
+// which would empty every link. The copies go through copy_file_range,
+// in the kernel (and cost no space where the file system shares blocks).
+func cloneDB(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+		if e.IsDir() || e.Name() == "LOCK" {
+			continue
+		}
+		if err := copyFile(from, to); err != nil {
+			return err
+		}
+	}
+	syncDir(dst)
+	return nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	return errors.Join(err, out.Close())
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }
 
 // SnapshotInfo describes the last snapshot; ok is false when there is
@@ -96,43 +237,50 @@ func (s *Store) SnapshotInfo() (info SnapshotInfo, ok bool, err error) {
 	if err != nil {
 		return SnapshotInfo{}, false, fmt.Errorf("snapshot: %w", err)
 	}
-	return SnapshotInfo{Seq: seq, Taken: fi.ModTime(), Bytes: fi.Size()}, true, nil
+	info = SnapshotInfo{Seq: seq, Taken: fi.ModTime()}
+	entries, _ := os.ReadDir(path)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && !e.IsDir() {
+			info.Bytes += fi.Size()
+		}
+	}
+	return info, true, nil
 }
 
-// loadSnapshot loads the snapshot, if there is one of this layout and
-// not past target, into db (empty) and returns its checkpoint (zero: none
-// was loaded).
-func (s *Store) loadSnapshot(db *badgerdb.DB, target uint64) (uint64, error) {
+// openSnapshot makes dir (a new generation) a copy of the snapshot, if
+// there is one of this layout and not past target, opens it and returns
+// it with its checkpoint (nil: there is none).
+func (s *Store) openSnapshot(dir string, target uint64) (*badgerdb.DB, uint64, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	path, _, ok := lastSnapshot(s.dir)
 	if !ok {
-		return 0, nil
+		return nil, 0, nil
 	}
-	f, err := os.Open(path)
+	if err := cloneDB(path, dir); err != nil {
+		return nil, 0, fmt.Errorf("load snapshot: %w", err)
+	}
+	db, err := openDB(dir)
 	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	if err := db.Load(f, 256); err != nil {
-		return 0, fmt.Errorf("load snapshot: %w", err)
+		return nil, 0, fmt.Errorf("load snapshot: %w", err)
 	}
 	probe := &Store{db: db}
 	l, err := probe.readLayout()
-	if err != nil {
-		return 0, err
+	var seq uint64
+	if err == nil {
+		seq, err = probe.readCheckpoint()
 	}
-	seq, err := probe.readCheckpoint()
-	if err != nil {
-		return 0, err
-	}
-	if l != layout || seq > target {
+	if err == nil && (l != layout || seq > target) {
 		// Made by another version, or ahead of this log (another
 		// deployment's): not these views' past.
 		s.log.Warn("views snapshot not used", "layout", l, "seq", seq, "log_last", target)
-		return 0, errSnapshotUnusable
+		err = errSnapshotUnusable
 	}
-	return seq, nil
+	if err != nil {
+		db.Close()
+		return nil, 0, err
+	}
+	return db, seq, nil
 }
 
 var errSnapshotUnusable = errors.New("snapshot unusable")
@@ -198,9 +346,9 @@ func (s *Store) SnapshotHealth() (seq uint64, taken time.Time, rebuildRead int64
 	return info.Seq, info.Taken, s.TailRead.Load(), time.Duration(s.rebuildTook.Load())
 }
 
-// Snapshot policy: while Run runs, a snapshot is written every
-// SnapshotEvery when the views moved at least SnapshotMinEvents past the
-// last one, and when Run stops.
+// Snapshot policy: while Run runs, every SnapshotEvery a snapshot is
+// written if the views moved far enough past the last one (see
+// snapshotIfBehind); and one is taken when Run stops.
 var (
 	SnapshotEvery     = 10 * time.Minute
 	SnapshotMinEvents = uint64(10_000)
@@ -213,14 +361,36 @@ func (s *Store) snapEvery() time.Duration {
 	return SnapshotEvery
 }
 
-// snapshotIfBehind writes a snapshot when the views are more than min
-// events past the last one.
-func (s *Store) snapshotIfBehind(min uint64) {
-	info, _, err := s.SnapshotInfo()
-	if err != nil || s.Applied() <= info.Seq+min || s.Applied() == 0 {
+// snapshotIfBehind writes a snapshot while the views run when they moved
+// more than SnapshotMinEvents, and more than a tenth of the log, past the
+// last one: a snapshot copies every view, so the copies cost a bounded
+// share of what was applied, and a rebuild reads at most about a tenth
+// of the log after its snapshot.
+func (s *Store) snapshotIfBehind() {
+	if !s.behind(SnapshotMinEvents) {
 		return
 	}
 	if _, err := s.Snapshot(); err != nil {
+		s.log.Warn("views snapshot", "err", err)
+	}
+}
+
+// behind tells whether the views moved more than min events, and more
+// than a tenth of the log, past the last snapshot.
+func (s *Store) behind(min uint64) bool {
+	info, _, err := s.SnapshotInfo()
+	applied := s.Applied()
+	return err == nil && applied > info.Seq+max(min, applied/10)
+}
+
+// snapshotOnStop takes a snapshot when the store stops, if the views
+// moved more than a tenth of the log past the last one: a copy of the
+// views on every stop would make stopping as slow as the views are big.
+func (s *Store) snapshotOnStop() {
+	if !s.behind(0) {
+		return
+	}
+	if _, err := s.snapshotStopped(); err != nil {
 		s.log.Warn("views snapshot", "err", err)
 	}
 }

@@ -51,6 +51,8 @@ type Store struct {
 
 	applyMu sync.Mutex // held while events are applied, and by Snapshot
 	snapMu  sync.Mutex // one snapshot written or read at a time
+	// retiring closes and removes generations a rebuild replaced.
+	retiring sync.WaitGroup
 
 	// TailRead counts the events the last rebuild read from the log
 	// (all of them without a snapshot, the tail after one with it).
@@ -116,6 +118,7 @@ func openDB(dir string) (*badgerdb.DB, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.retiring.Wait()
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	return s.db.Close()
@@ -227,7 +230,7 @@ func (s *Store) Run(ctx context.Context, src Source) error {
 	}
 	snapTick := time.NewTicker(s.snapEvery())
 	defer snapTick.Stop()
-	defer s.snapshotIfBehind(0) // on shutdown: a restart reads only what follows
+	defer s.snapshotOnStop() // a rebuild then reads only what follows
 	for {
 		fctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -236,7 +239,7 @@ func (s *Store) Run(ctx context.Context, src Source) error {
 		for reply == nil {
 			select {
 			case <-snapTick.C:
-				s.snapshotIfBehind(SnapshotMinEvents)
+				s.snapshotIfBehind()
 				continue
 			case err := <-done:
 				cancel()

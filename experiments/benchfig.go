@@ -47,6 +47,10 @@ var Limits = map[string]Limit{
 	// The same with identities on, against flmngr up (services/matcher).
 	"BenchmarkFanOut/clients=100000 all-offered-s":  {Value: 3},
 	"BenchmarkFanOut/clients=100000 cloud-peak-MiB": {Value: 1024},
+	// On 10M events with FLMNGR_BENCH_EVENTS=10000000 (services/cloud);
+	// 1M by default.
+	"BenchmarkRestart restart-first-query-s": {Value: 5},
+	"BenchmarkRestart snapshot-speedup-x":    {Value: 10, AtLeast: true},
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,4 +188,20 @@ func readStat(pid int) (procStat, error) {
 func startTime(pid int) (uint64, error) {
 	st, err := readStat(pid)
 	return st.start, err
+}
+
+// EndEarlierLife is KillStale for a supervisor starting up (waiting up to
+// 10 s): each group it had to kill is logged, and an error says whose
+// processes could not be ended.
+func EndEarlierLife(dir, who string, log *slog.Logger) error {
+	stale, err := KillStale(dir, 10*time.Second)
+	for _, st := range stale {
+		if st.Killed > 0 {
+			log.Warn("killed processes an earlier life left", "pid_file", st.File, "group", st.PGID, "processes", st.Killed)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: processes of an earlier life: %w", who, err)
+	}
+	return nil
 }

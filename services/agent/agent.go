@@ -396,14 +396,8 @@ func (a *Agent) restore(ctx context.Context) error {
 	if !a.cfg.simulate {
 		// Client processes an earlier life left (it was killed, say) die
 		// before anything else: no task runs twice at once.
-		stale, err := taskd.KillStale(a.pidDir(), 10*time.Second)
-		for _, st := range stale {
-			if st.Killed > 0 {
-				a.cfg.Logger.Warn("killed processes an earlier life left", "pid_file", st.File, "group", st.PGID, "processes", st.Killed)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("agent: processes of an earlier life: %w", err)
+		if err := taskd.EndEarlierLife(a.pidDir(), "agent", a.cfg.Logger); err != nil {
+			return err
 		}
 	}
 	var evs []events.Envelope

@@ -180,14 +180,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	// Whatever an earlier life of this supervisor left running (it was
 	// killed, say) is ended before anything else: nothing runs twice.
-	stale, err := taskd.KillStale(s.pidDir(), 10*time.Second)
-	for _, st := range stale {
-		if st.Killed > 0 {
-			s.cfg.Logger.Warn("killed processes an earlier life left", "pid_file", st.File, "group", st.PGID, "processes", st.Killed)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("supervisor: processes of an earlier life: %w", err)
+	if err := taskd.EndEarlierLife(s.pidDir(), "supervisor", s.cfg.Logger); err != nil {
+		return err
 	}
 	if err := s.reconcile(ctx); err != nil {
 		return err

@@ -24,22 +24,12 @@ func TestFollowOutlivesJetStreamOutage(t *testing.T) {
 	if _, err := l.Append(ctx, 0, env(t, events.Task("a"), created("h"))); err != nil {
 		t.Fatal(err)
 	}
-	follow := func(ctx context.Context) (<-chan uint64, <-chan error) {
-		got, done := make(chan uint64, 16), make(chan error, 1)
-		go func() {
-			done <- l.Follow(ctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
-				got <- e.Seq
-				return nil
-			})
-		}()
-		return got, done
-	}
 	cancelled, cancel := context.WithCancel(ctx)
 	defer cancel()
-	got1, done1 := follow(cancelled)
+	got1, done1 := followSeqs(cancelled, l)
 	kept, stop := context.WithCancel(ctx)
 	defer stop()
-	got2, done2 := follow(kept)
+	got2, done2 := followSeqs(kept, l)
 	for _, got := range []<-chan uint64{got1, got2} {
 		select {
 		case <-got:
@@ -55,11 +45,7 @@ func TestFollowOutlivesJetStreamOutage(t *testing.T) {
 	// be made again.
 	time.Sleep(3 * eventlog.Heartbeat)
 	cancel()
-	select {
-	case <-done1:
-	case <-time.After(3 * time.Second):
-		t.Fatal("a follower cancelled while JetStream was away did not return")
-	}
+	returnsWithin(t, done1, 3*time.Second, "a follower cancelled while JetStream was away")
 
 	time.Sleep(5 * time.Second)
 	back, err := eventlog.StartEmbedded(eventlog.EmbeddedConfig{Dir: dir, Listen: addr})
@@ -88,11 +74,7 @@ func TestFollowOutlivesJetStreamOutage(t *testing.T) {
 		t.Fatal("the event appended after the outage was not delivered within 30 s")
 	}
 	stop()
-	select {
-	case <-done2:
-	case <-time.After(3 * time.Second):
-		t.Fatal("the follower did not return when cancelled")
-	}
+	returnsWithin(t, done2, 3*time.Second, "the follower, cancelled,")
 }
 
 // A follower cancelled while its cluster has lost its quorum (two nodes of
@@ -114,13 +96,7 @@ func TestFollowCancelledWithoutQuorumReturns(t *testing.T) {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	got, done := make(chan uint64, 16), make(chan error, 1)
-	go func() {
-		done <- l.Follow(fctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
-			got <- e.Seq
-			return nil
-		})
-	}()
+	got, done := followSeqs(fctx, l)
 	select {
 	case <-got:
 	case <-time.After(10 * time.Second):
@@ -130,9 +106,28 @@ func TestFollowCancelledWithoutQuorumReturns(t *testing.T) {
 	cl.Kill(cl.Servers[2])
 	time.Sleep(4 * eventlog.Heartbeat)
 	cancel()
+	returnsWithin(t, done, 3*time.Second, "a follower cancelled without a quorum")
+}
+
+// followSeqs follows the whole log until ctx ends, sending each event's
+// sequence to got, and Follow's result to done.
+func followSeqs(ctx context.Context, l *eventlog.Log) (got <-chan uint64, done <-chan error) {
+	seqs, result := make(chan uint64, 16), make(chan error, 1)
+	go func() {
+		result <- l.Follow(ctx, eventlog.FollowOptions{}, func(e events.Envelope) error {
+			seqs <- e.Seq
+			return nil
+		})
+	}()
+	return seqs, result
+}
+
+// returnsWithin fails t unless done yields within d.
+func returnsWithin(t *testing.T, done <-chan error, d time.Duration, who string) {
+	t.Helper()
 	select {
 	case <-done:
-	case <-time.After(3 * time.Second):
-		t.Fatal("a follower cancelled without a quorum did not return")
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %s", who, d)
 	}
 }

@@ -68,44 +68,44 @@ type SnapshotInfo struct {
 // the last one, and returns what it wrote. It reads one transaction, so
 // the views go on taking events while it is written.
 func (s *Store) Snapshot() (SnapshotInfo, error) {
-	s.snapMu.Lock()
-	defer s.snapMu.Unlock()
-	tmp := filepath.Join(s.dir, "snapshot.tmp")
-	if err := os.RemoveAll(tmp); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
-	}
-	s.dbMu.RLock()
-	seq, err := copyViews(s.db, tmp)
-	s.dbMu.RUnlock()
-	if err != nil {
-		os.RemoveAll(tmp)
-		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
-	}
-	return s.keepSnapshot(tmp, seq)
+	return s.takeSnapshot(func(tmp string) (uint64, error) {
+		s.dbMu.RLock()
+		defer s.dbMu.RUnlock()
+		return copyViews(s.db, tmp)
+	})
 }
 
-// snapshotStopped takes a snapshot of the views by closing them, linking
+// snapshotStopped takes a snapshot of the views by closing them, copying
 // their files, and opening them again: what a store that stops does.
 func (s *Store) snapshotStopped() (SnapshotInfo, error) {
+	return s.takeSnapshot(func(tmp string) (uint64, error) {
+		s.dbMu.Lock()
+		defer s.dbMu.Unlock()
+		seq := s.Applied()
+		gen := generationDir(s.dir, s.gen)
+		err := s.db.Close()
+		if err == nil {
+			err = cloneDB(gen, tmp)
+		}
+		db, oerr := openDB(gen)
+		if oerr == nil {
+			s.db = db
+		}
+		return seq, errors.Join(err, oerr)
+	})
+}
+
+// takeSnapshot has write make a snapshot in a temporary directory and
+// return its checkpoint, then keeps it.
+func (s *Store) takeSnapshot(write func(tmp string) (uint64, error)) (SnapshotInfo, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	tmp := filepath.Join(s.dir, "snapshot.tmp")
 	if err := os.RemoveAll(tmp); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
 	}
-	s.dbMu.Lock()
-	seq := s.Applied()
-	gen := generationDir(s.dir, s.gen)
-	err := s.db.Close()
-	if err == nil {
-		err = cloneDB(gen, tmp)
-	}
-	db, oerr := openDB(gen)
-	if oerr == nil {
-		s.db = db
-	}
-	s.dbMu.Unlock()
-	if err = errors.Join(err, oerr); err != nil {
+	seq, err := write(tmp)
+	if err != nil {
 		os.RemoveAll(tmp)
 		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
 	}

@@ -221,7 +221,10 @@ func (c *Cloud) open(ctx context.Context) (err error) {
 	onPoison := func(seq uint64, _ []byte, err error) {
 		poisonLog.Warn("a message of the log is no readable event: skipped", "seq", seq, "err", err)
 	}
-	if c.Log, err = eventlog.Attach(ctx, c.nc, eventlog.Config{Replicas: cfg.Replicas, OnPoison: onPoison}); err != nil {
+	if err = c.untilJetStream(ctx, "attach to the event stream", func() (err error) {
+		c.Log, err = eventlog.Attach(ctx, c.nc, eventlog.Config{Replicas: cfg.Replicas, OnPoison: onPoison})
+		return err
+	}); err != nil {
 		return err
 	}
 	c.Views, err = viewstore.Open(viewsDir(cfg.DataDir), cfg.Logger.With("component", "views"))
@@ -575,9 +578,13 @@ func (c *Cloud) startGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(ctx, nc, c.Files, c.Metrics, gateway.Config{Listen: addr, Token: c.AdminToken, OpenReads: c.cfg.OpenReads,
-		LegacyOpen: c.cfg.LegacyOpen, CORSOrigins: c.cfg.CORSOrigins,
-		Logger: c.cfg.Logger.With("component", "gateway")})
+	var g *gateway.Gateway
+	err = c.untilJetStream(ctx, "open the gateway", func() (err error) {
+		g, err = gateway.New(ctx, nc, c.Files, c.Metrics, gateway.Config{Listen: addr, Token: c.AdminToken, OpenReads: c.cfg.OpenReads,
+			LegacyOpen: c.cfg.LegacyOpen, CORSOrigins: c.cfg.CORSOrigins,
+			Logger: c.cfg.Logger.With("component", "gateway")})
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/projections/viewstore"
 )
@@ -49,14 +50,7 @@ func TestSnapshotThenTail(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	full, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
-	if _, err := full.RebuildOffline(ctx, log); err != nil {
-		t.Fatal(err)
-	}
+	full := rebuiltFromScratch(t, log)
 	if got := full.TailRead.Load(); got != int64(last) {
 		t.Fatalf("a rebuild without a snapshot read %d events, want %d", got, last)
 	}
@@ -82,6 +76,21 @@ func TestSnapshotThenTail(t *testing.T) {
 	}
 	same(t, "restart from snapshot", dump(t, again), "full rebuild", dump(t, full))
 	again.Close()
+}
+
+// rebuiltFromScratch is a store of its own whose views were rebuilt from
+// the log's first event; it is closed when the test ends.
+func rebuiltFromScratch(t *testing.T, log *eventlog.Log) *viewstore.Store {
+	t.Helper()
+	full, err := viewstore.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { full.Close() })
+	if _, err := full.RebuildOffline(context.Background(), log); err != nil {
+		t.Fatal(err)
+	}
+	return full
 }
 
 func same(t *testing.T, an string, a map[string][]byte, bn string, b map[string][]byte) {
@@ -128,13 +137,6 @@ func TestSnapshotWhileRunning(t *testing.T) {
 	if got, want := s.TailRead.Load(), int64(last-snap.Seq); got != want || want == 0 {
 		t.Fatalf("rebuild read %d events, want the %d after the snapshot", got, want)
 	}
-	full, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
-	if _, err := full.RebuildOffline(ctx, log); err != nil {
-		t.Fatal(err)
-	}
+	full := rebuiltFromScratch(t, log)
 	same(t, "running snapshot + tail", dump(t, s), "full rebuild", dump(t, full))
 }

@@ -6,58 +6,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
-// fill appends n events quickly (asynchronous publishes, no expected
-// sequence): 1,000 tasks that start and complete rounds, and 10,000
-// clients that register and keep reporting.
+// fill appends n events quickly (jstest.Fill): 1,000 tasks that start
+// and complete rounds, and 10,000 clients that register and keep
+// reporting.
 func fill(b *testing.B, log *eventlog.Log, n int) {
 	b.Helper()
-	js := log.JetStream()
-	at := time.Now()
-	pending := 0
-	publish := func(agg events.Aggregate, p events.Payload) {
-		e, err := events.New(fmt.Sprintf("e%d", pending), "bench", agg, at, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		subj, _ := log.Subject(e)
-		data, _ := events.Encode(e)
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data}); err != nil {
-			b.Fatal(err)
-		}
-		pending++
-		if pending%50_000 == 0 {
-			<-js.PublishAsyncComplete()
-		}
-	}
 	q := int64(0)
-	for i := 0; pending < n; i++ {
+	jstest.Fill(b, log, 0, n, func(i int) (events.Aggregate, events.Payload) {
 		switch {
 		case i < 1000:
-			publish(events.Task(fmt.Sprintf("t%d", i)), &events.TaskCreated{TaskSpec: events.TaskSpec{Host: "h", Port: 1 + i, SelectionCriteria: `"camera" in sensors`, FilesPaths: []string{"client.py"}}})
+			return events.Task(fmt.Sprintf("t%d", i)), &events.TaskCreated{TaskSpec: events.TaskSpec{Host: "h", Port: 1 + i, SelectionCriteria: `"camera" in sensors`, FilesPaths: []string{"client.py"}}}
 		case i < 2000:
-			publish(events.Task(fmt.Sprintf("t%d", i-1000)), &events.TaskStartRequested{Run: "1"})
+			return events.Task(fmt.Sprintf("t%d", i-1000)), &events.TaskStartRequested{Run: "1"}
 		case i < 12000:
-			publish(events.Client(fmt.Sprintf("c%d", i-2000)), &events.ClientRegistered{Attributes: events.ClientAttributes{Sensors: []string{"camera"}}})
+			return events.Client(fmt.Sprintf("c%d", i-2000)), &events.ClientRegistered{Attributes: events.ClientAttributes{Sensors: []string{"camera"}}}
 		case i%4 == 0:
-			publish(events.Task(fmt.Sprintf("t%d", i%1000)), &events.TaskRoundCompleted{Run: "1", Round: i / 1000, Metrics: map[string]float64{"accuracy": 0.9}})
+			return events.Task(fmt.Sprintf("t%d", i%1000)), &events.TaskRoundCompleted{Run: "1", Round: i / 1000, Metrics: map[string]float64{"accuracy": 0.9}}
 		default:
 			q++
-			publish(events.Client(fmt.Sprintf("c%d", i%10000)), &events.ClientInfoReported{Attributes: events.ClientAttributes{Sensors: []string{"camera"}, DataQnt: q}, Changed: []string{"data_qnt"}})
+			return events.Client(fmt.Sprintf("c%d", i%10000)), &events.ClientInfoReported{Attributes: events.ClientAttributes{Sensors: []string{"camera"}, DataQnt: q}, Changed: []string{"data_qnt"}}
 		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		b.Fatal("publishes not acknowledged")
-	}
+	})
 }
 
 // BenchmarkRebuild1M rebuilds every view from a stream of 1,000,000 events

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/flmngr/flmngr/events"
+	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/api"
 	"github.com/flmngr/flmngr/services/cloud"
 )
@@ -32,52 +30,21 @@ func benchEvents(b *testing.B) int {
 	return n
 }
 
-// publishEvents appends n events to the cloud's log as fast as JetStream
-// takes them (asynchronous publishes, no expected sequence): 1,000 tasks
-// created, 10,000 clients registered, then clients reporting changed
-// attributes. from numbers the events' ids.
+// publishEvents appends n events to the cloud's log (jstest.Fill): 1,000
+// tasks created, 10,000 clients registered, then clients reporting
+// changed attributes. from numbers the events.
 func publishEvents(b *testing.B, c *cloud.Cloud, from, n int) {
 	b.Helper()
-	js := c.Log.JetStream()
-	at := time.Now()
-	for i := from; i < from+n; i++ {
-		var agg events.Aggregate
-		var p events.Payload
+	jstest.Fill(b, c.Log, from, n, func(i int) (events.Aggregate, events.Payload) {
 		switch {
 		case i < 1000:
-			agg, p = events.Task(fmt.Sprintf("t%d", i)), &events.TaskCreated{TaskSpec: events.TaskSpec{Host: "h", Port: 1 + i, SelectionCriteria: `"camera" in sensors`, FilesPaths: []string{"client.py"}}}
+			return events.Task(fmt.Sprintf("t%d", i)), &events.TaskCreated{TaskSpec: events.TaskSpec{Host: "h", Port: 1 + i, SelectionCriteria: `"camera" in sensors`, FilesPaths: []string{"client.py"}}}
 		case i < 11_000:
-			agg, p = events.Client(fmt.Sprintf("c%d", i-1000)), &events.ClientRegistered{Attributes: events.ClientAttributes{Sensors: []string{"camera"}}}
+			return events.Client(fmt.Sprintf("c%d", i-1000)), &events.ClientRegistered{Attributes: events.ClientAttributes{Sensors: []string{"camera"}}}
 		default:
-			agg, p = events.Client(fmt.Sprintf("c%d", i%10_000)), &events.ClientInfoReported{Attributes: events.ClientAttributes{Sensors: []string{"camera"}, DataQnt: int64(i)}, Changed: []string{"data_qnt"}}
+			return events.Client(fmt.Sprintf("c%d", i%10_000)), &events.ClientInfoReported{Attributes: events.ClientAttributes{Sensors: []string{"camera"}, DataQnt: int64(i)}, Changed: []string{"data_qnt"}}
 		}
-		e, err := events.New(fmt.Sprintf("bench-%d", i), "bench", agg, at, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		subj, err := c.Log.Subject(e)
-		if err != nil {
-			b.Fatal(err)
-		}
-		data, err := events.Encode(e)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data}); err != nil {
-			b.Fatal(err)
-		}
-		if (i+1)%2000 == 0 { // the default bound of unacknowledged publishes is 4,000
-			<-js.PublishAsyncComplete()
-			if (i+1)%1_000_000 == 0 {
-				b.Logf("%d events appended", i+1)
-			}
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		b.Fatal("publishes not acknowledged")
-	}
+	})
 }
 
 // caughtUp waits until the views have applied the whole log and returns
@@ -110,7 +77,7 @@ func BenchmarkRestart(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "data")
 	ctx := context.Background()
 	open := func() (*cloud.Cloud, *api.Client) {
-		c, err := cloud.Open(ctx, cloud.Config{DataDir: dir, Listen: "127.0.0.1:0", Name: "bench", Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+		c, err := cloud.Open(ctx, cloud.Config{DataDir: dir, Listen: "127.0.0.1:0", Name: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,11 +5,14 @@ package jstest
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/flmngr/flmngr/events"
 	"github.com/flmngr/flmngr/events/eventlog"
 )
 
@@ -53,4 +56,40 @@ func Open(t testing.TB, nc *nats.Conn) *eventlog.Log {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// Fill appends the events event(i) makes for i in [from, from+n) as fast
+// as JetStream takes them: asynchronous publishes, no expected sequence,
+// waiting for the acknowledgements every 2,000 (half the bound nats.go
+// puts on unacknowledged publishes). For benchmarks that need a long log.
+func Fill(tb testing.TB, log *eventlog.Log, from, n int, event func(i int) (events.Aggregate, events.Payload)) {
+	tb.Helper()
+	js := log.JetStream()
+	at := time.Now()
+	for i := from; i < from+n; i++ {
+		agg, p := event(i)
+		e, err := events.New(fmt.Sprintf("fill-%d", i), "bench", agg, at, p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		subj, err := log.Subject(e)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		data, err := events.Encode(e)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data}); err != nil {
+			tb.Fatal(err)
+		}
+		if (i+1)%2000 == 0 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		tb.Fatal("publishes not acknowledged")
+	}
 }

@@ -5,10 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flmngr/flmngr/commands"
-	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/projections"
-	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
 // Messages in the stream that are no readable event (what a poisoned log
@@ -16,13 +13,8 @@ import (
 // rebuild alike; every event around them is applied, and the two agree.
 func TestDeadLettersDoNotStopTheViews(t *testing.T) {
 	ctx := context.Background()
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	inc, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inc.Close()
+	log, h := newLog(t)
+	inc := openStore(t, t.TempDir())
 	stop := run(t, inc, log)
 	workload(t, h, 0, 4)
 	for _, poison := range []struct{ subject, body string }{
@@ -61,11 +53,7 @@ func TestDeadLettersDoNotStopTheViews(t *testing.T) {
 		t.Fatal("no task applied around the poison")
 	}
 
-	fresh, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
+	fresh := openStore(t, t.TempDir())
 	if _, err := fresh.RebuildOffline(ctx, log); err != nil {
 		t.Fatalf("a rebuild over dead letters: %v", err)
 	}

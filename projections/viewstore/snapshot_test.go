@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/flmngr/flmngr/commands"
 	"github.com/flmngr/flmngr/events/eventlog"
-	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
@@ -18,8 +16,7 @@ import (
 // equal those of a rebuild from the first event.
 func TestSnapshotThenTail(t *testing.T) {
 	ctx := context.Background()
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
+	log, h := newLog(t)
 	dir := t.TempDir()
 	s, err := viewstore.Open(dir, nil)
 	if err != nil {
@@ -82,11 +79,7 @@ func TestSnapshotThenTail(t *testing.T) {
 // the log's first event; it is closed when the test ends.
 func rebuiltFromScratch(t *testing.T, log *eventlog.Log) *viewstore.Store {
 	t.Helper()
-	full, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { full.Close() })
+	full := openStore(t, t.TempDir())
 	if _, err := full.RebuildOffline(context.Background(), log); err != nil {
 		t.Fatal(err)
 	}
@@ -110,13 +103,8 @@ func same(t *testing.T, an string, a map[string][]byte, bn string, b map[string]
 // views equal those of a rebuild from the first event.
 func TestSnapshotWhileRunning(t *testing.T) {
 	ctx := context.Background()
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	s, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	log, h := newLog(t)
+	s := openStore(t, t.TempDir())
 	stop := run(t, s, log)
 	workload(t, h, 0, 30)
 	waitCaughtUp(t, s, log)

@@ -11,12 +11,32 @@ import (
 	"time"
 
 	"github.com/flmngr/flmngr/commands"
+	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/projections"
 	"github.com/flmngr/flmngr/projections/viewstore"
 )
 
 func fastHash(s string) (string, error) { return "hash-of-" + s, nil }
+
+// newLog is an event log on an embedded server, with a command handler
+// appending to it.
+func newLog(t *testing.T) (*eventlog.Log, *commands.Handler) {
+	t.Helper()
+	log := jstest.Log(t)
+	return log, commands.NewHandler(log, commands.Config{HashPassword: fastHash})
+}
+
+// openStore opens views in dir, closed when the test ends.
+func openStore(t *testing.T, dir string) *viewstore.Store {
+	t.Helper()
+	s, err := viewstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 // workload drives a varied history through the real command handler.
 func workload(t *testing.T, h *commands.Handler, from, to int) {
@@ -94,8 +114,7 @@ func waitCaughtUp(t *testing.T, s *viewstore.Store, src viewstore.Source) {
 // then rebuilds them in another store and in place, and compares every
 // key and value.
 func TestRebuildEqualsIncremental(t *testing.T) {
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
+	log, h := newLog(t)
 	dir := t.TempDir()
 
 	inc, err := viewstore.Open(dir, nil)
@@ -141,11 +160,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 		}
 	}
 
-	fresh, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
+	fresh := openStore(t, t.TempDir())
 	if _, err := fresh.RebuildOffline(context.Background(), log); err != nil {
 		t.Fatal(err)
 	}
@@ -174,13 +189,8 @@ func compare(t *testing.T, what string, want, got map[string][]byte) {
 }
 
 func TestQueries(t *testing.T) {
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	s, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	log, h := newLog(t)
+	s := openStore(t, t.TempDir())
 	stop := run(t, s, log)
 	defer stop()
 	workload(t, h, 0, 10)
@@ -233,8 +243,7 @@ func TestQueries(t *testing.T) {
 // of a rebuild: a half-written generation next to the current one. The
 // next Open serves the current views and removes the leftover.
 func TestInterruptedRebuildLeavesViewsIntact(t *testing.T) {
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
+	log, h := newLog(t)
 	dir := t.TempDir()
 	s, err := viewstore.Open(dir, nil)
 	if err != nil {
@@ -275,13 +284,8 @@ func TestInterruptedRebuildLeavesViewsIntact(t *testing.T) {
 // Pages of tasks (in creation order, filtered) and of clients (by id) add
 // up to the whole lists, without gaps or repeats.
 func TestPages(t *testing.T) {
-	log := jstest.Log(t)
-	h := commands.NewHandler(log, commands.Config{HashPassword: fastHash})
-	s, err := viewstore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	log, h := newLog(t)
+	s := openStore(t, t.TempDir())
 	stop := run(t, s, log)
 	workload(t, h, 0, 40)
 	waitCaughtUp(t, s, log)

@@ -154,7 +154,19 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 	// that Stop and Info also take; left to retry for ever it holds them
 	// for ever when JetStream cannot make the consumer. A few tries, then
 	// the error reaches the handler below and the follow starts anew.
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: opts.Filters, InactiveThreshold: time.Minute, MaxResetAttempts: resetAttempts}
+	// A follow that catches up (until > 0) lets JetStream pick the
+	// matching events: it skips whole blocks of others. A follow of the
+	// tail with several filters takes their common prefix and picks
+	// here: JetStream matches several filters against every subject of
+	// the stream (one per client and event type, 100,000s of them) each
+	// time the consumer is made or finds nothing in a block, and a
+	// follower of rare events (the revoker's keys) does that on the
+	// busiest logs.
+	filters, keep := opts.Filters, func(string) bool { return true }
+	if until == 0 && len(filters) > 1 {
+		filters, keep = []string{coveringFilter(filters)}, func(subject string) bool { return matchesAny(subject, opts.Filters) }
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: time.Minute, MaxResetAttempts: resetAttempts}
 	if opts.From > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = opts.From
@@ -194,6 +206,9 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 			return
 		}
 		seq := meta.Sequence.Stream
+		if !keep(m.Subject()) {
+			return
+		}
 		if err := fn(seq, m.Data()); err != nil {
 			ended = true
 			finish(err)

@@ -320,3 +320,69 @@ func TestStoredEventsAreRepublishedLive(t *testing.T) {
 		t.Fatalf("unexpected live event %s", msg.Data)
 	}
 }
+
+// A follow with several filters delivers exactly the events they match,
+// in log order, however many others stand between them.
+func TestFollowWithSeveralFiltersDeliversOnlyTheirs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := startLog(t)
+	appendMixed := func(from int) (want []uint64) {
+		t.Helper()
+		for i := from; i < from+30; i++ {
+			task := events.Task(fmt.Sprintf("t%d", i))
+			taskSeq, err := l.Append(ctx, 0, env(t, task, created("h")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := events.Client(fmt.Sprintf("c%d", i))
+			seq, err := l.Append(ctx, 0, env(t, client, &events.ClientRegistered{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, seq)
+			if seq, err = l.Append(ctx, seq, env(t, client, &events.ClientInfoReported{})); err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				seq, err := l.Append(ctx, taskSeq, env(t, task, &events.TaskStartRequested{Run: "r"}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, seq)
+			}
+		}
+		return want
+	}
+	want := appendMixed(0)
+	got := make(chan uint64, 100)
+	errc := make(chan error, 1)
+	go func() {
+		filters := []string{l.TypeFilter(events.ClientRegisteredV1), l.TypeFilter(events.TaskStartRequestedV1)}
+		errc <- l.Follow(ctx, eventlog.FollowOptions{From: 1, Filters: filters}, func(e events.Envelope) error {
+			if e.Type != events.ClientRegisteredV1 && e.Type != events.TaskStartRequestedV1 {
+				return fmt.Errorf("delivered %s at %d", e.Type, e.Seq)
+			}
+			got <- e.Seq
+			return nil
+		})
+	}()
+	want = append(want, appendMixed(30)...)
+	for i, w := range want {
+		select {
+		case s := <-got:
+			if s != w {
+				t.Fatalf("event %d: followed seq %d, want %d", i, s, w)
+			}
+		case err := <-errc:
+			t.Fatalf("Follow returned %v after %d of %d events", err, i, len(want))
+		case <-ctx.Done():
+			t.Fatalf("%d of %d events followed", i, len(want))
+		}
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("followed seq %d, past what the filters match", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

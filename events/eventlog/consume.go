@@ -73,13 +73,7 @@ var errCaughtUp = errors.New("caught up")
 // last matching sequence at the time of the call, then returns that
 // sequence. It returns at once when there is nothing to deliver.
 func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Envelope) error) (uint64, error) {
-	var target uint64
-	var err error
-	if len(opts.Filters) == 1 {
-		target, err = l.LastSeqOf(ctx, opts.Filters[0])
-	} else {
-		target, err = l.LastSeq(ctx)
-	}
+	target, err := l.lastMatching(ctx, opts.Filters)
 	if err != nil {
 		return 0, err
 	}
@@ -91,6 +85,25 @@ func (l *Log) Replay(ctx context.Context, opts FollowOptions, fn func(events.Env
 		return target, nil
 	}
 	return 0, err
+}
+
+// lastMatching is the sequence of the last event one of the filters
+// matches (any event without filters; zero: none). The follow that
+// replays up to it stops there: a later event, matching none of them,
+// would never be delivered to say that the replay is over.
+func (l *Log) lastMatching(ctx context.Context, filters []string) (uint64, error) {
+	if len(filters) == 0 {
+		return l.LastSeq(ctx)
+	}
+	var last uint64
+	for _, f := range filters {
+		seq, err := l.LastSeqOf(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		last = max(last, seq)
+	}
+	return last, nil
 }
 
 // follow runs an ordered consumer on the event stream; when until > 0 it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -384,5 +385,41 @@ func TestFollowWithSeveralFiltersDeliversOnlyTheirs(t *testing.T) {
 	case s := <-got:
 		t.Fatalf("followed seq %d, past what the filters match", s)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A replay with several filters ends at the last event they match, even
+// when later events match none of them (it waited for the next matching
+// event before: a cloud restarted on such a log had its matcher and
+// revoker wait).
+func TestReplayWithSeveralFiltersEndsAtTheirLastEvent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l := startLog(t)
+	if _, err := l.Append(ctx, 0, env(t, events.Task("t"), created("h"))); err != nil {
+		t.Fatal(err)
+	}
+	registered, err := l.Append(ctx, 0, env(t, events.Client("c"), &events.ClientRegistered{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, registered, env(t, events.Client("c"), &events.ClientInfoReported{})); err != nil {
+		t.Fatal(err)
+	}
+	filters := []string{l.TypeFilter(events.TaskCreatedV1), l.TypeFilter(events.ClientRegisteredV1)}
+	var seqs []uint64
+	last, err := l.Replay(ctx, eventlog.FollowOptions{Filters: filters}, func(e events.Envelope) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	})
+	if err != nil || last != registered || !slices.Equal(seqs, []uint64{1, registered}) {
+		t.Fatalf("Replay: last=%d seqs=%v err=%v; want last=%d seqs=[1 %d]", last, seqs, err, registered, registered)
+	}
+	// Nothing matches: nothing to wait for.
+	last, err = l.Replay(ctx, eventlog.FollowOptions{Filters: []string{l.TypeFilter(events.TaskDeletedV1), l.TypeFilter(events.ClientKeyIssuedV1)}}, func(e events.Envelope) error {
+		return fmt.Errorf("delivered %s", e.Type)
+	})
+	if err != nil || last != 0 {
+		t.Fatalf("Replay of what nothing matches: last=%d err=%v", last, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/flmngr/flmngr/events/eventlog"
 	"github.com/flmngr/flmngr/events/eventlog/jstest"
 	"github.com/flmngr/flmngr/services/matcher"
+	"github.com/nats-io/nkeys"
 )
 
 // fleet is a log, the command handler and a running matcher.
@@ -171,5 +172,57 @@ func TestOnlyClientsWhoseOffersChangeGetOffers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A matcher started on a log whose last events are none it reads (a key
+// issued, here) reads the log to its end and offers what it finds to
+// offer, without waiting for another event of its own.
+func TestMatcherStartsOnALogEndingInOtherEvents(t *testing.T) {
+	l := jstest.Log(t)
+	cmds := commands.NewHandler(l, commands.Config{})
+	ctx := context.Background()
+	key, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := key.PublicKey()
+	for _, cmd := range []commands.Command{
+		commands.CreateTask{TaskID: "T", Host: "h", Port: 1, ServerCommand: []string{"true"}, SelectionCriteria: `"camera" in sensors`},
+		commands.StartTask{TaskID: "T"},
+		commands.ReportClientInfo{ClientID: "c1", Register: true, ClientInfo: commands.ClientInfo{Sensors: &[]string{"camera"}}},
+		commands.IssueClientKey{ClientID: "c1", PublicKey: pub},
+	} {
+		if _, err := cmds.Execute(ctx, cmd); err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	m := matcher.New(l, cmds, matcher.Config{})
+	go func() { done <- m.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var offered bool
+		err := l.Scan(ctx, l.TypeFilter(events.ClientOffersChangedV1), 1, func(e events.Envelope) error {
+			offered = offered || len(e.Event.(*events.ClientOffersChanged).Offers) > 0
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ready := m.Decisions("c1"); offered && ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c1 not offered T 5 s after the matcher started (offered %v)", offered)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -342,7 +342,7 @@ func TestFollowWithSeveralFiltersDeliversOnlyTheirs(t *testing.T) {
 				t.Fatal(err)
 			}
 			want = append(want, seq)
-			if seq, err = l.Append(ctx, seq, env(t, client, &events.ClientInfoReported{})); err != nil {
+			if _, err := l.Append(ctx, seq, env(t, client, &events.ClientInfoReported{})); err != nil {
 				t.Fatal(err)
 			}
 			if i%3 == 0 {

@@ -22,6 +22,8 @@ type FollowOptions struct {
 	Filters []string
 	// Batch is how many messages the client buffers ahead (default 1024).
 	Batch int
+
+	skipped *atomic.Int64 // counts what a tail follow read and passed over (tests)
 }
 
 // Follow delivers events in stream order, one at a time, from opts.From
@@ -108,9 +110,48 @@ func (l *Log) lastMatching(ctx context.Context, filters []string) (uint64, error
 
 // follow runs an ordered consumer on the event stream; when until > 0 it
 // stops with errCaughtUp once an event at or beyond that sequence was
-// handled.
+// handled. A follow of the tail with several filters catches up first.
 func (l *Log) follow(ctx context.Context, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
+	if until == 0 && len(opts.Filters) > 1 {
+		from, err := l.catchUp(ctx, opts, fn)
+		if err != nil {
+			return err
+		}
+		opts.From = from
+	}
 	return followResuming(ctx, l.js, l.cfg.Stream, l.cfg.Timeout, opts, until, fn)
+}
+
+// catchUp delivers the events the filters match from opts.From to the
+// last of them now, JetStream picking them, and returns where the tail
+// follow starts: past that event and past the stream's end when it
+// began. The tail is read with the filters' common prefix (see
+// followStream); started at a follower's last event, a follower of rare
+// events would read every other event since.
+func (l *Log) catchUp(ctx context.Context, opts FollowOptions, fn func(uint64, []byte) error) (uint64, error) {
+	var end, last uint64
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		// The end first: an event the filters match up to it is at or
+		// before their last event read after.
+		var err error
+		if end, err = l.LastSeq(ctx); err == nil {
+			last, err = l.lastMatching(ctx, opts.Filters)
+		}
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	if last >= max(opts.From, 1) {
+		if err := followResuming(ctx, l.js, l.cfg.Stream, l.cfg.Timeout, opts, last, fn); !errors.Is(err, errCaughtUp) {
+			return 0, err
+		}
+	}
+	return max(opts.From, end+1, last+1), nil
 }
 
 // FollowStream is Log.FollowRaw for any stream: messages in stream order
@@ -220,6 +261,9 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 		}
 		seq := meta.Sequence.Stream
 		if !keep(m.Subject()) {
+			if opts.skipped != nil {
+				opts.skipped.Add(1)
+			}
 			return
 		}
 		if err := fn(seq, m.Data()); err != nil {

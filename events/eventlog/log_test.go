@@ -423,3 +423,55 @@ func TestReplayWithSeveralFiltersEndsAtTheirLastEvent(t *testing.T) {
 		t.Fatalf("Replay of what nothing matches: last=%d err=%v", last, err)
 	}
 }
+
+// A follow with several filters from far back lets JetStream pick their
+// events up to the stream's end, and reads only the tail with their
+// common prefix: a follower of rare events reads none of the others
+// stored before it started.
+func TestFollowWithSeveralFiltersCatchesUpOnTheServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := startLog(t)
+	first, err := l.Append(ctx, 0, env(t, events.Client("c0"), &events.ClientRegistered{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const others = 300
+	for i := range others {
+		if _, err := l.Append(ctx, 0, env(t, events.Client(fmt.Sprintf("o%d", i)), &events.ClientInfoReported{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan uint64, 10)
+	var skipped atomic.Int64
+	filters := []string{l.TypeFilter(events.ClientRegisteredV1), l.TypeFilter(events.ClientKeyIssuedV1)}
+	go func() {
+		_ = eventlog.FollowCountingSkipped(ctx, l, eventlog.FollowOptions{From: 1, Filters: filters}, &skipped, func(e events.Envelope) error {
+			got <- e.Seq
+			return nil
+		})
+	}()
+	if s := <-got; s != first {
+		t.Fatalf("followed %d first, want %d", s, first)
+	}
+	// Another client event, then a matching one: the tail follow reads
+	// the first and passes it over.
+	if _, err := l.Append(ctx, 0, env(t, events.Client("late"), &events.ClientInfoReported{})); err != nil {
+		t.Fatal(err)
+	}
+	next, err := l.Append(ctx, 0, env(t, events.Client("c1"), &events.ClientRegistered{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != next {
+			t.Fatalf("followed %d, want %d", s, next)
+		}
+	case <-ctx.Done():
+		t.Fatal("the registration after the start was not followed")
+	}
+	if n := skipped.Load(); n > 1 {
+		t.Fatalf("the tail follow read and passed over %d events, want at most 1 (the %d before it started are JetStream's to skip)", n, others)
+	}
+}

@@ -182,7 +182,7 @@ func followResuming(ctx context.Context, js jetstream.JetStream, stream string, 
 			}
 			next, delivered = seq+1, true
 			return nil
-		})
+		}, func(seq uint64) { next, delivered = seq+1, true })
 		var he handlerError
 		switch {
 		case errors.As(err, &he):
@@ -203,11 +203,10 @@ func followResuming(ctx context.Context, js jetstream.JetStream, stream string, 
 	}
 }
 
-func followStream(ctx context.Context, js jetstream.JetStream, stream string, timeout time.Duration, opts FollowOptions, until uint64, fn func(uint64, []byte) error) error {
-	// nats.go makes a lost ordered consumer again while holding a lock
-	// that Stop and Info also take; left to retry for ever it holds them
-	// for ever when JetStream cannot make the consumer. A few tries, then
-	// the error reaches the handler below and the follow starts anew.
+// followStream follows a stream with one consumer until it is lost, ctx
+// ends or fn fails; skipped is told of each event read and passed over.
+func followStream(ctx context.Context, js jetstream.JetStream, stream string, timeout time.Duration, opts FollowOptions, until uint64,
+	fn func(uint64, []byte) error, skipped func(uint64)) error {
 	// A follow that catches up (until > 0) lets JetStream pick the
 	// matching events: it skips whole blocks of others. A follow of the
 	// tail with several filters takes their common prefix and picks
@@ -220,6 +219,10 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 	if until == 0 && len(filters) > 1 {
 		filters, keep = []string{coveringFilter(filters)}, func(subject string) bool { return matchesAny(subject, opts.Filters) }
 	}
+	// nats.go makes a lost ordered consumer again while holding a lock
+	// that Stop and Info also take; left to retry for ever it holds them
+	// for ever when JetStream cannot make the consumer. A few tries, then
+	// the error reaches the handler below and the follow starts anew.
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: time.Minute, MaxResetAttempts: resetAttempts}
 	if opts.From > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -264,6 +267,7 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 			if opts.skipped != nil {
 				opts.skipped.Add(1)
 			}
+			skipped(seq) // a follow made anew starts after it
 			return
 		}
 		if err := fn(seq, m.Data()); err != nil {

@@ -2,6 +2,8 @@ package eventlog_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +17,9 @@ import (
 // server restarting, a cluster electing leaders after a node died)
 // neither hangs nor stops:
 // cancelled during the outage it returns at once, and a follower left
-// running delivers the events appended once JetStream is back.
+// running delivers the events appended once JetStream is back. One with
+// several filters follows on after the events it had passed over, not
+// from its last own one.
 func TestFollowOutlivesJetStreamOutage(t *testing.T) {
 	dir := t.TempDir()
 	ns := jstest.Server(t, dir)
@@ -37,6 +41,40 @@ func TestFollowOutlivesJetStreamOutage(t *testing.T) {
 			t.Fatal("the first event was not delivered")
 		}
 	}
+	var skipped atomic.Int64
+	got3 := make(chan uint64, 16)
+	go func() {
+		filters := []string{l.TypeFilter(events.TaskStartRequestedV1), l.TypeFilter(events.TaskDeletedV1)}
+		_ = eventlog.FollowCountingSkipped(kept, l, eventlog.FollowOptions{Filters: filters}, &skipped, func(e events.Envelope) error {
+			got3 <- e.Seq
+			return nil
+		})
+	}()
+	// Events the filtered follower passes over (once it follows the tail).
+	for deadline := time.Now().Add(10 * time.Second); skipped.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if _, err := l.Append(ctx, 0, env(t, events.Task(fmt.Sprintf("other%d", time.Now().UnixNano())), created("h"))); err != nil {
+			t.Fatal(err)
+		}
+		<-got1
+		<-got2
+		if time.Now().After(deadline) {
+			t.Fatal("the filtered follower passed over nothing")
+		}
+	}
+	const others = 20
+	for i := range others {
+		if _, err := l.Append(ctx, 0, env(t, events.Task(fmt.Sprintf("o%d", i)), created("h"))); err != nil {
+			t.Fatal(err)
+		}
+		<-got1
+		<-got2
+	}
+	for deadline := time.Now().Add(10 * time.Second); skipped.Load() < others+1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the filtered follower passed over %d events, want at least %d", skipped.Load(), others+1)
+		}
+	}
+	before := skipped.Load()
 
 	addr := ns.Addr().String()
 	ns.Shutdown()
@@ -72,6 +110,17 @@ func TestFollowOutlivesJetStreamOutage(t *testing.T) {
 		t.Fatalf("the follower stopped: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the event appended after the outage was not delivered within 30 s")
+	}
+	select {
+	case s := <-got3:
+		if s != seq {
+			t.Fatalf("the filtered follower delivered %d after the outage, want %d", s, seq)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the filtered follower did not deliver the event appended after the outage")
+	}
+	if again := skipped.Load() - before; again > 0 {
+		t.Errorf("the filtered follower, made anew, passed over %d events again", again)
 	}
 	stop()
 	returnsWithin(t, done2, 3*time.Second, "the follower, cancelled,")

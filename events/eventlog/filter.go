@@ -3,18 +3,22 @@ package eventlog
 import "strings"
 
 // coveringFilter is the narrowest filter prefix.> that matches every
-// subject one of the filters matches: the tokens they all start with,
-// up to the first wildcard.
+// subject one of the filters matches: the tokens they all start with, up
+// to the first wildcard, and shorter than each of them (> stands for one
+// token at least).
 func coveringFilter(filters []string) string {
 	common := strings.Split(filters[0], ".")
+	shortest := len(common)
 	for _, f := range filters[1:] {
 		tokens := strings.Split(f, ".")
+		shortest = min(shortest, len(tokens))
 		n := 0
 		for n < len(common) && n < len(tokens) && common[n] == tokens[n] {
 			n++
 		}
 		common = common[:n]
 	}
+	common = common[:min(len(common), shortest-1)]
 	for i, tok := range common {
 		if tok == "*" || tok == ">" {
 			common = common[:i]

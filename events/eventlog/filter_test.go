@@ -35,6 +35,9 @@ func TestCoveringFilter(t *testing.T) {
 		{[]string{"flmngr.ev.client.*.key_issued.v1", "flmngr.ev.enrolment.*.used.v1"}, "flmngr.ev.>"},
 		{[]string{"flmngr.ev.task.t1.>", "flmngr.ev.task.t1.>"}, "flmngr.ev.task.t1.>"},
 		{[]string{"a.b", "c.d"}, ">"},
+		{[]string{"a.b", "a.b"}, "a.>"},
+		{[]string{"a.b", "a.b.c"}, "a.>"},
+		{[]string{"a", "a"}, ">"},
 	} {
 		got := coveringFilter(c.filters)
 		if got != c.want {

@@ -92,27 +92,11 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Sizes of the views' database; variables so that tests can make them
-// small enough to fill.
-var (
-	memTableSize     = int64(16 << 20)
-	valueLogFileSize = int64(256 << 20)
-)
-
-// valueThreshold is the size from which a value is kept in Badger's value
-// log rather than in its LSM tree: every view and timeline entry (hundreds
-// of bytes to kilobytes) is, and the tree holds keys and value pointers.
-// Flushing and compacting the tree then moves a small part of the bytes
-// written. Measured with 100,000 clients offered a task
-// (BenchmarkFanOut in services/matcher, interleaved runs): 20-22 s with
-// every value in the tree, 12-18 s with them in the value log.
-const valueThreshold = 64
-
 func openDB(dir string) (*badgerdb.DB, error) {
-	// One writer (the runner): no conflict detection, no compression (the
-	// views are small next to the log), two compactors for a two-core
-	// machine, and small memtables and caches so that the views do not
-	// dominate the cloud's memory.
+	// One writer (the runner) and small values: no conflict detection,
+	// no compression (the views are small next to the log), two
+	// compactors for a two-core machine, and small memtables and caches
+	// so that the views do not dominate the cloud's memory.
 	opts := badgerdb.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
@@ -120,10 +104,9 @@ func openDB(dir string) (*badgerdb.DB, error) {
 		WithMetricsEnabled(false).
 		WithCompression(options.None).
 		WithNumCompactors(2).
-		WithMemTableSize(memTableSize).
+		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
-		WithValueThreshold(valueThreshold).
-		WithValueLogFileSize(valueLogFileSize).
+		WithValueLogFileSize(256 << 20).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20)
 	db, err := badgerdb.Open(opts)
@@ -237,8 +220,7 @@ func (s *Store) upToDateLayout(ctx context.Context, src Source) error {
 // Run keeps the views up to date with the log until ctx ends, following
 // it from the event after the checkpoint. Rebuild requests are carried out
 // between batches. Snapshots are written as SnapshotEvery says, and when
-// Run stops; the value log's overwritten views are reclaimed every
-// valueLogGCEvery.
+// Run stops.
 func (s *Store) Run(ctx context.Context, src Source) error {
 	if err := s.upToDateLayout(ctx, src); err != nil {
 		if ctx.Err() != nil {
@@ -248,8 +230,6 @@ func (s *Store) Run(ctx context.Context, src Source) error {
 	}
 	snapTick := time.NewTicker(s.snapEvery())
 	defer snapTick.Stop()
-	gcTick := time.NewTicker(valueLogGCEvery)
-	defer gcTick.Stop()
 	defer s.snapshotOnStop() // a rebuild then reads only what follows
 	for {
 		fctx, cancel := context.WithCancel(ctx)
@@ -260,9 +240,6 @@ func (s *Store) Run(ctx context.Context, src Source) error {
 			select {
 			case <-snapTick.C:
 				s.snapshotIfBehind()
-				continue
-			case <-gcTick.C:
-				s.collectValueLog()
 				continue
 			case err := <-done:
 				cancel()
@@ -546,32 +523,4 @@ func writeViews(set func(k, v []byte) error, del func(k []byte) error, tasks map
 		}
 	}
 	return nil
-}
-
-// valueLogGCEvery is how often Run reclaims the value log's space (a
-// variable for tests).
-var valueLogGCEvery = 5 * time.Minute
-
-// collectValueLog rewrites the value log files mostly taken by views
-// since overwritten (every event of a client writes its view anew), one
-// after another until none is: Badger frees a file's space only so. It
-// returns how many it rewrote.
-func (s *Store) collectValueLog() int {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	n := 0
-	for ; n < 64; n++ {
-		err := s.db.RunValueLogGC(0.5)
-		if errors.Is(err, badgerdb.ErrNoRewrite) || errors.Is(err, badgerdb.ErrRejected) {
-			break
-		}
-		if err != nil {
-			s.log.Warn("views value log collection", "err", err)
-			break
-		}
-	}
-	if n > 0 {
-		s.log.Info("views value log collected", "files_rewritten", n)
-	}
-	return n
 }

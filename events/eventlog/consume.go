@@ -182,7 +182,12 @@ func followResuming(ctx context.Context, js jetstream.JetStream, stream string, 
 			}
 			next, delivered = seq+1, true
 			return nil
-		}, func(seq uint64) { next, delivered = seq+1, true })
+		}, func(seq uint64) {
+			next, delivered = seq+1, true
+			if opts.skipped != nil {
+				opts.skipped.Add(1)
+			}
+		})
 		var he handlerError
 		switch {
 		case errors.As(err, &he):
@@ -264,9 +269,6 @@ func followStream(ctx context.Context, js jetstream.JetStream, stream string, ti
 		}
 		seq := meta.Sequence.Stream
 		if !keep(m.Subject()) {
-			if opts.skipped != nil {
-				opts.skipped.Add(1)
-			}
 			skipped(seq) // a follow made anew starts after it
 			return
 		}
